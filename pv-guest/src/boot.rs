@@ -1,0 +1,67 @@
+//! From `_start` to the kernel's main: check start_info, bring up the heap, the console log and
+//! the trap table, then call the function named with [`crate::kernel_main!`]. Also the
+//! kernel's way out: `shutdown` and the panic handler.
+
+use hypercall_abi::guest;
+use hypercall_abi::start_info::StartInfo;
+use zerocopy::FromBytes;
+
+#[allow(unsafe_code)]
+unsafe extern "Rust" {
+    fn pv_kernel_main(si: &'static StartInfo) -> !;
+}
+
+static START_INFO: spin::Once<&'static StartInfo> = spin::Once::new();
+
+/// The domain's start_info (valid once the kernel's main runs).
+pub fn start_info() -> &'static StartInfo {
+    START_INFO.get().expect("start_info is set before main")
+}
+
+pub(crate) fn start(si_va: u64) -> ! {
+    crate::heap::init();
+    crate::console::init_log(log::LevelFilter::Info);
+    let si = crate::shared::start_info_at(si_va);
+    if !si.has_valid_magic() {
+        crate::println!("guest: start_info at {si_va:#x} has no Xen magic");
+        shutdown(hypercall_abi::sched::SHUTDOWN_CRASH);
+    }
+    START_INFO.call_once(|| si);
+    crate::traps::install();
+    #[allow(unsafe_code)]
+    // SAFETY: the kernel defines `pv_kernel_main` through `kernel_main!`, with this signature.
+    unsafe {
+        pv_kernel_main(si)
+    }
+}
+
+/// Shuts the domain down with a SHUTDOWN_* reason. Never returns.
+pub fn shutdown(reason: u32) -> ! {
+    loop {
+        let _ = guest::sched_shutdown(reason);
+        // Only a broken hypervisor returns here; keep asking.
+        let _ = guest::sched_yield();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    crate::println!("guest panic: {info}");
+    shutdown(hypercall_abi::sched::SHUTDOWN_CRASH)
+}
+
+/// Parses a `key=value` word from the kernel command line.
+pub fn cmdline_value<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_ascii_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// The kernel command line as text.
+pub fn cmdline(si: &'static StartInfo) -> &'static str {
+    core::str::from_utf8(si.cmdline()).unwrap_or("")
+}
+
+#[allow(dead_code)]
+fn _assert_frombytes() {
+    fn f<T: FromBytes>() {}
+    f::<StartInfo>();
+}

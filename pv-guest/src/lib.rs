@@ -1,0 +1,52 @@
+//! The PV guest kernel runtime, shared by the `pv-guest` kernel and dom0: boot through Xen's
+//! ELF notes, the trap table and callbacks, the console, the heap, and (as they arrive) event
+//! dispatch, time, grant tables and the xenbus client with frontends. A kernel built on it
+//! names its main function with [`kernel_main!`]; everything before that is done here.
+//!
+//! Only `arch` (entry, stubs, hypercall page) and `shared` (memory shared with the hypervisor
+//! and other domains) may use `unsafe`.
+#![cfg_attr(target_os = "none", no_std)]
+#![deny(unsafe_code)]
+
+extern crate alloc;
+
+#[cfg(target_os = "none")]
+#[allow(unsafe_code)]
+pub mod arch;
+#[cfg(target_os = "none")]
+pub mod boot;
+#[cfg(target_os = "none")]
+pub mod console;
+#[cfg(target_os = "none")]
+#[allow(unsafe_code)]
+pub mod heap;
+#[cfg(target_os = "none")]
+pub mod info;
+#[cfg(target_os = "none")]
+pub mod selftest;
+#[cfg(target_os = "none")]
+#[allow(unsafe_code)]
+pub mod shared;
+#[cfg(target_os = "none")]
+pub mod traps;
+
+#[cfg(target_os = "none")]
+pub use boot::{cmdline, cmdline_value, shutdown, start_info};
+pub use hypercall_abi as abi;
+
+/// Declares the kernel's main function, called once the runtime is up with the domain's
+/// `start_info`: `pv_guest::kernel_main!(main);` where `fn main(si: &StartInfo) -> !`.
+#[macro_export]
+macro_rules! kernel_main {
+    ($f:path) => {
+        #[unsafe(no_mangle)]
+        fn pv_kernel_main(si: &'static $crate::abi::start_info::StartInfo) -> ! {
+            $f(si)
+        }
+    };
+}
+
+/// A start_info's command line as text (lossy: invalid UTF-8 gives "").
+pub fn cmdline_str(si: &hypercall_abi::start_info::StartInfo) -> &str {
+    core::str::from_utf8(si.cmdline()).unwrap_or("")
+}

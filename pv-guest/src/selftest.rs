@@ -1,0 +1,186 @@
+//! Self-tests a kernel runs when its command line says `test=<name>[+<name>...]`: each checks
+//! one promise of the hypervisor from inside a guest and prints `TEST <name>: PASS` or
+//! `TEST <name>: FAIL <why>`, which the system tests look for on the serial line.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use hypercall_abi::guest::{self, raw};
+use hypercall_abi::{Errno, nr};
+
+use crate::arch::TrapFrame;
+use crate::println;
+
+fn report(name: &str, result: Result<(), alloc::string::String>) {
+    match result {
+        Ok(()) => println!("TEST {name}: PASS"),
+        Err(why) => println!("TEST {name}: FAIL {why}"),
+    }
+}
+
+/// Runs the tests named in `list` (separated by '+': QEMU's -initrd splits modules at commas). Unknown names fail.
+pub fn run(list: &str) {
+    for name in list.split('+').filter(|n| !n.is_empty()) {
+        match name {
+            "enosys" => report(name, enosys()),
+            "efault" => report(name, efault()),
+            "exceptions" => report(name, exceptions()),
+            "fpu" => report(name, fpu()),
+            "privileged" => report(name, privileged()),
+            "fault-nohandler" => fault_without_handler(),
+            _ => report(name, Err("unknown test".into())),
+        }
+    }
+}
+
+/// An unknown hypercall number answers -ENOSYS.
+fn enosys() -> Result<(), alloc::string::String> {
+    for number in [99u64, 127] {
+        #[allow(unsafe_code)]
+        // SAFETY: hypercall 99/127 has no arguments the hypervisor could act on.
+        let r = unsafe { raw::hypercall0(number) };
+        if r != Errno::ENOSYS.to_ret() {
+            return Err(alloc::format!("hypercall {number} returned {r}"));
+        }
+    }
+    Ok(())
+}
+
+/// A wild pointer is -EFAULT, and the kernel carries on.
+fn efault() -> Result<(), alloc::string::String> {
+    let boot_end = boot_region_end(crate::start_info());
+    let cases: [(u64, u64); 5] = [
+        (0xFFFF_8300_0000_0000, 16), // the hypervisor's direct map
+        (0x1000, 16),                // unmapped guest address
+        (boot_end - 8, 16),          // starts mapped, runs off the end of the boot mapping
+        (0x7FFF_FFFF_FFF8, 16),      // crosses into the non-canonical hole
+        (u64::MAX - 4, 16),          // wraps around
+    ];
+    for (buf, len) in cases {
+        #[allow(unsafe_code)]
+        // SAFETY: console_io only reads through the pointer; the hypervisor must refuse it.
+        let r = unsafe { raw::hypercall3(nr::CONSOLE_IO, 0, len, buf) };
+        if r != Errno::EFAULT.to_ret() {
+            return Err(alloc::format!("console_io({buf:#x}, {len}) returned {r}"));
+        }
+    }
+    Ok(())
+}
+
+/// One past the last address of the boot mapping, derived as the builder lays it out: the
+/// stack page follows the page tables, then slack up to a 4 MiB boundary (at least 512 KiB).
+pub fn boot_region_end(si: &hypercall_abi::start_info::StartInfo) -> u64 {
+    let stack_top = si.pt_base.0 + (si.nr_pt_frames + 1) * 4096;
+    let four_mib = 4u64 << 20;
+    let mut end = stack_top.div_ceil(four_mib) * four_mib;
+    if end - stack_top < 512 << 10 {
+        end += four_mib;
+    }
+    end
+}
+
+static RESUME: AtomicU64 = AtomicU64::new(0);
+static SEEN: AtomicU64 = AtomicU64::new(u64::MAX);
+static SEEN_ERR: AtomicU64 = AtomicU64::new(0);
+
+fn resume_hook(frame: &mut TrapFrame) -> bool {
+    let resume = RESUME.swap(0, Ordering::SeqCst);
+    if resume == 0 {
+        return false;
+    }
+    SEEN.store(frame.vector, Ordering::SeqCst);
+    SEEN_ERR.store(frame.error_code, Ordering::SeqCst);
+    frame.rip = resume;
+    true
+}
+
+macro_rules! expect_trap {
+    ($vector:expr, $asm:literal $(, $($arg:tt)*)?) => {{
+        SEEN.store(u64::MAX, Ordering::SeqCst);
+        #[allow(unsafe_code)]
+        // SAFETY: the instruction under test traps; the hook resumes at label 2, and the
+        // asm declares the registers it touches.
+        unsafe {
+            core::arch::asm!(
+                "lea {tmp}, [rip + 2f]",
+                "mov [{resume}], {tmp}",
+                $asm,
+                "2:",
+                resume = in(reg) RESUME.as_ptr(),
+                tmp = out(reg) _,
+                $($($arg)*)?
+            );
+        }
+        let seen = SEEN.load(Ordering::SeqCst);
+        if seen != $vector {
+            return Err(alloc::format!("expected vector {}, saw {}", $vector, seen as i64));
+        }
+    }};
+}
+
+/// Exceptions reach the kernel's handlers through bounce frames, and `iret` resumes it.
+fn exceptions() -> Result<(), alloc::string::String> {
+    crate::traps::set_exception_hook(resume_hook);
+    expect_trap!(3, "int3");
+    expect_trap!(6, "ud2");
+    expect_trap!(0, "xor edx, edx\n xor eax, eax\n div eax", out("eax") _, out("edx") _);
+    expect_trap!(14, "mov {x}, [{addr}]", addr = in(reg) 0x10_u64, x = out(reg) _);
+    if SEEN_ERR.load(Ordering::SeqCst) & 1 != 0 {
+        return Err("page fault on an unmapped page reported present".into());
+    }
+    expect_trap!(13, "cli");
+    // int 0x80 at a vector with no DPL-3 handler is a #GP the kernel sees.
+    expect_trap!(13, "int 0x80");
+    Ok(())
+}
+
+/// Privileged instructions in a guest are its own #GP (or #UD), never the hypervisor's.
+fn privileged() -> Result<(), alloc::string::String> {
+    crate::traps::set_exception_hook(resume_hook);
+    expect_trap!(13, "hlt");
+    expect_trap!(13, "mov {x}, cr3", x = out(reg) _);
+    expect_trap!(13, "mov cr3, {x}", x = in(reg) 0u64);
+    expect_trap!(13, "wrmsr", in("ecx") 0xC000_0082u32, in("eax") 0, in("edx") 0);
+    expect_trap!(13, "in al, 0x60", out("al") _);
+    expect_trap!(13, "lgdt [{x}]", x = in(reg) 0u64);
+    expect_trap!(13, "invlpg [{x}]", x = in(reg) 0u64);
+    expect_trap!(13, "swapgs");
+    Ok(())
+}
+
+/// SSE registers survive hypercalls and exceptions.
+fn fpu() -> Result<(), alloc::string::String> {
+    crate::traps::set_exception_hook(resume_hook);
+    let pattern: u64 = 0x0123_4567_89AB_CDEF;
+    #[allow(unsafe_code)]
+    // SAFETY: loads xmm0/xmm15 (not used by this soft-float kernel's own code).
+    unsafe {
+        core::arch::asm!("movq xmm0, {p}", "movq xmm15, {q}", p = in(reg) pattern, q = in(reg) !pattern);
+    }
+    for _ in 0..10 {
+        let _ = guest::xen_version(0);
+        let _ = guest::console_io_write(b"");
+    }
+    expect_trap!(3, "int3");
+    let (a, b): (u64, u64);
+    #[allow(unsafe_code)]
+    // SAFETY: reads the registers written above.
+    unsafe {
+        core::arch::asm!("movq {a}, xmm0", "movq {b}, xmm15", a = out(reg) a, b = out(reg) b);
+    }
+    if a != pattern || b != !pattern {
+        return Err(alloc::format!("xmm0 {a:#x} xmm15 {b:#x}"));
+    }
+    Ok(())
+}
+
+/// Faults with no handler installed: the hypervisor must crash this domain alone.
+fn fault_without_handler() {
+    println!("TEST fault-nohandler: removing the trap table and faulting");
+    crate::traps::uninstall();
+    #[allow(unsafe_code)]
+    // SAFETY: deliberately raises #UD; the hypervisor is expected to crash this domain.
+    unsafe {
+        core::arch::asm!("ud2");
+    }
+    println!("TEST fault-nohandler: FAIL still running");
+}

@@ -1,0 +1,369 @@
+//! The shared-memory accessor: the only module of the crate allowed to use `unsafe`.
+//!
+//! [`SharedMem`] wraps a raw pointer and a length to memory shared with a peer that may be
+//! hostile (another domain, or the hypervisor's view of a guest page). It never hands out a
+//! `&`/`&mut` to that memory: every access is an atomic load or store of one naturally aligned
+//! word, so the compiler can neither tear, repeat nor elide it, and a peer writing concurrently
+//! can change *values* but never cause undefined behaviour on our side. Slot and byte copies go
+//! word by word (u64 where the address allows, smaller at the edges) into caller-owned buffers,
+//! which is how "copy out once, then use the copy" is enforced: the rest of the crate only ever
+//! sees the copies.
+//!
+//! Trust: offsets come from this crate's own masked indices and layouts, never from the peer, and
+//! are still bounds-checked here (a failed check is a bug in this crate and panics; the peer
+//! cannot reach it). Under `--cfg loom` the sibling module `shm_loom.rs` replaces this one with
+//! the same interface over loom's atomics.
+
+#![allow(unsafe_code)]
+
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+#[cfg(target_has_atomic = "64")]
+use core::sync::atomic::AtomicU64;
+use core::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, Ordering};
+
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+use crate::error::SetupError;
+
+/// Xen's ring page size: always 4 KiB, whatever page size the OS uses.
+pub const PAGE_SIZE: usize = 4096;
+
+/// One 4 KiB, page-aligned, zero-initialised page for rings that live inside one process
+/// (tests, benchmarks, or using the crate between threads). Rings shared with another domain
+/// use [`SharedMem::from_raw`] on the mapped page instead.
+///
+/// The page is made of atomics so that sharing it between the two ends is sound without any
+/// `unsafe` on the user's side.
+#[repr(C, align(4096))]
+pub struct Page {
+    _words: [AtomicU32; PAGE_SIZE / 4],
+}
+
+static_assertions::const_assert_eq!(core::mem::size_of::<Page>(), PAGE_SIZE);
+static_assertions::const_assert_eq!(core::mem::align_of::<Page>(), PAGE_SIZE);
+
+impl Page {
+    /// A zeroed page (what a freshly allocated Xen page looks like).
+    pub const fn new() -> Self {
+        Page { _words: [const { AtomicU32::new(0) }; PAGE_SIZE / 4] }
+    }
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl core::fmt::Debug for Page {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Page")
+    }
+}
+
+/// Shared memory holding one ring (or one console / XenStore page): a base pointer and a length
+/// in bytes, accessed only through atomic word accesses.
+///
+/// Not `Clone`: each ring end owns its handle, and the only ways to get two handles onto the
+/// same memory are splitting a ring into its two ends (in-process) or the `unsafe`
+/// [`SharedMem::from_raw`], whose caller vouches for the peer.
+pub struct SharedMem<'a> {
+    base: NonNull<u8>,
+    len: usize,
+    _borrow: PhantomData<&'a [Page]>,
+}
+
+// SAFETY: a `SharedMem` is a pointer to memory accessed only through atomic operations (see the
+// module doc), which are safe to perform from any thread; the pointed-to memory is either borrowed
+// for 'a from `Page`s (which are `Sync`) or vouched for by the caller of `from_raw`.
+unsafe impl Send for SharedMem<'_> {}
+// SAFETY: as for `Send`: `&SharedMem` only allows atomic accesses.
+unsafe impl Sync for SharedMem<'_> {}
+
+impl core::fmt::Debug for SharedMem<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SharedMem").field("base", &self.base).field("len", &self.len).finish()
+    }
+}
+
+impl<'a> SharedMem<'a> {
+    /// Shared memory over pages owned by this process, borrowed exclusively for `'a`.
+    pub fn new(pages: &'a mut [Page]) -> Self {
+        let len = pages.len() * PAGE_SIZE;
+        SharedMem { base: NonNull::from(pages).cast(), len, _borrow: PhantomData }
+    }
+
+    /// Shared memory at `base`, `len` bytes long: a page granted to or mapped from a peer.
+    ///
+    /// Fails if `base` is not 4-byte aligned (ring indices are aligned u32 words).
+    ///
+    /// # Safety
+    ///
+    /// For the whole lifetime `'a`, the caller guarantees that:
+    /// 1. `base..base + len` is mapped readable and writable, does not wrap the address space,
+    ///    and `len <= isize::MAX`;
+    /// 2. inside this program, the memory is used only through this crate, as the one ring (or
+    ///    page layout) it is then given to, with at most one handle per ring end (the peer's
+    ///    accesses, from outside this program, may be anything: that is what the crate defends
+    ///    against);
+    /// 3. the memory is not freed, unmapped or remapped while any handle made from it is alive.
+    pub unsafe fn from_raw(base: NonNull<u8>, len: usize) -> Result<Self, SetupError> {
+        let addr = base.as_ptr() as usize;
+        if !addr.is_multiple_of(4) {
+            return Err(SetupError::Misaligned { addr, align: 4 });
+        }
+        Ok(SharedMem { base, len, _borrow: PhantomData })
+    }
+
+    /// Length of the memory in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// `true` if the memory is zero bytes long.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The first `len` bytes of this memory (all of it if `len` is larger): for rings smaller
+    /// than a page.
+    pub fn shrink_to(self, len: usize) -> Self {
+        SharedMem { len: len.min(self.len), ..self }
+    }
+
+    /// A second handle on the same memory, for the other end of an in-process ring.
+    pub(crate) fn duplicate(&self) -> SharedMem<'a> {
+        SharedMem { base: self.base, len: self.len, _borrow: PhantomData }
+    }
+
+    /// A test-only handle that plays the hostile peer: raw loads and stores anywhere.
+    #[cfg(test)]
+    pub(crate) fn peer_view(&self) -> PeerView<'a> {
+        PeerView { mem: self.duplicate() }
+    }
+
+    #[inline(always)]
+    fn check(&self, off: usize, n: usize) {
+        // Offsets come from the crate's own layouts and masked indices; this cannot fail unless
+        // the crate itself is wrong, and it is what keeps the unsafe blocks below sound.
+        assert!(off <= self.len && n <= self.len - off, "shared-memory access out of bounds");
+    }
+
+    #[inline(always)]
+    fn ptr(&self, off: usize) -> *mut u8 {
+        self.base.as_ptr().wrapping_add(off)
+    }
+
+    /// Atomic load of the u32 at byte offset `off` (must be 4-aligned).
+    #[inline]
+    pub(crate) fn load_u32(&self, off: usize, order: Ordering) -> u32 {
+        self.check(off, 4);
+        let p = self.ptr(off);
+        assert!((p as usize).is_multiple_of(4), "misaligned index word");
+        // SAFETY: `p` is in bounds (checked above) of memory valid for reads and writes for 'a
+        // (`new`'s borrow or `from_raw`'s contract) and 4-aligned (asserted); all accesses to this
+        // memory from this program are atomic, so no non-atomic access races with this one.
+        unsafe { AtomicU32::from_ptr(p.cast()) }.load(order)
+    }
+
+    /// Atomic store of `val` to the u32 at byte offset `off` (must be 4-aligned).
+    #[inline]
+    pub(crate) fn store_u32(&self, off: usize, val: u32, order: Ordering) {
+        self.check(off, 4);
+        let p = self.ptr(off);
+        assert!((p as usize).is_multiple_of(4), "misaligned index word");
+        // SAFETY: as in `load_u32`: in bounds, aligned, valid for writes, atomic-only memory.
+        unsafe { AtomicU32::from_ptr(p.cast()) }.store(val, order);
+    }
+
+    /// Copies `dst.len()` bytes at `off` out of shared memory, each word read exactly once.
+    #[inline]
+    pub(crate) fn read_bytes(&self, off: usize, dst: &mut [u8]) {
+        self.check(off, dst.len());
+        // SAFETY: the range `off..off + dst.len()` was bounds-checked just above.
+        unsafe { self.copy_out(off, dst) }
+    }
+
+    /// Copies `src` into shared memory at `off`, each word written exactly once.
+    #[inline]
+    pub(crate) fn write_bytes(&self, off: usize, src: &[u8]) {
+        self.check(off, src.len());
+        // SAFETY: the range `off..off + src.len()` was bounds-checked just above.
+        unsafe { self.copy_in(off, src) }
+    }
+
+    /// Zeroes `len` bytes at `off`.
+    pub(crate) fn zero(&self, off: usize, len: usize) {
+        let zeros = [0u8; 64];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(zeros.len());
+            self.write_bytes(off + done, &zeros[..n]);
+            done += n;
+        }
+    }
+
+    /// Copies one item out of shared memory: the caller gets a private value the peer can no
+    /// longer change (Xen's `RING_COPY_REQUEST`).
+    #[inline(always)]
+    pub(crate) fn read<T: FromBytes + IntoBytes>(&self, off: usize) -> T {
+        let mut val = T::new_zeroed();
+        self.read_bytes(off, val.as_mut_bytes());
+        val
+    }
+
+    /// Copies one item into shared memory.
+    #[inline(always)]
+    pub(crate) fn write<T: IntoBytes + Immutable>(&self, off: usize, val: &T) {
+        self.write_bytes(off, val.as_bytes());
+    }
+
+    /// # Safety
+    ///
+    /// `off..off + dst.len()` must lie within `0..self.len`.
+    #[inline(always)]
+    unsafe fn copy_out(&self, off: usize, dst: &mut [u8]) {
+        let start = self.ptr(off);
+        #[cfg(target_has_atomic = "64")]
+        if (start as usize | dst.len()).is_multiple_of(8) {
+            // The common case for slots (sizes multiple of 8 on 8-aligned offsets): a plain word
+            // loop the compiler can unroll.
+            for (i, chunk) in dst.chunks_exact_mut(8).enumerate() {
+                let p = start.wrapping_add(i * 8);
+                // SAFETY: in bounds by the caller's contract, 8-aligned by the test above, memory
+                // valid for 'a and accessed only atomically by this program.
+                let v = unsafe { AtomicU64::from_ptr(p.cast()) }.load(Ordering::Relaxed);
+                chunk.copy_from_slice(&v.to_ne_bytes());
+            }
+            return;
+        }
+        let mut i = 0;
+        while i < dst.len() {
+            let p = start.wrapping_add(i);
+            let width = word_width(p as usize, dst.len() - i);
+            // In every arm: `p..p + width` is inside the caller-checked range (`word_width` never
+            // exceeds the bytes left), `p` is `width`-aligned (`word_width` picks the width from
+            // the address), and the memory is valid for 'a and accessed only atomically.
+            match width {
+                #[cfg(target_has_atomic = "64")]
+                8 => {
+                    // SAFETY: in bounds, 8-aligned, atomic-only memory (see above).
+                    let v = unsafe { AtomicU64::from_ptr(p.cast()) }.load(Ordering::Relaxed);
+                    dst[i..i + 8].copy_from_slice(&v.to_ne_bytes());
+                }
+                4 => {
+                    // SAFETY: in bounds, 4-aligned, atomic-only memory (see above).
+                    let v = unsafe { AtomicU32::from_ptr(p.cast()) }.load(Ordering::Relaxed);
+                    dst[i..i + 4].copy_from_slice(&v.to_ne_bytes());
+                }
+                2 => {
+                    // SAFETY: in bounds, 2-aligned, atomic-only memory (see above).
+                    let v = unsafe { AtomicU16::from_ptr(p.cast()) }.load(Ordering::Relaxed);
+                    dst[i..i + 2].copy_from_slice(&v.to_ne_bytes());
+                }
+                _ => {
+                    // SAFETY: in bounds, atomic-only memory (see above).
+                    dst[i] = unsafe { AtomicU8::from_ptr(p) }.load(Ordering::Relaxed);
+                }
+            }
+            i += width;
+        }
+    }
+
+    /// # Safety
+    ///
+    /// `off..off + src.len()` must lie within `0..self.len`.
+    #[inline(always)]
+    unsafe fn copy_in(&self, off: usize, src: &[u8]) {
+        let start = self.ptr(off);
+        #[cfg(target_has_atomic = "64")]
+        if (start as usize | src.len()).is_multiple_of(8) {
+            for (i, chunk) in src.chunks_exact(8).enumerate() {
+                let p = start.wrapping_add(i * 8);
+                let v = u64::from_ne_bytes(chunk.try_into().unwrap_or([0; 8]));
+                // SAFETY: as in `copy_out`'s fast path.
+                unsafe { AtomicU64::from_ptr(p.cast()) }.store(v, Ordering::Relaxed);
+            }
+            return;
+        }
+        let mut i = 0;
+        while i < src.len() {
+            let p = start.wrapping_add(i);
+            let width = word_width(p as usize, src.len() - i);
+            let b = &src[i..i + width];
+            // In every arm: as in `copy_out`'s general loop.
+            match width {
+                #[cfg(target_has_atomic = "64")]
+                8 => {
+                    let v = u64::from_ne_bytes(b.try_into().unwrap_or([0; 8]));
+                    // SAFETY: in bounds, 8-aligned, atomic-only memory (see above).
+                    unsafe { AtomicU64::from_ptr(p.cast()) }.store(v, Ordering::Relaxed);
+                }
+                4 => {
+                    let v = u32::from_ne_bytes(b.try_into().unwrap_or([0; 4]));
+                    // SAFETY: in bounds, 4-aligned, atomic-only memory (see above).
+                    unsafe { AtomicU32::from_ptr(p.cast()) }.store(v, Ordering::Relaxed);
+                }
+                2 => {
+                    let v = u16::from_ne_bytes(b.try_into().unwrap_or([0; 2]));
+                    // SAFETY: in bounds, 2-aligned, atomic-only memory (see above).
+                    unsafe { AtomicU16::from_ptr(p.cast()) }.store(v, Ordering::Relaxed);
+                }
+                _ => {
+                    // SAFETY: in bounds, atomic-only memory (see above).
+                    unsafe { AtomicU8::from_ptr(p) }.store(b[0], Ordering::Relaxed);
+                }
+            }
+            i += width;
+        }
+    }
+}
+
+/// The widest atomic word (8, 4, 2 or 1 bytes) that is aligned at `addr` and fits in `left`
+/// bytes. Both ends of an honest ring pick widths this way from absolute addresses, so a word is
+/// never shared between two byte ranges that are owned by different ends at the same time.
+#[inline(always)]
+fn word_width(addr: usize, left: usize) -> usize {
+    #[cfg(target_has_atomic = "64")]
+    if addr.is_multiple_of(8) && left >= 8 {
+        return 8;
+    }
+    if addr.is_multiple_of(4) && left >= 4 {
+        4
+    } else if addr.is_multiple_of(2) && left >= 2 {
+        2
+    } else {
+        1
+    }
+}
+
+/// A memory fence, routed through this module so that loom builds use loom's fence.
+#[inline(always)]
+pub(crate) fn fence(order: Ordering) {
+    core::sync::atomic::fence(order);
+}
+
+/// Test-only raw access to ring memory, playing a peer that ignores the protocol. Used
+/// sequentially (between calls of the honest end), or concurrently with accesses of the same
+/// width as the honest end's, so that the tests stay within Rust's memory model.
+#[cfg(test)]
+pub(crate) struct PeerView<'a> {
+    mem: SharedMem<'a>,
+}
+
+#[cfg(test)]
+impl PeerView<'_> {
+    pub(crate) fn load_u32(&self, off: usize) -> u32 {
+        self.mem.load_u32(off, Ordering::SeqCst)
+    }
+    pub(crate) fn store_u32(&self, off: usize, val: u32) {
+        self.mem.store_u32(off, val, Ordering::SeqCst);
+    }
+    pub(crate) fn write_bytes(&self, off: usize, src: &[u8]) {
+        self.mem.write_bytes(off, src);
+    }
+    pub(crate) fn read_bytes(&self, off: usize, dst: &mut [u8]) {
+        self.mem.read_bytes(off, dst);
+    }
+}

@@ -1,0 +1,132 @@
+//! [`SharedRing`]: a typed view of the memory holding one request/response ring (Xen's
+//! `*_sring`), which knows the slot size and count, initialises the header
+//! (`SHARED_RING_INIT`) and is consumed to make the front and/or back end.
+//!
+//! It owns the memory handle but keeps no indices: those are private to each end
+//! ([`FrontRing`], [`BackRing`]), exactly as in Xen, so nothing the peer writes to the page can
+//! change what an end believes it has produced or consumed.
+
+#![forbid(unsafe_code)]
+
+use core::marker::PhantomData;
+use core::sync::atomic::Ordering::Relaxed;
+
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+use crate::back::BackRing;
+use crate::error::SetupError;
+use crate::front::FrontRing;
+use crate::layout::{self, PVT, REQ_EVENT, REQ_PROD, RING, RSP_EVENT, RSP_PROD};
+use crate::shm::SharedMem;
+
+/// What a request or response type must be to travel through a ring: plain bytes both ways.
+/// `FromBytes` because whatever bytes the peer left in a slot must be a valid value; `IntoBytes`
+/// (no padding) so that no uninitialised byte of ours leaks to the peer. Derive the three
+/// zerocopy traits on a `#[repr(C)]` struct with explicit padding fields.
+pub trait RingItem: FromBytes + IntoBytes + Immutable {}
+
+impl<T: FromBytes + IntoBytes + Immutable> RingItem for T {}
+
+/// The shared part of a request/response ring: memory plus the slot geometry for `Req`/`Rsp`.
+///
+/// ```
+/// use ring_buffers::{Page, SharedMem, SharedRing};
+/// let mut pages = [Page::new()];
+/// let mut ring = SharedRing::<[u8; 112], [u8; 16]>::new(SharedMem::new(&mut pages))?;
+/// assert_eq!(ring.size(), 32); // blkif geometry: 112-byte slots, 32 per page
+/// ring.init();
+/// let (_front, _back) = ring.split();
+/// # Ok::<(), ring_buffers::SetupError>(())
+/// ```
+pub struct SharedRing<'a, Req, Rsp> {
+    mem: SharedMem<'a>,
+    size: u32,
+    _items: PhantomData<fn(Req) -> Rsp>,
+}
+
+impl<Req, Rsp> core::fmt::Debug for SharedRing<'_, Req, Rsp> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SharedRing").field("mem", &self.mem).field("size", &self.size).finish()
+    }
+}
+
+impl<'a, Req: RingItem, Rsp: RingItem> SharedRing<'a, Req, Rsp> {
+    /// Bytes per slot: the size of the C union of `Req` and `Rsp`.
+    pub const SLOT_SIZE: usize = {
+        let slot = layout::slot_size::<Req, Rsp>();
+        assert!(slot > 0, "a ring slot cannot be zero-sized");
+        assert!(
+            core::mem::align_of::<Req>() <= RING && core::mem::align_of::<Rsp>() <= RING,
+            "slot alignment above 64 would move the first slot off offset 64"
+        );
+        slot
+    };
+
+    /// A ring over `mem`, with as many slots as fit (a power of two, like Xen's
+    /// `__RING_SIZE`). Reads and writes nothing: call [`init`](Self::init) on the side that
+    /// creates the ring, or attach to one the peer initialised.
+    pub fn new(mem: SharedMem<'a>) -> Result<Self, SetupError> {
+        let slot = Self::SLOT_SIZE;
+        let size = layout::ring_size(mem.len(), slot);
+        if size == 0 {
+            return Err(SetupError::TooSmall { len: mem.len(), need: RING + slot });
+        }
+        if size > 1 << 31 {
+            return Err(SetupError::TooLarge);
+        }
+        Ok(SharedRing { mem, size: size as u32, _items: PhantomData })
+    }
+
+    /// Number of slots (`RING_SIZE`).
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+
+    /// `SHARED_RING_INIT`: producers 0, event indices 1, private and padding bytes zeroed.
+    /// Done by the front end before it advertises the ring (grant reference through XenStore),
+    /// which is what orders these plain stores before any access by the back end.
+    pub fn init(&mut self) {
+        self.init_at(0);
+    }
+
+    /// As [`init`](Self::init), but with both producers at `index` and both event indices at
+    /// `index + 1`: the state of a ring that has already carried `index` requests. Used by tests
+    /// to start near `u32::MAX`; pair it with [`split_at`](Self::split_at) or the `attach`
+    /// constructors at the same index.
+    pub fn init_at(&mut self, index: u32) {
+        self.mem.store_u32(REQ_PROD, index, Relaxed);
+        self.mem.store_u32(RSP_PROD, index, Relaxed);
+        self.mem.store_u32(REQ_EVENT, index.wrapping_add(1), Relaxed);
+        self.mem.store_u32(RSP_EVENT, index.wrapping_add(1), Relaxed);
+        self.mem.zero(PVT, RING - PVT);
+    }
+
+    /// Both ends of an in-process ring at index 0 (`FRONT_RING_INIT` + `BACK_RING_INIT`).
+    /// Call [`init`](Self::init) first.
+    pub fn split(self) -> (FrontRing<'a, Req, Rsp>, BackRing<'a, Req, Rsp>) {
+        self.split_at(0)
+    }
+
+    /// Both ends of an in-process ring attached at `index` (see [`init_at`](Self::init_at)).
+    pub fn split_at(self, index: u32) -> (FrontRing<'a, Req, Rsp>, BackRing<'a, Req, Rsp>) {
+        let back_half = SharedRing { mem: self.mem.duplicate(), size: self.size, _items: PhantomData };
+        (FrontRing::attach(self, index), BackRing::attach(back_half, index))
+    }
+
+    /// A raw handle for tests that play a hostile peer.
+    #[cfg(any(test, loom))]
+    #[allow(dead_code)]
+    pub(crate) fn peer_view(&self) -> crate::shm::PeerView<'a> {
+        self.mem.peer_view()
+    }
+
+    pub(crate) fn into_parts(self) -> (SharedMem<'a>, u32) {
+        (self.mem, self.size)
+    }
+}
+
+/// Byte offset of the slot that free-running index `idx` maps to in a ring of `size` slots.
+#[inline(always)]
+pub(crate) fn slot_offset(idx: u32, size: u32, slot: usize) -> usize {
+    RING + (idx & (size - 1)) as usize * slot
+}

@@ -1,0 +1,243 @@
+//! The honest request/response protocol: delivery, batching, back-pressure, Xen's notification
+//! decisions and final checks, and wrap-around of the free-running indices.
+
+use super::*;
+use crate::{Full, Notify};
+
+#[test]
+fn one_round_trip() {
+    let mut pages = [Page::new()];
+    let (mut front, mut back, _) = small_ring(&mut pages, 4, 0);
+    assert_eq!(back.next_request(), Ok(None));
+    assert_eq!(front.send(42), Ok(Notify::Yes));
+    assert_eq!(back.next_request(), Ok(Some(42)));
+    assert_eq!(back.next_request(), Ok(None));
+    assert_eq!(back.respond(43), Ok(Notify::Yes));
+    assert_eq!(front.next_response(), Ok(Some(43)));
+    assert_eq!(front.next_response(), Ok(None));
+}
+
+#[test]
+fn staged_requests_are_invisible_until_pushed() {
+    let mut pages = [Page::new()];
+    let (mut front, mut back, _) = small_ring(&mut pages, 4, 0);
+    front.stage(1).unwrap();
+    front.stage(2).unwrap();
+    assert_eq!(front.staged(), 2);
+    assert_eq!(back.unconsumed_requests(), Ok(0));
+    front.publish_requests();
+    assert_eq!(front.staged(), 0);
+    assert_eq!(back.unconsumed_requests(), Ok(2));
+    let mut got = Vec::new();
+    assert_eq!(back.consume_requests(u32::MAX, |r| got.push(r)), Ok(2));
+    assert_eq!(got, [1, 2]);
+}
+
+#[test]
+fn front_is_full_after_size_outstanding() {
+    let mut pages = [Page::new()];
+    let (mut front, mut back, _) = small_ring(&mut pages, 4, 0);
+    for i in 0..4 {
+        assert_eq!(front.free_slots(), 4 - i);
+        front.stage(u64::from(i)).unwrap();
+    }
+    assert!(front.is_full());
+    assert_eq!(front.stage(9), Err(Full));
+    let _ = front.push_requests();
+    // Consuming requests frees nothing: slots come back only with consumed responses.
+    assert_eq!(back.consume_requests(u32::MAX, drop), Ok(4));
+    assert_eq!(front.stage(9), Err(Full));
+    back.stage_response(0).unwrap();
+    let _ = back.push_responses();
+    assert_eq!(front.stage(9), Err(Full));
+    assert_eq!(front.next_response(), Ok(Some(0)));
+    assert_eq!(front.free_slots(), 1);
+    assert_eq!(front.stage(9), Ok(()));
+}
+
+#[test]
+fn back_cannot_respond_to_unread_requests() {
+    let mut pages = [Page::new()];
+    let (mut front, mut back, _) = small_ring(&mut pages, 4, 0);
+    assert_eq!(back.stage_response(1), Err(Full));
+    let _ = front.send(5);
+    assert_eq!(back.stage_response(1), Err(Full), "request published but not consumed");
+    assert_eq!(back.next_request(), Ok(Some(5)));
+    assert_eq!(back.pending_responses(), 1);
+    assert_eq!(back.stage_response(1), Ok(()));
+    assert_eq!(back.stage_response(1), Err(Full));
+}
+
+#[test]
+fn batch_is_one_publish() {
+    let mut pages = [Page::new()];
+    let (mut front, mut back, evil) = small_ring(&mut pages, 8, 0);
+    for i in 0..8 {
+        front.stage(i).unwrap();
+        assert_eq!(evil.load_u32(crate::layout::REQ_PROD), 0);
+    }
+    assert_eq!(front.push_requests(), Notify::Yes);
+    assert_eq!(evil.load_u32(crate::layout::REQ_PROD), 8);
+    let mut sum = 0;
+    assert_eq!(back.consume_requests(3, |r| sum += r), Ok(3), "max bounds the batch");
+    assert_eq!(back.consume_requests(u32::MAX, |r| sum += r), Ok(5));
+    assert_eq!(sum, 28);
+    for i in 0..8 {
+        back.stage_response(i as u32 * 2).unwrap();
+    }
+    assert_eq!(back.push_responses(), Notify::Yes);
+    let mut got = Vec::new();
+    assert_eq!(front.poll_responses(|r| got.push(r)), Ok(8));
+    assert_eq!(got, [0, 2, 4, 6, 8, 10, 12, 14]);
+}
+
+#[test]
+fn notify_follows_req_event() {
+    let mut pages = [Page::new()];
+    let (mut front, mut back, evil) = small_ring(&mut pages, 8, 0);
+    // Fresh ring: req_event = 1, so the first request notifies and the second does not.
+    assert_eq!(front.send(1), Ok(Notify::Yes));
+    assert_eq!(front.send(2), Ok(Notify::No));
+    assert_eq!(back.consume_requests(u32::MAX, drop), Ok(2));
+    // Work pending: the final check says so and leaves req_event alone.
+    let _ = front.send(3);
+    assert_eq!(back.final_check_for_requests(), Ok(true));
+    assert_eq!(evil.load_u32(crate::layout::REQ_EVENT), 1);
+    assert_eq!(back.next_request(), Ok(Some(3)));
+    // Out of work: req_event = req_cons + 1, and the next push must notify.
+    assert_eq!(back.final_check_for_requests(), Ok(false));
+    assert_eq!(evil.load_u32(crate::layout::REQ_EVENT), 4);
+    front.stage(4).unwrap();
+    front.stage(5).unwrap();
+    assert_eq!(front.push_requests(), Notify::Yes, "event index inside the pushed batch");
+    assert_eq!(front.send(6), Ok(Notify::No));
+    // Nothing staged: nothing to notify.
+    assert_eq!(front.push_requests(), Notify::No);
+}
+
+#[test]
+fn notify_follows_rsp_event() {
+    let mut pages = [Page::new()];
+    let (mut front, mut back, _) = small_ring(&mut pages, 8, 0);
+    for i in 0..4 {
+        front.stage(i).unwrap();
+    }
+    let _ = front.push_requests();
+    assert_eq!(back.consume_requests(u32::MAX, drop), Ok(4));
+    assert_eq!(back.respond(0), Ok(Notify::Yes)); // rsp_event = 1
+    assert_eq!(back.respond(1), Ok(Notify::No));
+    assert_eq!(front.poll_responses(drop), Ok(2));
+    assert_eq!(front.final_check_for_responses(), Ok(false)); // rsp_event = 3
+    assert_eq!(back.respond(2), Ok(Notify::Yes));
+    assert_eq!(front.final_check_for_responses(), Ok(true));
+    assert_eq!(front.next_response(), Ok(Some(2)));
+}
+
+#[test]
+fn wraps_around_u32_max() {
+    for start in [u32::MAX - 5, u32::MAX, 0x8000_0000 - 3] {
+        let mut pages = [Page::new()];
+        let (mut front, mut back, _) = small_ring(&mut pages, 4, start);
+        let mut next_req = 0u64;
+        let mut expect_req = 0u64;
+        let mut expect_rsp = 0u32;
+        for round in 0..10 {
+            let k = 1 + round % 4;
+            for _ in 0..k {
+                front.stage(next_req).unwrap();
+                next_req += 1;
+            }
+            let _ = front.push_requests();
+            let n = back
+                .consume_requests(u32::MAX, |r| {
+                    assert_eq!(r, expect_req);
+                    expect_req += 1;
+                })
+                .unwrap();
+            assert_eq!(n, k as u32);
+            for i in 0..n {
+                back.stage_response((expect_req - u64::from(n - i)) as u32).unwrap();
+            }
+            let _ = back.push_responses();
+            front
+                .poll_responses(|r| {
+                    assert_eq!(r, expect_rsp);
+                    expect_rsp += 1;
+                })
+                .unwrap();
+            assert_eq!(front.free_slots(), 4);
+        }
+        assert_eq!(expect_req, 23); // 1+2+3+4+1+2+3+4+1+2
+    }
+}
+
+#[test]
+fn attach_resumes_at_index() {
+    let mut pages = [Page::new()];
+    let mem = SharedMem::new(&mut pages);
+    let mut ring = SharedRing::<u64, u64>::new(mem).unwrap();
+    ring.init_at(1000);
+    let (mut front, mut back) = ring.split_at(1000);
+    assert_eq!(front.send(7), Ok(Notify::Yes));
+    assert_eq!(back.next_request(), Ok(Some(7)));
+}
+
+#[test]
+fn blkif_sized_items_copy_whole() {
+    let mut pages = [Page::new()];
+    let mut ring = SharedRing::<BlkReq, BlkRsp>::new(SharedMem::new(&mut pages)).unwrap();
+    ring.init();
+    let (mut front, mut back) = ring.split();
+    let seg = |i: u32| BlkSeg { gref: 100 + i, first_sect: 0, last_sect: 7, _pad: 0 };
+    for id in 0..32u64 {
+        let req = BlkReq {
+            op: 1,
+            nr_segments: 11,
+            handle: 0x51,
+            _pad: 0,
+            id,
+            sector: id * 8,
+            seg: core::array::from_fn(|i| seg(i as u32 + id as u32)),
+        };
+        front.stage(req).unwrap();
+    }
+    let _ = front.push_requests();
+    for id in 0..32u64 {
+        let req = back.next_request().unwrap().unwrap();
+        assert_eq!((req.id, req.sector, req.seg[10].gref), (id, id * 8, 110 + id as u32));
+        back.stage_response(BlkRsp { id, op: 1, _pad: 0, status: 0, _pad2: 0 }).unwrap();
+    }
+    let _ = back.push_responses();
+    let mut ids = Vec::new();
+    front.poll_responses(|r| ids.push(r.id)).unwrap();
+    assert_eq!(ids, (0..32).collect::<Vec<_>>());
+}
+
+#[test]
+fn odd_sized_slots_do_not_bleed() {
+    // 3-byte slots: neighbours share words; each copy must touch only its own bytes.
+    let mut pages = [Page::new()];
+    let mem = SharedMem::new(&mut pages).shrink_to(64 + 3 * 8);
+    let mut ring = SharedRing::<[u8; 3], [u8; 1]>::new(mem).unwrap();
+    assert_eq!(ring.size(), 8);
+    ring.init();
+    let (mut front, mut back) = ring.split();
+    for round in 0..5u8 {
+        for i in 0..8u8 {
+            front.stage([round, i, 0xEE]).unwrap();
+        }
+        let _ = front.push_requests();
+        for i in 0..8u8 {
+            assert_eq!(back.next_request(), Ok(Some([round, i, 0xEE])));
+            if i % 2 == 1 {
+                // Answer in pairs, interleaved with reads of the neighbouring slots.
+                back.stage_response([i - 1]).unwrap();
+                back.stage_response([i]).unwrap();
+            }
+        }
+        let _ = back.push_responses();
+        let mut got = Vec::new();
+        front.poll_responses(|r| got.push(r[0])).unwrap();
+        assert_eq!(got, (0..8).collect::<Vec<_>>());
+    }
+}

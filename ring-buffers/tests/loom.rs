@@ -1,0 +1,292 @@
+//! loom models of the rings: a front thread and a back thread (or writer and reader), event
+//! channels modelled as a pending bit plus park/unpark, and a malicious peer thread.
+//!
+//! Run (bounded, as in `./scripts/test`):
+//!   RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom \
+//!     cargo test -p ring-buffers --release --test loom
+//! Deeper: LOOM_MAX_PREEMPTIONS=3 (or unset for exhaustive, which takes far longer).
+//!
+//! Under `--cfg loom` the crate's shared memory is an array of loom atomics, so loom permutes
+//! every index access, slot copy and fence. The event channel's send is a release store of the
+//! pending bit plus an unpark (which loom treats as synchronising, like Xen's hypercall); the
+//! executions that matter for lost wake-ups are the ones where no event is sent at all. A lost wake-up shows up as a loom deadlock (both
+//! threads parked), a lost or reordered item as a failed assertion, a hang in the crate as
+//! loom's branch limit.
+
+#![cfg(loom)]
+
+use std::sync::Arc;
+
+use loom::sync::atomic::AtomicBool;
+use loom::sync::atomic::Ordering::{Acquire, Release};
+use loom::thread::Thread;
+use ring_buffers::layout::{REQ_EVENT, REQ_PROD, RSP_PROD};
+use ring_buffers::{ByteRing, ByteRingLayout, RingError, SharedMem, SharedRing};
+
+/// An event channel: Xen sets a pending bit and kicks the vCPU; the guest test-and-clears it.
+/// Both sides use read-modify-writes on the bit, as Xen does (`test_and_set_bit`); a plain
+/// store for `send` would let loom 0.7's RMW model read a stale bit and report a false deadlock.
+struct Evtchn {
+    pending: AtomicBool,
+}
+
+impl Evtchn {
+    fn new() -> Arc<Self> {
+        Arc::new(Evtchn { pending: AtomicBool::new(false) })
+    }
+
+    fn send(&self, to: &Thread) {
+        self.pending.swap(true, Release);
+        to.unpark();
+    }
+
+    fn wait(&self) {
+        while !self.pending.swap(false, Acquire) {
+            loom::thread::park();
+        }
+    }
+}
+
+/// A ring of 2 slots of u32 requests and u32 responses: 64 + 2 * 4 bytes.
+fn two_slot_ring(start: u32) -> SharedRing<'static, u32, u32> {
+    let mut ring = SharedRing::<u32, u32>::new(SharedMem::new_loom(72)).unwrap();
+    assert_eq!(ring.size(), 2);
+    ring.init_at(start);
+    ring
+}
+
+/// Front sends `n` requests (more than the ring holds, so slots are reused), back answers each;
+/// both sleep on their event channel when the final check says so. Every request and every
+/// response must arrive exactly once, in order, and nobody may sleep forever.
+///
+/// The model never joins the back thread: a late event (unpark) landing on a thread blocked in
+/// `join` breaks loom's join bookkeeping. The front waits on its event channel instead, which
+/// tolerates stray wake-ups, until the back end says it is done.
+fn round_trip(start: u32, n: u32, without_full_fences: bool) {
+    loom::model(move || {
+        ring_buffers::loom_mutation::skip_full_fences(without_full_fences);
+        let (mut front, mut back) = two_slot_ring(start).split_at(start);
+        let (to_back, to_front, done) = (Evtchn::new(), Evtchn::new(), Evtchn::new());
+        let front_thread = loom::thread::current();
+        let (tb, tf, d) = (to_back.clone(), to_front.clone(), done.clone());
+        let back_thread = loom::thread::spawn(move || {
+            let mut seen = 0;
+            while seen < n {
+                let mut got = 0;
+                while let Some(req) = back.next_request().unwrap() {
+                    assert_eq!(req, 100 + seen, "request lost, duplicated or reordered");
+                    back.stage_response(req + 1000).unwrap();
+                    seen += 1;
+                    got += 1;
+                }
+                if back.push_responses().is_yes() {
+                    tf.send(&front_thread);
+                }
+                if got == 0 && !back.final_check_for_requests().unwrap() {
+                    tb.wait();
+                }
+            }
+            d.send(&front_thread);
+        });
+        let back_handle = back_thread.thread().clone();
+        let (mut sent, mut received) = (0, 0);
+        while received < n {
+            while sent < n && front.stage(100 + sent).is_ok() {
+                sent += 1;
+            }
+            if front.push_requests().is_yes() {
+                to_back.send(&back_handle);
+            }
+            let got = front
+                .poll_responses(|rsp| {
+                    assert_eq!(rsp, 1100 + received, "response lost, duplicated or reordered");
+                    received += 1;
+                })
+                .unwrap();
+            if got == 0 && !front.final_check_for_responses().unwrap() {
+                to_front.wait();
+            }
+        }
+        done.wait();
+    });
+}
+
+#[test]
+fn round_trip_exactly_once_in_order() {
+    round_trip(0, 4, false);
+}
+
+#[test]
+fn round_trip_across_u32_wrap() {
+    round_trip(u32::MAX - 1, 3, false);
+}
+
+/// The same model with every `fence(SeqCst)` removed (in the loom accessor only): loom must
+/// find the lost wake-up, which shows that the suite can fail and that the fences are needed.
+#[test]
+#[should_panic(expected = "deadlock")]
+fn lost_wakeup_found_without_full_fence() {
+    round_trip(0, 3, true);
+}
+
+/// A front end that rewrites `req_prod`, `req_event` and slots at will. The honest back end,
+/// in a bounded loop, must only ever get requests or `BadRequestProducer` (with the value the
+/// peer wrote), never panic, never read past its bound, and stay broken once broken.
+#[test]
+fn malicious_front_end() {
+    loom::model(|| {
+        let mem = SharedMem::new_loom(72);
+        let evil = mem.peer_view();
+        let mut ring = SharedRing::<u32, u32>::new(mem).unwrap();
+        ring.init();
+        let (_front, mut back) = ring.split();
+        let peer = loom::thread::spawn(move || {
+            evil.store_u32(64, 0xdead);
+            evil.store_u32(REQ_PROD, 1);
+            evil.store_u32(REQ_EVENT, 0);
+            evil.store_u32(68, 0xbeef);
+            evil.store_u32(REQ_PROD, 7); // past a 2-slot ring
+        });
+        let mut consumed = 0u32;
+        let mut broken = None;
+        for _ in 0..4 {
+            let step = match back.next_request() {
+                Ok(Some(req)) => {
+                    assert!(req == 0 || req == 0xdead || req == 0xbeef, "torn or invented: {req:#x}");
+                    consumed += 1;
+                    back.stage_response(req).unwrap();
+                    let _ = back.push_responses();
+                    Ok(())
+                }
+                Ok(None) => back.final_check_for_requests().map(|_| ()),
+                Err(e) => Err(e),
+            };
+            match (step, broken) {
+                (Ok(()), None) => {}
+                (Err(e), None) => {
+                    assert!(
+                        matches!(e, RingError::BadRequestProducer { req_prod: 7, .. }),
+                        "{e:?}"
+                    );
+                    broken = Some(e);
+                }
+                (step, Some(b)) => assert_eq!(step, Err(b), "errors latch"),
+            }
+            assert!(back.pending_responses() <= 2);
+        }
+        assert!(consumed <= 1, "only one request was ever validly published");
+        peer.join().unwrap();
+    });
+}
+
+/// A back end that publishes responses it never produced. The honest front end gets either
+/// real responses or `BadResponseProducer`, and never more responses than requests published.
+#[test]
+fn malicious_back_end() {
+    loom::model(|| {
+        let mem = SharedMem::new_loom(72);
+        let evil = mem.peer_view();
+        let mut ring = SharedRing::<u32, u32>::new(mem).unwrap();
+        ring.init();
+        let (mut front, _back) = ring.split();
+        let peer = loom::thread::spawn(move || {
+            evil.store_u32(RSP_PROD, 1);
+            evil.store_u32(RSP_PROD, 3);
+        });
+        front.stage(5).unwrap();
+        let _ = front.push_requests();
+        let mut got = 0u32;
+        let mut broken = None;
+        for _ in 0..3 {
+            let step = front.poll_responses(|_| got += 1).map(|_| ());
+            match (step, broken) {
+                (Ok(()), None) => {}
+                (Err(e), None) => {
+                    assert!(
+                        matches!(e, RingError::BadResponseProducer { req_prod: 1, .. }),
+                        "{e:?}"
+                    );
+                    broken = Some(e);
+                }
+                (step, Some(b)) => assert_eq!(step, Err(b), "errors latch"),
+            }
+            assert!(got <= 1, "more responses than requests");
+        }
+        peer.join().unwrap();
+    });
+}
+
+/// A 4-byte byte ring: data 0..4, cons @4, prod @8.
+const TINY: ByteRingLayout = ByteRingLayout { data: 0, size: 4, cons: 4, prod: 8 };
+
+/// Writer sends 6 bytes through a 4-byte ring (so it must wait for space and the data wraps),
+/// reader reads 3 at a time; both sleep on events when they cannot progress. Bytes arrive
+/// exactly once, in order, and nobody sleeps forever.
+#[test]
+fn byte_ring_stream() {
+    loom::model(|| {
+        let (mut w, mut r) = ByteRing::new(SharedMem::new_loom(12), TINY).unwrap().split();
+        let (data_ev, space_ev, done) = (Evtchn::new(), Evtchn::new(), Evtchn::new());
+        let writer_thread = loom::thread::current();
+        let (de, se, d) = (data_ev.clone(), space_ev.clone(), done.clone());
+        let reader = loom::thread::spawn(move || {
+            let mut got = Vec::new();
+            while got.len() < 6 {
+                let mut buf = [0u8; 3];
+                let t = r.read(&mut buf).unwrap();
+                got.extend_from_slice(&buf[..t.bytes]);
+                if t.notify.is_yes() {
+                    se.send(&writer_thread);
+                } else {
+                    de.wait();
+                }
+            }
+            assert_eq!(got, b"abcdef");
+            d.send(&writer_thread);
+        });
+        let reader_handle = reader.thread().clone();
+        let msg = b"abcdef";
+        let mut sent = 0;
+        while sent < msg.len() {
+            let t = w.write(&msg[sent..]).unwrap();
+            sent += t.bytes;
+            if t.notify.is_yes() {
+                data_ev.send(&reader_handle);
+            } else {
+                space_ev.wait();
+            }
+        }
+        done.wait();
+    });
+}
+
+/// A writer that lies about its producer index: the reader gets bytes or `BadProducer`, never
+/// more than the ring holds, never a panic.
+#[test]
+fn malicious_byte_writer() {
+    loom::model(|| {
+        let mem = SharedMem::new_loom(12);
+        let evil = mem.peer_view();
+        let mut r = ByteRing::new(mem, TINY).unwrap().reader();
+        let peer = loom::thread::spawn(move || {
+            evil.write_bytes(0, b"xy");
+            evil.store_u32(TINY.prod, 2);
+            evil.store_u32(TINY.prod, 9);
+        });
+        let mut total = 0;
+        let mut broken = None;
+        for _ in 0..3 {
+            let mut buf = [0u8; 8];
+            match (r.read(&mut buf), broken) {
+                (Ok(t), None) => total += t.bytes,
+                (Err(e), None) => {
+                    assert!(matches!(e, RingError::BadProducer { prod: 9, .. }), "{e:?}");
+                    broken = Some(e);
+                }
+                (res, Some(b)) => assert_eq!(res, Err(b), "errors latch"),
+            }
+            assert!(total <= 2);
+        }
+        peer.join().unwrap();
+    });
+}

@@ -1,0 +1,263 @@
+//! System-test harness: boots the images in `target/images/` under QEMU (TCG), captures the
+//! serial console, and gives tests the exit status and the lines to assert on.
+//!
+//! A run ends when QEMU exits (the hypervisor's isa-debug-exit codes say how), when a line
+//! matches `until`, or at the timeout, which is a failure. Every run's serial output is kept
+//! in `target/test-logs/<name>.log` for whoever has to debug a failure.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// QEMU exit statuses the hypervisor produces (isa-debug-exit: 2v + 1).
+pub const EXIT_POWEROFF: i32 = 33;
+pub const EXIT_REBOOT: i32 = 35;
+pub const EXIT_CRASH: i32 = 37;
+pub const EXIT_HV_FAILURE: i32 = 39;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the workspace")
+        .to_path_buf()
+}
+
+/// Path of an image built by `scripts/build`.
+pub fn image(name: &str) -> PathBuf {
+    let p = root().join("target/images").join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run ./scripts/build (./scripts/test does) first",
+        p.display()
+    );
+    p
+}
+
+/// One boot.
+#[derive(Clone, Debug)]
+pub struct Boot {
+    /// Name for the log file.
+    pub name: String,
+    /// Hypervisor command line.
+    pub hv_args: String,
+    /// Modules: (path, args). Module 0 is dom0's kernel.
+    pub modules: Vec<(PathBuf, String)>,
+    pub timeout: Duration,
+    /// End the run (successfully) as soon as a line contains this.
+    pub until: Option<String>,
+    pub memory_mib: u32,
+    pub extra_qemu: Vec<String>,
+}
+
+impl Boot {
+    /// A boot of `dom0` (an image name in target/images) with `dom0_args`.
+    pub fn new(name: &str, dom0: &str, dom0_args: &str) -> Self {
+        Boot {
+            name: name.into(),
+            hv_args: "loglvl=all".into(),
+            modules: vec![(image(dom0), dom0_args.into())],
+            timeout: Duration::from_secs(120),
+            until: None,
+            memory_mib: 512,
+            extra_qemu: Vec::new(),
+        }
+    }
+
+    pub fn hv_args(mut self, args: &str) -> Self {
+        self.hv_args = args.into();
+        self
+    }
+
+    pub fn module(mut self, path: PathBuf, args: &str) -> Self {
+        self.modules.push((path, args.into()));
+        self
+    }
+
+    pub fn until(mut self, marker: &str) -> Self {
+        self.until = Some(marker.into());
+        self
+    }
+
+    pub fn timeout_secs(mut self, s: u64) -> Self {
+        self.timeout = Duration::from_secs(s);
+        self
+    }
+
+    /// The QEMU command line, as a user would type it.
+    pub fn command(&self, kernel: &Path) -> Command {
+        let initrd: Vec<String> = self
+            .modules
+            .iter()
+            .map(|(p, a)| {
+                if a.is_empty() { p.display().to_string() } else { format!("{} {a}", p.display()) }
+            })
+            .collect();
+        let mut c = Command::new("qemu-system-x86_64");
+        c.args(["-accel", "tcg", "-cpu", "max", "-m"])
+            .arg(self.memory_mib.to_string())
+            .args(["-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot"])
+            .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+            .arg("-kernel")
+            .arg(kernel)
+            .arg("-append")
+            .arg(&self.hv_args)
+            .args(&self.extra_qemu);
+        if !initrd.is_empty() {
+            c.arg("-initrd").arg(initrd.join(","));
+        }
+        c
+    }
+
+    /// Boots with `kernel` as dom0's image instead of the one named at construction.
+    pub fn run_with_dom0(mut self, kernel: &Path) -> Run {
+        self.modules[0].0 = kernel.to_path_buf();
+        self.run()
+    }
+
+    /// Boots and collects the serial output.
+    pub fn run(&self) -> Run {
+        let kernel = image("xen-core");
+        let mut child = self
+            .command(&kernel)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("qemu-system-x86_64 runs (./scripts/test installs it)");
+        let start = Instant::now();
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = mpsc::channel::<(f64, String)>();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).split(b'\n') {
+                let Ok(line) = line else { break };
+                let text = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
+                if tx.send((start.elapsed().as_secs_f64(), text)).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut lines = Vec::new();
+        let mut timed_out = false;
+        let mut stopped_early = false;
+        loop {
+            let left = self.timeout.saturating_sub(start.elapsed());
+            match rx.recv_timeout(left.min(Duration::from_millis(200))) {
+                Ok((t, line)) => {
+                    let hit = self.until.as_ref().is_some_and(|u| line.contains(u.as_str()));
+                    lines.push((t, line));
+                    if hit {
+                        stopped_early = true;
+                        let _ = child.kill();
+                        break;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if start.elapsed() >= self.timeout {
+                        timed_out = true;
+                        let _ = child.kill();
+                        break;
+                    }
+                }
+            }
+        }
+        let status = child.wait().expect("qemu exits");
+        let _ = reader.join();
+        while let Ok((t, line)) = rx.try_recv() {
+            lines.push((t, line));
+        }
+        let mut stderr = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut stderr);
+        }
+        let run = Run { status: status.code(), timed_out, stopped_early, lines, stderr };
+        run.save(&self.name);
+        run
+    }
+}
+
+/// What a boot produced.
+#[derive(Debug)]
+pub struct Run {
+    /// QEMU's exit status (None if killed).
+    pub status: Option<i32>,
+    pub timed_out: bool,
+    /// Ended because a line matched `until`.
+    pub stopped_early: bool,
+    /// Serial lines with seconds since QEMU started.
+    pub lines: Vec<(f64, String)>,
+    pub stderr: String,
+}
+
+impl Run {
+    fn save(&self, name: &str) {
+        let dir = root().join("target/test-logs");
+        let _ = std::fs::create_dir_all(&dir);
+        let mut out = String::new();
+        for (t, l) in &self.lines {
+            out.push_str(&format!("{t:9.3} {l}\n"));
+        }
+        out.push_str(&format!(
+            "-- status {:?} timed_out {} stderr: {}\n",
+            self.status, self.timed_out, self.stderr
+        ));
+        let _ = std::fs::write(dir.join(format!("{name}.log")), out);
+    }
+
+    /// The whole serial output.
+    pub fn text(&self) -> String {
+        self.lines.iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>().join("\n")
+    }
+
+    /// Whether some line contains `s`.
+    pub fn has(&self, s: &str) -> bool {
+        self.lines.iter().any(|(_, l)| l.contains(s))
+    }
+
+    /// Lines containing `s`.
+    pub fn matching(&self, s: &str) -> Vec<&str> {
+        self.lines.iter().filter(|(_, l)| l.contains(s)).map(|(_, l)| l.as_str()).collect()
+    }
+
+    /// Time of the first line containing `s`.
+    pub fn time_of(&self, s: &str) -> Option<f64> {
+        self.lines.iter().find(|(_, l)| l.contains(s)).map(|(t, _)| *t)
+    }
+
+    /// Asserts a line containing `s`, showing the output otherwise.
+    #[track_caller]
+    pub fn expect(&self, s: &str) {
+        assert!(self.has(s), "no line contains {s:?}; serial output:\n{}", self.text());
+    }
+
+    /// Asserts no line contains `s`.
+    #[track_caller]
+    pub fn expect_not(&self, s: &str) {
+        assert!(!self.has(s), "a line contains {s:?}; serial output:\n{}", self.text());
+    }
+
+    /// Asserts the exit status.
+    #[track_caller]
+    pub fn expect_status(&self, code: i32) {
+        assert!(!self.timed_out, "timed out; serial output:\n{}", self.text());
+        assert_eq!(
+            self.status,
+            Some(code),
+            "exit status; serial output:\n{}\nstderr: {}",
+            self.text(),
+            self.stderr
+        );
+    }
+
+    /// Asserts every `TEST x: ...` line passed and that each of `names` reported.
+    #[track_caller]
+    pub fn expect_tests_pass(&self, names: &[&str]) {
+        for n in names {
+            self.expect(&format!("TEST {n}: PASS"));
+        }
+        self.expect_not(": FAIL");
+    }
+}

@@ -1,0 +1,94 @@
+//! Boot and guest-execution system tests (issue: boot the hypervisor and run dom0 as a
+//! deprivileged PV guest on Xen's ABI).
+
+use tests::*;
+
+#[test]
+fn boots_dom0_to_poweroff() {
+    let run = Boot::new("boot-dom0", "dom0", "").run();
+    run.expect("xen-core");
+    run.expect("memory map:");
+    run.expect("module 0:");
+    run.expect("dom0: nr_pages");
+    run.expect("PRIVILEGED INITDOMAIN");
+    run.expect("dom0 is gone: ending the machine (poweroff)");
+    run.expect_status(EXIT_POWEROFF);
+}
+
+#[test]
+fn dom0_gets_its_command_line_and_ramdisk() {
+    let ramdisk = std::env::temp_dir().join(format!("xen-core-ramdisk-{}", std::process::id()));
+    std::fs::write(&ramdisk, vec![0x5a; 10_000]).unwrap();
+    let run = Boot::new("boot-ramdisk", "dom0", "hello=world").module(ramdisk.clone(), "").run();
+    let _ = std::fs::remove_file(&ramdisk);
+    run.expect("cmdline 'hello=world'");
+    run.expect("(10000 bytes)");
+    run.expect_status(EXIT_POWEROFF);
+}
+
+#[test]
+fn hypercall_and_trap_selftests_pass() {
+    let tests = ["enosys", "efault", "exceptions", "privileged", "fpu"];
+    let run = Boot::new("selftests", "dom0", &format!("test={}", tests.join("+"))).run();
+    run.expect_tests_pass(&tests);
+    run.expect_status(EXIT_POWEROFF);
+}
+
+#[test]
+fn selftests_pass_without_smap_and_smep() {
+    let tests = ["efault", "exceptions", "fpu"];
+    let run = Boot::new("selftests-nosmap", "dom0", &format!("test={}", tests.join("+")))
+        .hv_args("loglvl=all smap=0 smep=0")
+        .run();
+    run.expect("SMEP false, SMAP false");
+    run.expect_tests_pass(&tests);
+    run.expect_status(EXIT_POWEROFF);
+}
+
+#[test]
+fn dom0_fault_without_handler_crashes_it_alone() {
+    let run = Boot::new("fault-nohandler", "dom0", "test=fault-nohandler").run();
+    run.expect("exception 6 (#UD) with no handler");
+    run.expect("domain 0 (Domain-0) crashed");
+    run.expect_not("TEST fault-nohandler: FAIL");
+    run.expect_not("FATAL");
+    run.expect_status(EXIT_CRASH);
+}
+
+#[test]
+fn pv_guest_image_boots_as_dom0() {
+    let run = Boot::new("pv-guest-as-dom0", "pv-guest", "test=enosys").run();
+    run.expect("pv-guest: hello from a PV guest");
+    run.expect("PRIVILEGED INITDOMAIN");
+    run.expect_tests_pass(&["enosys"]);
+    run.expect_status(EXIT_POWEROFF);
+}
+
+#[test]
+fn malformed_dom0_image_is_refused_clearly() {
+    let dir = std::env::temp_dir();
+    let text = dir.join(format!("xen-core-not-elf-{}", std::process::id()));
+    std::fs::write(&text, b"this is not a kernel\n".repeat(100)).unwrap();
+    let run = Boot::new("bad-image", "dom0", "").run_with_dom0(&text);
+    run.expect("cannot build dom0: Domain-0: bad kernel image: not an ELF image");
+    run.expect_status(EXIT_HV_FAILURE);
+
+    // A real kernel cut short: its segments run past the end of the file.
+    let dom0 = std::fs::read(image("dom0")).unwrap();
+    let cut = dir.join(format!("xen-core-truncated-{}", std::process::id()));
+    std::fs::write(&cut, &dom0[..dom0.len().min(6000)]).unwrap();
+    let run = Boot::new("truncated-image", "dom0", "").run_with_dom0(&cut);
+    run.expect("cannot build dom0: Domain-0: bad kernel image:");
+    run.expect_status(EXIT_HV_FAILURE);
+    let _ = std::fs::remove_file(&text);
+    let _ = std::fs::remove_file(&cut);
+}
+
+#[test]
+fn no_dom0_module_is_a_clear_error() {
+    let mut boot = Boot::new("no-module", "dom0", "");
+    boot.modules.clear();
+    let run = boot.run();
+    run.expect("cannot build dom0: no dom0 kernel");
+    run.expect_status(EXIT_HV_FAILURE);
+}

@@ -1,0 +1,28 @@
+//! The hypervisor's virtual address map. Everything lives in the 16 L4 slots Xen reserves
+//! (256-271, `0xFFFF800000000000..0xFFFF880000000000`), which every guest L4 shares.
+//!
+//! | slot | range start | what |
+//! |---|---|---|
+//! | 256 | `0xFFFF_8000_0000_0000` | read-only M2P table, readable by guests (Xen's `RO_MPT_VIRT_START`) |
+//! | 261 | `0xFFFF_82D0_8000_0000` | the hypervisor image (Xen's `XEN_VIRT_START`), physical = virtual - `VOFF` |
+//! | 262 | `0xFFFF_8300_0000_0000` | direct map of all RAM (Xen's `DIRECTMAP_VIRT_START`) |
+
+/// Virtual minus physical address of the hypervisor image.
+pub const VOFF: u64 = 0xFFFF_82D0_8000_0000;
+/// Where the direct map of all physical memory starts.
+pub const DIRECTMAP_BASE: u64 = 0xFFFF_8300_0000_0000;
+/// Read-only machine-to-phys table, as Xen's guests expect it.
+pub const M2P_BASE: u64 = 0xFFFF_8000_0000_0000;
+/// First and one past the last L4 slot the hypervisor owns in every address space.
+pub const XEN_L4_FIRST: usize = 256;
+pub const XEN_L4_END: usize = 272;
+/// Boot (and later per-CPU hypervisor) stack.
+pub const BOOT_STACK_SIZE: usize = 64 * 1024;
+/// Stacks for NMI, double fault and machine check: they must never run on a guest's stack.
+pub const IST_STACK_SIZE: usize = 16 * 1024;
+/// Fixed uncached mappings of device pages (slot 263).
+pub const FIXMAP_BASE: u64 = 0xFFFF_8380_0000_0000;
+/// The local APIC's registers.
+pub const FIXMAP_APIC: u64 = FIXMAP_BASE;
+/// Physical address of the local APIC.
+pub const APIC_PHYS: u64 = 0xFEE0_0000;

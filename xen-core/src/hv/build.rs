@@ -1,0 +1,153 @@
+//! Creating a domain from a PV kernel image inside the hypervisor (dom0, and domUs named on
+//! the command line): allocate its memory, run the builder (`xen_core::pvbuild`) over it, have
+//! the validator type the bootstrap page tables, and make vCPU 0 ready at the entry point.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64};
+
+use hypercall_abi::start_info::{SIF_INITDOMAIN, SIF_PRIVILEGED};
+use hypercall_abi::{DomId, EvtchnPort, Mfn, PAddr};
+use spin::Mutex;
+use xen_core::mm::PageType;
+use xen_core::pvbuild::{self, BuildParams, GuestMemory};
+use xen_core::ratelimit::RateLimit;
+
+use super::arch::cpu::{GUEST_CS64, GUEST_DS};
+use super::domain::{self, DomState, Domain, VI_UPCALL_MASK, Vcpu, VcpuContext};
+use super::mem::{self, DirectPageMem, with_mm};
+use super::sched;
+
+/// What to build.
+pub struct DomainSpec<'a> {
+    pub id: DomId,
+    pub name: String,
+    pub kernel: &'a [u8],
+    pub ramdisk: &'a [u8],
+    pub cmdline: &'a str,
+    pub mem_bytes: u64,
+    pub privileged: bool,
+    /// Ports for the XenStore and console rings (domUs).
+    pub store_evtchn: Option<EvtchnPort>,
+    pub console_evtchn: Option<EvtchnPort>,
+}
+
+/// Where the new domain's memory is, for the builder.
+struct Frames {
+    p2m: Vec<Mfn>,
+}
+
+impl GuestMemory for Frames {
+    fn nr_pages(&self) -> u64 {
+        self.p2m.len() as u64
+    }
+    fn mfn(&self, pfn: u64) -> Mfn {
+        self.p2m[pfn as usize]
+    }
+    fn write(&mut self, pfn: u64, offset: usize, bytes: &[u8]) {
+        mem::write_frame(self.p2m[pfn as usize], offset, bytes);
+    }
+}
+
+/// Builds and registers a domain; it starts running at the next scheduling decision.
+pub fn create(spec: &DomainSpec<'_>) -> Result<(Arc<Domain>, pvbuild::Built), String> {
+    let img = pvbuild::image::parse(spec.kernel)
+        .map_err(|e| format!("{}: bad kernel image: {e}", spec.name))?;
+    let nr_pages = spec.mem_bytes / 4096;
+    let id = spec.id;
+    with_mm(|mm| mm.domain_create(id, nr_pages, spec.privileged))
+        .map_err(|e| format!("{}: {e:?}", spec.name))?;
+    let result = populate(spec, &img, nr_pages);
+    if result.is_err() {
+        let frames = with_mm(|mm| mm.domain_frames(id));
+        with_mm(|mm| {
+            mm.domain_mark_dying(id);
+            for f in frames {
+                let _ = mm.domain_release(id, f);
+            }
+            mm.domain_forget(id);
+        });
+    }
+    result
+}
+
+fn populate(
+    spec: &DomainSpec<'_>,
+    img: &pvbuild::KernelImage,
+    nr_pages: u64,
+) -> Result<(Arc<Domain>, pvbuild::Built), String> {
+    let id = spec.id;
+    let mut p2m = Vec::with_capacity(nr_pages as usize);
+    let t0 = super::arch::time::now_ns();
+    for pfn in 0..nr_pages {
+        let mfn = with_mm(|mm| mm.domain_alloc(id))
+            .map_err(|_| format!("{}: out of memory after {pfn} of {nr_pages} pages", spec.name))?;
+        mem::zero_frame(mfn);
+        with_mm(|mm| mm.set_m2p(mfn, pfn));
+        p2m.push(mfn);
+    }
+    let shared_info = with_mm(|mm| mm.alloc_xen_frame())
+        .ok_or_else(|| format!("{}: no memory for shared_info", spec.name))?;
+    mem::zero_frame(shared_info);
+    // Every vCPU starts with event delivery masked.
+    mem::frame_byte(shared_info, VI_UPCALL_MASK).store(1, core::sync::atomic::Ordering::Relaxed);
+    with_mm(|mm| mm.share_xen_frame(shared_info, id))
+        .map_err(|e| format!("{}: {e:?}", spec.name))?;
+
+    let mut flags = 0;
+    if spec.privileged {
+        flags |= SIF_PRIVILEGED | SIF_INITDOMAIN;
+    }
+    let params = BuildParams {
+        cmdline: spec.cmdline,
+        flags,
+        shared_info: PAddr(shared_info.0 << 12),
+        store_evtchn: spec.store_evtchn,
+        console_evtchn: spec.console_evtchn,
+    };
+    let mut frames = Frames { p2m };
+    let built = pvbuild::build(&mut frames, img, spec.kernel, spec.ramdisk, &params)
+        .map_err(|e| format!("{}: {e}", spec.name))?;
+    log::debug!(
+        "{}: memory and image ready in {} us",
+        spec.name,
+        (super::arch::time::now_ns() - t0) / 1000
+    );
+    // The validator checks the builder's tables like any guest's: the L4 becomes CR3.
+    with_mm(|mm| mm.get_page_and_type(&mut DirectPageMem, built.l4, PageType::L4, id))
+        .map_err(|e| format!("{}: bootstrap page tables refused: {e:?}", spec.name))?;
+
+    let mut ctx = VcpuContext::new((shared_info, 0));
+    ctx.guest_table = built.l4;
+    ctx.regs.rip = built.entry;
+    ctx.regs.rsp = built.stack_top;
+    ctx.regs.rsi = built.start_info;
+    ctx.regs.rflags = 0x200;
+    ctx.regs.cs = u64::from(GUEST_CS64);
+    ctx.regs.ss = u64::from(GUEST_DS);
+    let vcpu = Arc::new(Vcpu {
+        id: 0,
+        domain: id,
+        ctx: Mutex::new(ctx),
+        is_runnable: AtomicBool::new(true),
+        is_blocked: AtomicBool::new(false),
+        cpu_time_ns: AtomicU64::new(0),
+    });
+    let d = Arc::new(Domain {
+        id,
+        name: spec.name.to_string(),
+        is_privileged: spec.privileged,
+        shared_info,
+        nr_pages,
+        state: Mutex::new(DomState::Running),
+        vcpus: alloc::vec![vcpu.clone()],
+        vm_assist: AtomicU64::new(0),
+        log_limit: Mutex::new(RateLimit::new(10, 500_000_000)),
+        console_line: Mutex::new(Vec::new()),
+    });
+    domain::insert(d.clone());
+    sched::add_vcpu(vcpu);
+    Ok((d, built))
+}

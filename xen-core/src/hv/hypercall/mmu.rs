@@ -1,0 +1,256 @@
+//! Page-table hypercalls: `mmu_update`, `update_va_mapping` and `mmuext_op`. Each request is
+//! copied in once, then checked and applied by the validator (`xen_core::mm`) under the MM
+//! lock. Batches are bounded per entry: after `BATCH` requests the hypercall is restarted
+//! with the rest (the guest's rip moves back to the `syscall`), so a huge count neither
+//! hogs the CPU nor loops without end.
+
+use hypercall_abi::mmu::{
+    MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD, MMUEXT_INVLPG_ALL,
+    MMUEXT_INVLPG_LOCAL, MMUEXT_NEW_BASEPTR, MMUEXT_NEW_USER_BASEPTR, MMUEXT_PIN_L1_TABLE,
+    MMUEXT_PIN_L4_TABLE, MMUEXT_SET_LDT, MMUEXT_TLB_FLUSH_ALL, MMUEXT_TLB_FLUSH_LOCAL,
+    MMUEXT_UNPIN_TABLE, MmuUpdate, MmuextOp, UVMF_FLUSHTYPE_MASK, UVMF_INVLPG, UVMF_TLB_FLUSH,
+};
+use hypercall_abi::{DomId, Errno, Mfn};
+use xen_core::mm::types::{PTE_PRESENT, pte_mfn};
+use xen_core::mm::{MapCtx, Mm, PageType};
+
+use super::super::arch::paging;
+use super::super::domain;
+use super::super::mem::{DirectPageMem, with_mm};
+use super::{Hc, HcResult, copy_in, copy_out};
+
+/// Requests handled per hypercall entry before restarting.
+const BATCH: u64 = 512;
+/// Marks a restarted batch in the count argument, so `done` accumulates.
+const PREEMPTED: u64 = 1 << 31;
+
+/// The domain whose frames a request names: the caller, or (privileged callers only) the
+/// `foreigndom` argument.
+fn foreign_ctx(hc: &Hc<'_>, foreigndom: u64) -> Result<MapCtx, Errno> {
+    let fd = DomId(foreigndom as u16);
+    if foreigndom > u64::from(u16::MAX) {
+        return Err(Errno::EINVAL);
+    }
+    if fd == DomId::SELF_ || fd == hc.dom.id {
+        return Ok(MapCtx { dom: hc.dom.id, foreign: None });
+    }
+    if !hc.dom.is_privileged {
+        return Err(Errno::EPERM);
+    }
+    if fd != DomId::IO && domain::get(fd).is_none() {
+        return Err(Errno::ESRCH);
+    }
+    Ok(MapCtx { dom: hc.dom.id, foreign: Some(fd) })
+}
+
+/// Flushes the TLB if the validator changed a frame from writable to page table.
+fn finish(mm: &mut Mm<'_>) {
+    if core::mem::take(&mut mm.tlb_flush_needed) {
+        paging::flush_tlb_local();
+    }
+}
+
+/// Restarts the current hypercall with new arguments (continuation).
+fn restart(hc: &mut Hc<'_>, nr: u64, args: [u64; 4]) -> HcResult {
+    let r = &mut *hc.regs;
+    r.rax = nr;
+    r.rdi = args[0];
+    r.rsi = args[1];
+    r.rdx = args[2];
+    r.r10 = args[3];
+    r.rip = r.rip.wrapping_sub(2);
+    Ok(None)
+}
+
+/// `mmu_update(reqs, count, done, foreigndom)`.
+pub fn mmu_update(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
+    let (reqs, count_arg, done_ptr, foreigndom) = (a[0], a[1], a[2], a[3]);
+    let count = count_arg & !PREEMPTED & 0xFFFF_FFFF;
+    let ctx = foreign_ctx(hc, foreigndom)?;
+    let mut done_before = 0u32;
+    if count_arg & PREEMPTED != 0 && done_ptr != 0 {
+        done_before = copy_in::<u32>(done_ptr)?;
+    }
+    let n = count.min(BATCH);
+    let mut result = Ok(());
+    let mut i = 0;
+    while i < n {
+        let req: MmuUpdate = match copy_in(reqs + i * 16) {
+            Ok(r) => r,
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        };
+        if let Err(e) = apply_update(hc, &req, ctx) {
+            result = Err(e);
+            break;
+        }
+        i += 1;
+    }
+    with_mm(finish);
+    let done = done_before.wrapping_add(i as u32);
+    if done_ptr != 0 {
+        copy_out(done_ptr, &done)?;
+    }
+    result?;
+    if count > n {
+        return restart(
+            hc,
+            hypercall_abi::nr::MMU_UPDATE,
+            [reqs + n * 16, (count - n) | PREEMPTED, done_ptr, foreigndom],
+        );
+    }
+    Ok(Some(0))
+}
+
+fn apply_update(hc: &Hc<'_>, req: &MmuUpdate, ctx: MapCtx) -> Result<(), Errno> {
+    let addr = req.ptr & !3;
+    let table = Mfn(addr >> 12);
+    let index = ((addr & 0xFFF) / 8) as usize;
+    match req.ptr & 3 {
+        MMU_NORMAL_PT_UPDATE | MMU_PT_UPDATE_PRESERVE_AD => {
+            if !addr.is_multiple_of(8) {
+                return Err(Errno::EINVAL);
+            }
+            let preserve = req.ptr & 3 == MMU_PT_UPDATE_PRESERVE_AD;
+            with_mm(|mm| mm.update_entry(&mut DirectPageMem, table, index, req.val, ctx, preserve))
+        }
+        MMU_MACHPHYS_UPDATE => with_mm(|mm| {
+            let owner = mm.frame(table).map(|f| f.owner).ok_or(Errno::EINVAL)?;
+            if owner != hc.dom.id && ctx.foreign != Some(owner) {
+                return Err(Errno::EPERM);
+            }
+            mm.set_m2p(table, req.val);
+            Ok(())
+        }),
+        _ => Err(Errno::ENOSYS),
+    }
+}
+
+/// Finds the L1 table and index that map `va` in the L4 `l4`; the walk reads the guest's
+/// (validated, read-only to it) tables.
+fn find_l1(l4: Mfn, va: u64) -> Result<(Mfn, usize), Errno> {
+    if !super::super::arch::uaccess::is_guest_range(va, 1) {
+        return Err(Errno::EINVAL);
+    }
+    let mut table = l4;
+    for level in (2..=4u32).rev() {
+        let index = ((va >> (12 + 9 * (level - 1))) & 511) as usize;
+        let e = xen_core::mm::PageMem::read_pte(&DirectPageMem, table, index);
+        if e & PTE_PRESENT == 0 {
+            return Err(Errno::EINVAL);
+        }
+        table = pte_mfn(e);
+    }
+    Ok((table, ((va >> 12) & 511) as usize))
+}
+
+/// `update_va_mapping(va, pte, flags)`: replaces the PTE mapping `va` in the current
+/// (kernel) page table, then flushes as asked.
+pub fn update_va_mapping(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
+    let (va, pte, flags) = (a[0], a[1], a[2]);
+    let ctx = MapCtx { dom: hc.dom.id, foreign: None };
+    let root = hc.ctx.guest_table;
+    with_mm(|mm| -> Result<(), Errno> {
+        let (l1, index) = find_l1(root, va)?;
+        let f = mm.frame(l1).ok_or(Errno::EINVAL)?;
+        if f.ptype != PageType::L1 || f.type_count == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let r = mm.update_entry(&mut DirectPageMem, l1, index, pte, ctx, false);
+        finish(mm);
+        r
+    })?;
+    match flags & UVMF_FLUSHTYPE_MASK {
+        UVMF_TLB_FLUSH => paging::flush_tlb_local(),
+        UVMF_INVLPG => paging::invlpg(va),
+        _ => {}
+    }
+    Ok(Some(0))
+}
+
+/// `mmuext_op(ops, count, done, foreigndom)`.
+pub fn mmuext_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
+    let (ops, count_arg, done_ptr, foreigndom) = (a[0], a[1], a[2], a[3]);
+    let count = count_arg & !PREEMPTED & 0xFFFF_FFFF;
+    foreign_ctx(hc, foreigndom)?;
+    let mut done_before = 0u32;
+    if count_arg & PREEMPTED != 0 && done_ptr != 0 {
+        done_before = copy_in::<u32>(done_ptr)?;
+    }
+    let n = count.min(BATCH);
+    let mut result = Ok(());
+    let mut i = 0;
+    while i < n {
+        let op: MmuextOp = match copy_in(ops + i * 24) {
+            Ok(o) => o,
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        };
+        if let Err(e) = apply_ext(hc, &op) {
+            result = Err(e);
+            break;
+        }
+        i += 1;
+    }
+    with_mm(finish);
+    if done_ptr != 0 {
+        copy_out(done_ptr, &done_before.wrapping_add(i as u32))?;
+    }
+    result?;
+    if count > n {
+        return restart(
+            hc,
+            hypercall_abi::nr::MMUEXT_OP,
+            [ops + n * 24, (count - n) | PREEMPTED, done_ptr, foreigndom],
+        );
+    }
+    Ok(Some(0))
+}
+
+fn apply_ext(hc: &mut Hc<'_>, op: &MmuextOp) -> Result<(), Errno> {
+    let dom = hc.dom.id;
+    let mfn = Mfn(op.arg1);
+    match op.cmd {
+        c @ MMUEXT_PIN_L1_TABLE..=MMUEXT_PIN_L4_TABLE => {
+            with_mm(|mm| mm.pin(&mut DirectPageMem, mfn, (c - MMUEXT_PIN_L1_TABLE + 1) as u8, dom))
+        }
+        MMUEXT_UNPIN_TABLE => with_mm(|mm| mm.unpin(&mut DirectPageMem, mfn, dom)),
+        MMUEXT_NEW_BASEPTR => {
+            with_mm(|mm| mm.get_page_and_type(&mut DirectPageMem, mfn, PageType::L4, dom))?;
+            let old = core::mem::replace(&mut hc.ctx.guest_table, mfn);
+            if old.0 != 0 {
+                with_mm(|mm| mm.put_page_and_type(&mut DirectPageMem, old));
+            }
+            if hc.ctx.kernel_mode {
+                paging::load_cr3(mfn.0 << 12);
+            }
+            Ok(())
+        }
+        MMUEXT_NEW_USER_BASEPTR => {
+            if mfn.0 != 0 {
+                with_mm(|mm| mm.get_page_and_type(&mut DirectPageMem, mfn, PageType::L4, dom))?;
+            }
+            let old = core::mem::replace(&mut hc.ctx.guest_table_user, mfn);
+            if old.0 != 0 {
+                with_mm(|mm| mm.put_page_and_type(&mut DirectPageMem, old));
+            }
+            Ok(())
+        }
+        MMUEXT_TLB_FLUSH_LOCAL | MMUEXT_TLB_FLUSH_ALL => {
+            paging::flush_tlb_local();
+            Ok(())
+        }
+        MMUEXT_INVLPG_LOCAL | MMUEXT_INVLPG_ALL => {
+            paging::invlpg(op.arg1);
+            Ok(())
+        }
+        // No LDT support yet: only "no LDT" is accepted (see docs/MEMORY.md).
+        MMUEXT_SET_LDT if op.arg2 == 0 => Ok(()),
+        MMUEXT_SET_LDT => Err(Errno::ENOSYS),
+        _ => Err(Errno::ENOSYS),
+    }
+}

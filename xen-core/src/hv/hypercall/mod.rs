@@ -1,0 +1,139 @@
+//! The hypercall table and dispatch. Each hypercall is written once in [`TABLE`]: number,
+//! name, handler, and who may call it; dispatch, the unknown-hypercall answer (`-ENOSYS`) and
+//! the privilege check (`-EPERM`) all come from it.
+//!
+//! Arguments arrive in rdi, rsi, rdx, r10, r8 (Xen's x86_64 convention); the result goes to
+//! rax as a value or a negative errno. Handlers copy guest memory only through `uaccess`, so a
+//! bad pointer is `-EFAULT`, never a hypervisor fault.
+
+mod callbacks;
+mod console;
+mod mmu;
+mod sched_op;
+mod version;
+
+use alloc::sync::Arc;
+
+use hypercall_abi::{Errno, nr};
+
+use super::arch::entry::GuestRegs;
+use super::domain::{Domain, Vcpu, VcpuContext};
+
+/// Everything a handler may touch: the calling vCPU (locked), its domain and its registers.
+pub struct Hc<'a> {
+    pub vcpu: &'a Arc<Vcpu>,
+    pub dom: &'a Arc<Domain>,
+    pub ctx: &'a mut VcpuContext,
+    pub regs: &'a mut GuestRegs,
+}
+
+/// A handler's answer: a value for rax, or `None` when the handler set the registers itself
+/// (iret).
+pub type HcResult = Result<Option<u64>, Errno>;
+
+type Handler = fn(&mut Hc<'_>, [u64; 5]) -> HcResult;
+
+/// Who may make a hypercall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Who {
+    Any,
+    /// The privileged domain only (dom0's capability).
+    Privileged,
+}
+
+/// One hypercall.
+pub struct Desc {
+    pub nr: u64,
+    pub name: &'static str,
+    pub handler: Handler,
+    pub who: Who,
+}
+
+/// The hypercalls this hypervisor implements.
+pub static TABLE: &[Desc] = &[
+    Desc {
+        nr: nr::SET_TRAP_TABLE,
+        name: "set_trap_table",
+        handler: callbacks::set_trap_table,
+        who: Who::Any,
+    },
+    Desc { nr: nr::MMU_UPDATE, name: "mmu_update", handler: mmu::mmu_update, who: Who::Any },
+    Desc {
+        nr: nr::STACK_SWITCH,
+        name: "stack_switch",
+        handler: callbacks::stack_switch,
+        who: Who::Any,
+    },
+    Desc {
+        nr: nr::SET_CALLBACKS,
+        name: "set_callbacks",
+        handler: callbacks::set_callbacks,
+        who: Who::Any,
+    },
+    Desc {
+        nr: nr::FPU_TASKSWITCH,
+        name: "fpu_taskswitch",
+        handler: callbacks::fpu_taskswitch,
+        who: Who::Any,
+    },
+    Desc {
+        nr: nr::UPDATE_VA_MAPPING,
+        name: "update_va_mapping",
+        handler: mmu::update_va_mapping,
+        who: Who::Any,
+    },
+    Desc { nr: nr::XEN_VERSION, name: "xen_version", handler: version::xen_version, who: Who::Any },
+    Desc { nr: nr::CONSOLE_IO, name: "console_io", handler: console::console_io, who: Who::Any },
+    Desc { nr: nr::VM_ASSIST, name: "vm_assist", handler: callbacks::vm_assist, who: Who::Any },
+    Desc { nr: nr::IRET, name: "iret", handler: callbacks::iret, who: Who::Any },
+    Desc {
+        nr: nr::SET_SEGMENT_BASE,
+        name: "set_segment_base",
+        handler: callbacks::set_segment_base,
+        who: Who::Any,
+    },
+    Desc { nr: nr::MMUEXT_OP, name: "mmuext_op", handler: mmu::mmuext_op, who: Who::Any },
+    Desc { nr: nr::SCHED_OP, name: "sched_op", handler: sched_op::sched_op, who: Who::Any },
+    Desc {
+        nr: nr::CALLBACK_OP,
+        name: "callback_op",
+        handler: callbacks::callback_op,
+        who: Who::Any,
+    },
+];
+
+/// Looks a hypercall up by number.
+pub fn lookup(number: u64) -> Option<&'static Desc> {
+    TABLE.iter().find(|d| d.nr == number)
+}
+
+/// Runs the hypercall in `regs` for the current vCPU and writes its result.
+pub fn dispatch(vcpu: &Arc<Vcpu>, dom: &Arc<Domain>, ctx: &mut VcpuContext, regs: &mut GuestRegs) {
+    let number = regs.rax;
+    let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8];
+    let result = match lookup(number) {
+        None => Err(Errno::ENOSYS),
+        Some(d) if d.who == Who::Privileged && !dom.is_privileged => Err(Errno::EPERM),
+        Some(d) => {
+            let mut hc = Hc { vcpu, dom, ctx, regs };
+            (d.handler)(&mut hc, args)
+        }
+    };
+    match result {
+        Ok(Some(v)) => regs.rax = v,
+        Ok(None) => {}
+        Err(e) => regs.rax = e.to_ret() as u64,
+    }
+}
+
+/// Copies a `T` in from guest memory.
+pub fn copy_in<T: zerocopy::FromBytes + zerocopy::IntoBytes>(va: u64) -> Result<T, Errno> {
+    let mut v = T::new_zeroed();
+    super::arch::uaccess::copy_from_guest(v.as_mut_bytes(), va)?;
+    Ok(v)
+}
+
+/// Copies a `T` out to guest memory.
+pub fn copy_out<T: zerocopy::IntoBytes + zerocopy::Immutable>(va: u64, v: &T) -> Result<(), Errno> {
+    super::arch::uaccess::copy_to_guest(va, v.as_bytes())
+}

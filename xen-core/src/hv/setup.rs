@@ -1,0 +1,232 @@
+//! The boot sequence, from the first Rust instruction to the first guest: command line and
+//! log, memory map, the hypervisor's page tables, frame table and heap, processor tables,
+//! time, then dom0.
+
+use alloc::vec::Vec;
+
+use log::{LevelFilter, error, info};
+use xen_core::cmdline;
+use xen_core::memmap::{FreeRanges, Range};
+use xen_core::multiboot::{self, BootInfo};
+
+use hypercall_abi::{DomId, Mfn};
+
+use super::arch::{apic, cpu, irq, paging, percpu::PerCpu, power, time};
+use super::{build, logging, mem, sched};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Heap for the hypervisor's own structures.
+const HEAP_SIZE: u64 = 4 << 20;
+
+static CPU0: PerCpu = PerCpu::new(0);
+
+/// Hypervisor options from its command line.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub loglvl: LevelFilter,
+    pub dom0_mem: u64,
+    pub smep: bool,
+    pub smap: bool,
+}
+
+fn parse_options(line: &str) -> Options {
+    let mut o = Options { loglvl: LevelFilter::Info, dom0_mem: 128 << 20, smep: true, smap: true };
+    for opt in cmdline::options(line) {
+        match (opt.key, opt.value) {
+            ("loglvl", Some(v)) => o.loglvl = logging::parse_level(v).unwrap_or(o.loglvl),
+            ("dom0_mem", Some(v)) => o.dom0_mem = cmdline::parse_size(v).unwrap_or(o.dom0_mem),
+            ("smep", v) => o.smep = cmdline::parse_bool(v).unwrap_or(o.smep),
+            ("smap", v) => o.smap = cmdline::parse_bool(v).unwrap_or(o.smap),
+            _ => {}
+        }
+    }
+    o
+}
+
+pub fn start(mbi: u64) -> ! {
+    mem::init_early_heap();
+    logging::init(LevelFilter::Info);
+    time::mark_boot();
+    let boot = match multiboot::parse(&mem::BootPhys, mbi) {
+        Ok(b) => b,
+        Err(e) => {
+            error!("cannot read the multiboot information: {e:?}");
+            power::exit(power::ExitCode::HypervisorFailure);
+        }
+    };
+    // QEMU passes the image's name as the first word, as GRUB does.
+    let line = match boot.cmdline.split_once(' ') {
+        Some((first, rest)) if !first.contains('=') => rest.trim(),
+        _ if !boot.cmdline.contains('=') && !boot.cmdline.contains(' ') => "",
+        _ => boot.cmdline.as_str(),
+    };
+    CMDLINE.call_once(|| line.into());
+    let opts = parse_options(line);
+    log::set_max_level(opts.loglvl);
+    info!("xen-core {VERSION}: a Xen-compatible PV hypervisor (Xen ABI 3.0, x86_64)");
+    info!("command line: {}", command_line());
+    print_boot_info(&boot);
+
+    let (free, ram_end) = setup_memory(&boot);
+    let (smep_hw, smap_hw) = cpu::has_smep_smap();
+    let stack_top = super::arch::boot::boot_stack_top();
+    CPU0.stack_top.store(stack_top, core::sync::atomic::Ordering::Relaxed);
+    cpu::init_boot_cpu(
+        &CPU0,
+        stack_top,
+        super::arch::entry::idt_stubs_addr(),
+        opts.smep && smep_hw,
+        opts.smap && smap_hw,
+    );
+    super::arch::uaccess::set_smap(opts.smap && smap_hw);
+    irq::mask_legacy_pic();
+    let hz = time::calibrate();
+    let apic_hz = apic::init();
+    info!(
+        "TSC {} MHz, APIC timer {} kHz; SMEP {}, SMAP {}",
+        hz / 1_000_000,
+        apic_hz / 1000,
+        opts.smep && smep_hw,
+        opts.smap && smap_hw
+    );
+    hand_over_free_memory(&free, ram_end);
+
+    if let Err(e) = build_dom0(&boot, &opts) {
+        error!("cannot build dom0: {e}");
+        power::exit(power::ExitCode::HypervisorFailure);
+    }
+    let (used, free_heap) = mem::heap_stats();
+    let free_frames = mem::with_mm(|mm| mm.free_frames());
+    info!(
+        "hypervisor keeps {} KiB ({} KiB image, heap {} KiB used of {} KiB); {} MiB free",
+        (ram_end / 4096 - free_frames - dom_pages()) * 4,
+        image_size() / 1024,
+        used / 1024,
+        (used + free_heap) / 1024,
+        free_frames * 4 / 1024
+    );
+    info!("starting dom0");
+    sched::start()
+}
+
+fn image_size() -> u64 {
+    let (s, e) = paging::image_bounds();
+    e - s
+}
+
+fn dom_pages() -> u64 {
+    super::domain::all()
+        .iter()
+        .map(|d| mem::with_mm(|mm| mm.domain(d.id).map_or(0, |m| m.tot_pages)))
+        .sum()
+}
+
+/// Gives every free frame to the frame allocator and marks non-RAM holes as I/O memory.
+fn hand_over_free_memory(free: &FreeRanges, ram_end: u64) {
+    mem::with_mm(|mm| {
+        for r in free.ranges() {
+            mm.add_free(Mfn(r.start / 4096), Mfn(r.end / 4096));
+        }
+    });
+    let _ = ram_end;
+}
+
+fn build_dom0(boot: &BootInfo, opts: &Options) -> Result<(), alloc::string::String> {
+    let kernel_mod =
+        boot.modules.first().ok_or("no dom0 kernel: pass it as the first -initrd module")?;
+    let (_, args) = cmdline::split_module_cmdline(&kernel_mod.cmdline);
+    let kernel = mem::module_bytes(kernel_mod.start, kernel_mod.end);
+    let ramdisk = boot.modules.get(1).map_or(&[][..], |m| mem::module_bytes(m.start, m.end));
+    let spec = build::DomainSpec {
+        id: DomId(0),
+        name: "Domain-0".into(),
+        kernel,
+        ramdisk,
+        cmdline: args,
+        mem_bytes: opts.dom0_mem,
+        privileged: true,
+        store_evtchn: None,
+        console_evtchn: None,
+    };
+    let (_, built) = build::create(&spec)?;
+    info!(
+        "dom0: kernel {:#x}-{:#x}, entry {:#x}, start_info {:#x}, {} MiB, ramdisk {} KiB",
+        built.layout.kernel.0,
+        built.layout.kernel.1,
+        built.entry,
+        built.start_info,
+        opts.dom0_mem >> 20,
+        ramdisk.len() / 1024
+    );
+    Ok(())
+}
+
+/// The hypervisor's own L4 (used while no guest runs).
+pub fn idle_l4() -> u64 {
+    *IDLE_L4.get().expect("set at boot")
+}
+
+/// The hypervisor's command line (without the image name).
+pub fn command_line() -> &'static str {
+    CMDLINE.get().map_or("", |s| s.as_str())
+}
+
+static IDLE_L4: spin::Once<u64> = spin::Once::new();
+static CMDLINE: spin::Once<alloc::string::String> = spin::Once::new();
+
+fn print_boot_info(boot: &BootInfo) {
+    info!("memory map:");
+    for r in &boot.memory_map {
+        let kind = if r.kind == 1 { "usable" } else { "reserved" };
+        info!("  {:#014x} - {:#014x} {kind}", r.start, r.start + r.len);
+    }
+    for (i, m) in boot.modules.iter().enumerate() {
+        info!(
+            "module {i}: {:#x} - {:#x} ({} KiB) '{}'",
+            m.start,
+            m.end,
+            (m.end - m.start) / 1024,
+            m.cmdline
+        );
+    }
+}
+
+/// Builds the hypervisor's tables and heap; returns the free RAM left and the end of RAM.
+fn setup_memory(boot: &BootInfo) -> (FreeRanges, u64) {
+    let ram: Vec<Range> = boot
+        .memory_map
+        .iter()
+        .filter(|r| r.kind == 1)
+        .map(|r| Range { start: r.start, end: r.start.saturating_add(r.len) })
+        .collect();
+    let mut free = FreeRanges::from_ram(ram.iter().copied());
+    let ram_end = free.end();
+    free.reserve(0, 1 << 20);
+    let (img_start, img_end) = paging::image_bounds();
+    free.reserve(paging::image_phys(img_start), paging::image_phys(img_end));
+    for m in &boot.modules {
+        free.reserve(m.start, m.end);
+    }
+    let nr_frames = ram_end / 4096;
+    let m2p_len = nr_frames * 8;
+    let m2p_pa = free.take(m2p_len, 2 << 20, u64::MAX).expect("no memory for the M2P table");
+    let tables = paging::build(&mut free, ram_end, m2p_pa, m2p_len);
+    paging::load_cr3(tables.idle_l4);
+    IDLE_L4.call_once(|| tables.idle_l4);
+    mem::direct_map_is_up();
+    mem::set_ram_frames(nr_frames);
+    let heap_pa = free.take(HEAP_SIZE, 4096, u64::MAX).expect("no memory for the heap");
+    mem::init_heap(heap_pa, HEAP_SIZE);
+    let ft_len = nr_frames * core::mem::size_of::<xen_core::mm::FrameInfo>() as u64;
+    let ft_pa = free.take(ft_len, 4096, u64::MAX).expect("no memory for the frame table");
+    mem::init_mm(ft_pa, m2p_pa, nr_frames, tables.xen_l4);
+    (free, ram_end)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    logging::enter_panic_mode();
+    error!("hypervisor panic: {info}");
+    super::traps::stack_trace(0, super::arch::boot::current_frame_pointer());
+    power::exit(power::ExitCode::HypervisorFailure)
+}

@@ -1,0 +1,16 @@
+//! xen-core: the hypervisor image. Booted by a multiboot1 loader (QEMU `-kernel`, GRUB) with
+//! the dom0 kernel as module 0 and its ramdisk as module 1, exactly as Xen is booted.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#![deny(unsafe_code)]
+
+#[cfg(target_os = "none")]
+extern crate alloc;
+
+#[cfg(target_os = "none")]
+mod hv;
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("xen-core is a bare-metal image: build it with --target x86_64-unknown-none");
+    std::process::exit(2);
+}

@@ -1,0 +1,387 @@
+//! The frame table: one [`FrameInfo`] per machine frame, saying who owns it, what type it has
+//! and how many references hold it; the free-frame list; and each domain's page list and
+//! accounting. The reference rules live here:
+//!
+//! - a frame allocated to a domain carries the `ALLOCATED` flag, which itself holds one
+//!   general reference; everything that maps, pins or otherwise uses the frame takes another;
+//! - a frame returns to the free list only when its last general reference is dropped, so a
+//!   frame in use (mapped, pinned, typed, granted-and-mapped) is never freed (invariant 4).
+//!
+//! Page types and validation are in `types`. The whole structure sits behind one lock in the
+//! hypervisor, which keeps the rules simple; finer locking can come with more CPUs.
+
+use alloc::collections::BTreeMap;
+
+use hypercall_abi::{DomId, Errno, Mfn};
+
+/// End marker for the intrusive frame lists.
+pub const NO_FRAME: u32 = u32::MAX;
+/// M2P value of a frame that belongs to no guest pseudo-physical address.
+pub const M2P_INVALID: u64 = u64::MAX;
+
+/// What a frame is being used as. A frame has one type at a time; see `types`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum PageType {
+    None = 0,
+    L1 = 1,
+    L2 = 2,
+    L3 = 3,
+    L4 = 4,
+    Writable = 5,
+    SegDesc = 6,
+}
+
+impl PageType {
+    /// The page-table type for a level 1-4.
+    pub fn table(level: u8) -> Option<PageType> {
+        match level {
+            1 => Some(PageType::L1),
+            2 => Some(PageType::L2),
+            3 => Some(PageType::L3),
+            4 => Some(PageType::L4),
+            _ => None,
+        }
+    }
+
+    /// The level of a page-table type.
+    pub fn level(self) -> Option<u8> {
+        match self {
+            PageType::L1 => Some(1),
+            PageType::L2 => Some(2),
+            PageType::L3 => Some(3),
+            PageType::L4 => Some(4),
+            _ => None,
+        }
+    }
+}
+
+/// Frame flags.
+pub mod flags {
+    /// Belongs to its owner's allocation (holds one general reference).
+    pub const ALLOCATED: u8 = 1 << 0;
+    /// Pinned as a page table by its owner (holds a general and a type reference).
+    pub const PINNED: u8 = 1 << 1;
+    /// A hypervisor page shared with its owner (shared_info): mappable, never released.
+    pub const XEN_HEAP: u8 = 1 << 2;
+}
+
+/// Per-frame bookkeeping: 24 bytes, so 6 MiB of table per GiB of RAM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct FrameInfo {
+    pub owner: DomId,
+    pub ptype: PageType,
+    pub flags: u8,
+    pub type_count: u32,
+    pub ref_count: u32,
+    prev: u32,
+    next: u32,
+    _pad: u32,
+}
+static_assertions::const_assert_eq!(core::mem::size_of::<FrameInfo>(), 24);
+
+impl FrameInfo {
+    /// A frame the hypervisor keeps for itself (the initial state of every frame).
+    pub const RESERVED: FrameInfo = FrameInfo {
+        owner: DomId::XEN,
+        ptype: PageType::None,
+        flags: 0,
+        type_count: 0,
+        ref_count: 0,
+        prev: NO_FRAME,
+        next: NO_FRAME,
+        _pad: 0,
+    };
+
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+}
+
+/// A domain's memory accounting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DomMem {
+    /// Frames the domain owns (including ones released but still referenced).
+    pub tot_pages: u64,
+    /// Ceiling on `tot_pages`.
+    pub max_pages: u64,
+    /// May map I/O memory and other domains' frames (dom0).
+    pub is_privileged: bool,
+    /// Being destroyed: allocates nothing more, and its shared pages may be released.
+    pub is_dying: bool,
+    head: u32,
+}
+
+/// The frame table, the free list, the M2P table and per-domain accounting.
+pub struct Mm<'f> {
+    pub(super) frames: &'f mut [FrameInfo],
+    pub(super) m2p: &'f mut [u64],
+    free_head: u32,
+    free_count: u64,
+    pub(super) doms: BTreeMap<DomId, DomMem>,
+    /// Set when a frame stops being writable-typed and becomes a page table: a stale
+    /// writable TLB entry could still reach it, so the caller must flush before returning.
+    pub tlb_flush_needed: bool,
+    /// The hypervisor's L4 entries (slots 256-271) written into every validated L4.
+    pub(super) xen_l4: [u64; 16],
+}
+
+impl<'f> Mm<'f> {
+    /// Takes over `frames` (one per machine frame) and `m2p` (same length). Every frame starts
+    /// reserved to the hypervisor; [`Mm::add_free`] hands over free RAM.
+    pub fn new(frames: &'f mut [FrameInfo], m2p: &'f mut [u64], xen_l4: [u64; 16]) -> Self {
+        assert!(frames.len() == m2p.len() && frames.len() < NO_FRAME as usize);
+        frames.fill(FrameInfo::RESERVED);
+        m2p.fill(M2P_INVALID);
+        Self {
+            frames,
+            m2p,
+            free_head: NO_FRAME,
+            free_count: 0,
+            doms: BTreeMap::new(),
+            tlb_flush_needed: false,
+            xen_l4,
+        }
+    }
+
+    /// Number of machine frames the table covers.
+    pub fn nr_frames(&self) -> u64 {
+        self.frames.len() as u64
+    }
+
+    /// Frames on the free list.
+    pub fn free_frames(&self) -> u64 {
+        self.free_count
+    }
+
+    /// The bookkeeping of `mfn`, if it is RAM the table covers.
+    pub fn frame(&self, mfn: Mfn) -> Option<&FrameInfo> {
+        self.frames.get(usize::try_from(mfn.0).ok()?)
+    }
+
+    pub(super) fn idx(&self, mfn: Mfn) -> Option<usize> {
+        let i = usize::try_from(mfn.0).ok()?;
+        (i < self.frames.len()).then_some(i)
+    }
+
+    /// The M2P entry of `mfn`.
+    pub fn m2p(&self, mfn: Mfn) -> Option<u64> {
+        self.m2p.get(usize::try_from(mfn.0).ok()?).copied()
+    }
+
+    /// Records that `mfn` backs guest pseudo-physical frame `pfn` (MMU_MACHPHYS_UPDATE and the
+    /// domain builder). Only the owner may do this, checked by the caller.
+    pub fn set_m2p(&mut self, mfn: Mfn, pfn: u64) {
+        if let Some(i) = self.idx(mfn) {
+            self.m2p[i] = pfn;
+        }
+    }
+
+    /// Marks `[start, end)` free.
+    pub fn add_free(&mut self, start: Mfn, end: Mfn) {
+        for m in (start.0..end.0.min(self.nr_frames())).rev() {
+            self.push_free(m as u32);
+        }
+    }
+
+    /// Marks a frame as I/O or firmware memory: not RAM anyone may own, but dom0 may map it.
+    pub fn mark_io(&mut self, mfn: Mfn) {
+        if let Some(i) = self.idx(mfn) {
+            self.frames[i].owner = DomId::IO;
+        }
+    }
+
+    fn push_free(&mut self, i: u32) {
+        let f = &mut self.frames[i as usize];
+        *f = FrameInfo { owner: DomId::INVALID, next: self.free_head, ..FrameInfo::RESERVED };
+        self.m2p[i as usize] = M2P_INVALID;
+        self.free_head = i;
+        self.free_count += 1;
+    }
+
+    fn pop_free(&mut self) -> Option<u32> {
+        let i = self.free_head;
+        if i == NO_FRAME {
+            return None;
+        }
+        self.free_head = self.frames[i as usize].next;
+        self.free_count -= 1;
+        Some(i)
+    }
+
+    /// Takes a free frame for the hypervisor itself (owner `DOMID_XEN`).
+    pub fn alloc_xen_frame(&mut self) -> Option<Mfn> {
+        let i = self.pop_free()?;
+        self.frames[i as usize] = FrameInfo { ref_count: 1, ..FrameInfo::RESERVED };
+        Some(Mfn(i.into()))
+    }
+
+    /// Returns a frame from [`Mm::alloc_xen_frame`].
+    pub fn free_xen_frame(&mut self, mfn: Mfn) {
+        if let Some(i) = self.idx(mfn) {
+            debug_assert_eq!(self.frames[i].owner, DomId::XEN);
+            self.push_free(i as u32);
+        }
+    }
+
+    /// Starts accounting for a new domain.
+    pub fn domain_create(
+        &mut self,
+        dom: DomId,
+        max_pages: u64,
+        is_privileged: bool,
+    ) -> Result<(), Errno> {
+        if self.doms.contains_key(&dom) {
+            return Err(Errno::EEXIST);
+        }
+        self.doms.insert(
+            dom,
+            DomMem { tot_pages: 0, max_pages, is_privileged, is_dying: false, head: NO_FRAME },
+        );
+        Ok(())
+    }
+
+    /// The accounting of a domain.
+    pub fn domain(&self, dom: DomId) -> Option<&DomMem> {
+        self.doms.get(&dom)
+    }
+
+    /// Changes a domain's ceiling (never below what it has).
+    pub fn set_max_pages(&mut self, dom: DomId, max_pages: u64) -> Result<(), Errno> {
+        let d = self.doms.get_mut(&dom).ok_or(Errno::ESRCH)?;
+        d.max_pages = max_pages;
+        Ok(())
+    }
+
+    /// Allocates one frame to `dom`, within its `max_pages`.
+    pub fn domain_alloc(&mut self, dom: DomId) -> Result<Mfn, Errno> {
+        let d = self.doms.get(&dom).ok_or(Errno::ESRCH)?;
+        if d.is_dying || d.tot_pages >= d.max_pages {
+            return Err(Errno::ENOMEM);
+        }
+        let i = self.pop_free().ok_or(Errno::ENOMEM)?;
+        self.frames[i as usize] =
+            FrameInfo { owner: dom, flags: flags::ALLOCATED, ref_count: 1, ..FrameInfo::RESERVED };
+        self.list_insert(dom, i);
+        Ok(Mfn(i.into()))
+    }
+
+    /// Turns a hypervisor frame into one shared with `dom` (its shared_info page): the domain
+    /// may map it, cannot release it, and it is freed with the domain.
+    pub fn share_xen_frame(&mut self, mfn: Mfn, dom: DomId) -> Result<(), Errno> {
+        let i = self.idx(mfn).ok_or(Errno::EINVAL)?;
+        if !self.doms.contains_key(&dom) || self.frames[i].owner != DomId::XEN {
+            return Err(Errno::EINVAL);
+        }
+        self.frames[i] = FrameInfo {
+            owner: dom,
+            flags: flags::ALLOCATED | flags::XEN_HEAP,
+            ref_count: 1,
+            ..FrameInfo::RESERVED
+        };
+        self.list_insert(dom, i as u32);
+        Ok(())
+    }
+
+    /// Gives up the domain's allocation reference on `mfn` (decrease_reservation, domain
+    /// destruction). The frame is freed now if nothing else uses it, or when the last user
+    /// drops its reference.
+    pub fn domain_release(&mut self, dom: DomId, mfn: Mfn) -> Result<(), Errno> {
+        let i = self.idx(mfn).ok_or(Errno::EINVAL)?;
+        let f = self.frames[i];
+        if f.owner != dom || !f.has(flags::ALLOCATED) {
+            return Err(Errno::EINVAL);
+        }
+        if f.has(flags::XEN_HEAP) && self.doms.contains_key(&dom) && !self.is_dying(dom) {
+            return Err(Errno::EPERM);
+        }
+        self.frames[i].flags &= !flags::ALLOCATED;
+        self.put_page(mfn);
+        Ok(())
+    }
+
+    fn is_dying(&self, dom: DomId) -> bool {
+        self.doms.get(&dom).is_some_and(|d| d.is_dying)
+    }
+
+    /// Takes a general reference on `mfn` on behalf of `dom`: the frame must belong to `dom`.
+    pub fn get_page(&mut self, mfn: Mfn, dom: DomId) -> Result<(), Errno> {
+        let i = self.idx(mfn).ok_or(Errno::EINVAL)?;
+        let f = &mut self.frames[i];
+        if f.owner != dom || f.ref_count == 0 {
+            return Err(Errno::EPERM);
+        }
+        f.ref_count = f.ref_count.checked_add(1).ok_or(Errno::EOVERFLOW)?;
+        Ok(())
+    }
+
+    /// Drops a general reference; the last one frees the frame.
+    pub fn put_page(&mut self, mfn: Mfn) {
+        let Some(i) = self.idx(mfn) else { return };
+        let f = &mut self.frames[i];
+        debug_assert!(f.ref_count > 0, "put_page underflow on {mfn:?}");
+        f.ref_count = f.ref_count.saturating_sub(1);
+        if f.ref_count == 0 {
+            debug_assert_eq!(f.type_count, 0);
+            let owner = f.owner;
+            if self.doms.contains_key(&owner) {
+                self.list_remove(owner, i as u32);
+            }
+            self.push_free(i as u32);
+        }
+    }
+
+    /// Frames `dom` owns, in list order (for destruction and audits).
+    pub fn domain_frames(&self, dom: DomId) -> alloc::vec::Vec<Mfn> {
+        let mut out = alloc::vec::Vec::new();
+        let mut i = self.doms.get(&dom).map_or(NO_FRAME, |d| d.head);
+        while i != NO_FRAME {
+            out.push(Mfn(i.into()));
+            i = self.frames[i as usize].next;
+        }
+        out
+    }
+
+    /// Forgets a domain's accounting once it owns nothing.
+    pub fn domain_forget(&mut self, dom: DomId) -> bool {
+        if self.doms.get(&dom).is_some_and(|d| d.tot_pages == 0) {
+            self.doms.remove(&dom);
+            return true;
+        }
+        false
+    }
+
+    fn list_insert(&mut self, dom: DomId, i: u32) {
+        let d = self.doms.get_mut(&dom).expect("domain accounted");
+        let head = d.head;
+        d.head = i;
+        d.tot_pages += 1;
+        self.frames[i as usize].prev = NO_FRAME;
+        self.frames[i as usize].next = head;
+        if head != NO_FRAME {
+            self.frames[head as usize].prev = i;
+        }
+    }
+
+    fn list_remove(&mut self, dom: DomId, i: u32) {
+        let (prev, next) = (self.frames[i as usize].prev, self.frames[i as usize].next);
+        let d = self.doms.get_mut(&dom).expect("domain accounted");
+        if prev == NO_FRAME {
+            d.head = next;
+        } else {
+            self.frames[prev as usize].next = next;
+        }
+        if next != NO_FRAME {
+            self.frames[next as usize].prev = prev;
+        }
+        d.tot_pages -= 1;
+    }
+
+    /// Marks a domain as dying: it can allocate nothing more and its shared pages may go.
+    pub fn domain_mark_dying(&mut self, dom: DomId) {
+        if let Some(d) = self.doms.get_mut(&dom) {
+            d.is_dying = true;
+        }
+    }
+}

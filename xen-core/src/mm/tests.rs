@@ -1,0 +1,214 @@
+//! Unit tests of the frame table and validation rules: each test builds tables in a fake
+//! memory and checks both the answer and the reference counts left behind.
+
+use std::collections::HashMap;
+
+use hypercall_abi::{DomId, Errno, Mfn};
+
+use super::types::{ENTRIES, PTE_PRESENT, PTE_RW, PTE_USER};
+use super::*;
+
+#[derive(Default)]
+struct FakeMem(HashMap<u64, Box<[u64; ENTRIES]>>);
+
+impl PageMem for FakeMem {
+    fn read_pte(&self, table: Mfn, index: usize) -> u64 {
+        self.0.get(&table.0).map_or(0, |t| t[index])
+    }
+    fn write_pte(&mut self, table: Mfn, index: usize, value: u64) {
+        self.0.entry(table.0).or_insert_with(|| Box::new([0; ENTRIES]))[index] = value;
+    }
+}
+
+const D1: DomId = DomId(1);
+const D2: DomId = DomId(2);
+const XEN_ENTRY: u64 = 0xABC000 | PTE_PRESENT;
+
+fn mm(frames: usize) -> Mm<'static> {
+    let f = Box::leak(vec![FrameInfo::RESERVED; frames].into_boxed_slice());
+    let m = Box::leak(vec![0u64; frames].into_boxed_slice());
+    let mut mm = Mm::new(f, m, [XEN_ENTRY; 16]);
+    mm.add_free(Mfn(16), Mfn(frames as u64));
+    mm.domain_create(D1, 100, false).unwrap();
+    mm.domain_create(D2, 100, false).unwrap();
+    mm
+}
+
+fn pte(mfn: Mfn, flags: u64) -> u64 {
+    (mfn.0 << 12) | flags
+}
+
+/// A 4-level chain for D1 mapping `data` at VA 0: returns (l4, l3, l2, l1).
+fn chain(mm: &mut Mm<'_>, mem: &mut FakeMem, data: Mfn, rw: bool) -> [Mfn; 4] {
+    let t: Vec<Mfn> = (0..4).map(|_| mm.domain_alloc(D1).unwrap()).collect();
+    mem.write_pte(t[3], 0, pte(data, PTE_PRESENT | if rw { PTE_RW } else { 0 }));
+    mem.write_pte(t[2], 0, pte(t[3], PTE_PRESENT | PTE_RW));
+    mem.write_pte(t[1], 0, pte(t[2], PTE_PRESENT | PTE_RW));
+    mem.write_pte(t[0], 0, pte(t[1], PTE_PRESENT | PTE_RW));
+    [t[0], t[1], t[2], t[3]]
+}
+
+#[test]
+fn pin_validates_whole_tree_and_unpin_releases_it() {
+    let (mut mm, mut mem) = (mm(64), FakeMem::default());
+    let data = mm.domain_alloc(D1).unwrap();
+    let [l4, l3, l2, l1] = chain(&mut mm, &mut mem, data, true);
+    mm.pin(&mut mem, l4, 4, D1).unwrap();
+    assert_eq!(mm.frame(l1).unwrap().ptype, PageType::L1);
+    assert_eq!(mm.frame(l3).unwrap().type_count, 1);
+    assert_eq!(mm.frame(data).unwrap().ptype, PageType::Writable);
+    assert_eq!(mm.frame(data).unwrap().ref_count, 2);
+    // Hypervisor slots were written and USER forced on guest entries.
+    assert_eq!(mem.read_pte(l4, 256), XEN_ENTRY);
+    assert_ne!(mem.read_pte(l1, 0) & PTE_USER, 0);
+    assert_eq!(mm.pin(&mut mem, l4, 4, D1), Err(Errno::EINVAL), "double pin");
+    mm.unpin(&mut mem, l4, D1).unwrap();
+    for t in [l4, l3, l2, l1] {
+        assert_eq!(mm.frame(t).unwrap().type_count, 0);
+        assert_eq!(mm.frame(t).unwrap().ref_count, 1);
+    }
+    assert_eq!(mm.frame(data).unwrap().ref_count, 1);
+}
+
+#[test]
+fn page_table_frames_cannot_be_mapped_writable() {
+    let (mut mm, mut mem) = (mm(64), FakeMem::default());
+    let data = mm.domain_alloc(D1).unwrap();
+    let [l4, _, l2, l1] = chain(&mut mm, &mut mem, data, false);
+    // The L1 maps the L2 table writable: validation must refuse the whole L4.
+    mem.write_pte(l1, 1, pte(l2, PTE_PRESENT | PTE_RW));
+    let free = mm.free_frames();
+    assert_eq!(mm.pin(&mut mem, l4, 4, D1), Err(Errno::EINVAL));
+    assert_eq!(mm.frame(l4).unwrap().type_count, 0, "rolled back");
+    assert_eq!(mm.frame(l2).unwrap().ref_count, 1);
+    assert_eq!(mm.free_frames(), free);
+    // Read-only is fine.
+    mem.write_pte(l1, 1, pte(l2, PTE_PRESENT));
+    mm.pin(&mut mem, l4, 4, D1).unwrap();
+    // And a validated table cannot then become writable through mmu_update.
+    let ctx = MapCtx { dom: D1, foreign: None };
+    assert_eq!(
+        mm.update_entry(&mut mem, l1, 2, pte(l4, PTE_PRESENT | PTE_RW), ctx, false),
+        Err(Errno::EINVAL)
+    );
+    mm.update_entry(&mut mem, l1, 2, pte(l4, PTE_PRESENT), ctx, false).unwrap();
+    assert_eq!(mm.frame(l4).unwrap().ref_count, 3);
+}
+
+#[test]
+fn linear_and_large_pages_refused() {
+    let (mut mm, mut mem) = (mm(64), FakeMem::default());
+    let l4 = mm.domain_alloc(D1).unwrap();
+    mem.write_pte(l4, 0, pte(l4, PTE_PRESENT));
+    assert_eq!(mm.pin(&mut mem, l4, 4, D1), Err(Errno::EINVAL));
+    let l2 = mm.domain_alloc(D1).unwrap();
+    mem.write_pte(l2, 0, pte(Mfn(20), PTE_PRESENT | super::types::PTE_PSE));
+    assert_eq!(mm.pin(&mut mem, l2, 2, D1), Err(Errno::EINVAL));
+}
+
+#[test]
+fn foreign_hypervisor_and_io_frames() {
+    let (mut mm, mut mem) = (mm(64), FakeMem::default());
+    let theirs = mm.domain_alloc(D2).unwrap();
+    let l1 = mm.domain_alloc(D1).unwrap();
+    mm.pin(&mut mem, l1, 1, D1).unwrap();
+    let ctx = MapCtx { dom: D1, foreign: None };
+    assert_eq!(
+        mm.update_entry(&mut mem, l1, 0, pte(theirs, PTE_PRESENT), ctx, false),
+        Err(Errno::EPERM)
+    );
+    assert_eq!(
+        mm.update_entry(&mut mem, l1, 0, pte(Mfn(3), PTE_PRESENT), ctx, false),
+        Err(Errno::EPERM)
+    );
+    assert_eq!(
+        mm.update_entry(&mut mem, l1, 0, pte(Mfn(1000), PTE_PRESENT), ctx, false),
+        Err(Errno::EPERM)
+    );
+    // With D2 named as foreign (what dom0 may do) the mapping works and holds a reference.
+    let foreign = MapCtx { dom: D1, foreign: Some(D2) };
+    mm.update_entry(&mut mem, l1, 0, pte(theirs, PTE_PRESENT | PTE_RW), foreign, false).unwrap();
+    assert_eq!(mm.frame(theirs).unwrap().ref_count, 2);
+    // D2 gives the frame back: it stays allocated-to-nobody but alive while mapped.
+    mm.domain_release(D2, theirs).unwrap();
+    assert_eq!(mm.frame(theirs).unwrap().ref_count, 1);
+    mm.update_entry(&mut mem, l1, 0, 0, foreign, false).unwrap();
+    assert_eq!(mm.frame(theirs).unwrap().owner, DomId::INVALID, "freed on last unmap");
+    // A privileged domain maps I/O memory.
+    mm.domain_create(DomId(0), 10, true).unwrap();
+    let l1p = mm.domain_alloc(DomId(0)).unwrap();
+    mm.pin(&mut mem, l1p, 1, DomId(0)).unwrap();
+    let p = MapCtx { dom: DomId(0), foreign: None };
+    mm.update_entry(&mut mem, l1p, 0, pte(Mfn(1000), PTE_PRESENT | PTE_RW), p, false).unwrap();
+    mm.mark_io(Mfn(5));
+    mm.update_entry(&mut mem, l1p, 1, pte(Mfn(5), PTE_PRESENT), p, false).unwrap();
+}
+
+#[test]
+fn hypervisor_slots_are_not_guest_entries() {
+    let (mut mm, mut mem) = (mm(64), FakeMem::default());
+    let l4 = mm.domain_alloc(D1).unwrap();
+    let data = mm.domain_alloc(D1).unwrap();
+    mem.write_pte(l4, 263, pte(data, PTE_PRESENT | PTE_RW)); // garbage in a Xen slot is overwritten
+    mm.pin(&mut mem, l4, 4, D1).unwrap();
+    assert_eq!(mem.read_pte(l4, 263), XEN_ENTRY);
+    let ctx = MapCtx { dom: D1, foreign: None };
+    assert_eq!(mm.update_entry(&mut mem, l4, 260, 0, ctx, false), Err(Errno::EPERM));
+    assert_eq!(mm.frame(data).unwrap().ref_count, 1);
+}
+
+#[test]
+fn in_use_frames_are_not_freed_and_destruction_returns_everything() {
+    let (mut mm, mut mem) = (mm(64), FakeMem::default());
+    let start = mm.free_frames();
+    for _ in 0..3 {
+        let data = mm.domain_alloc(D1).unwrap();
+        let [l4, _, _, l1] = chain(&mut mm, &mut mem, data, true);
+        mm.pin(&mut mem, l4, 4, D1).unwrap();
+        mm.get_page_and_type(&mut mem, l4, PageType::L4, D1).unwrap(); // a vCPU's CR3
+        // Releasing a page-table frame still in use keeps it alive.
+        mm.domain_release(D1, l1).unwrap();
+        assert_eq!(mm.frame(l1).unwrap().owner, D1);
+        assert_eq!(mm.domain_release(D1, l1), Err(Errno::EINVAL), "already released");
+        mm.domain_relinquish(&mut mem, D1, &[l4]);
+        assert_eq!(mm.domain(D1).unwrap().tot_pages, 0);
+        assert_eq!(mm.free_frames(), start);
+        assert!(mm.domain_forget(D1));
+        mm.domain_create(D1, 100, false).unwrap();
+    }
+}
+
+#[test]
+fn max_pages_and_shared_xen_frames() {
+    let (mut mm, mut mem) = (mm(64), FakeMem::default());
+    mm.set_max_pages(D2, 2).unwrap();
+    mm.domain_alloc(D2).unwrap();
+    mm.domain_alloc(D2).unwrap();
+    assert_eq!(mm.domain_alloc(D2), Err(Errno::ENOMEM));
+    let shared = mm.alloc_xen_frame().unwrap();
+    mm.share_xen_frame(shared, D1).unwrap();
+    assert_eq!(mm.domain_release(D1, shared), Err(Errno::EPERM));
+    let l1 = mm.domain_alloc(D1).unwrap();
+    mm.pin(&mut mem, l1, 1, D1).unwrap();
+    let ctx = MapCtx { dom: D1, foreign: None };
+    mm.update_entry(&mut mem, l1, 0, pte(shared, PTE_PRESENT | PTE_RW), ctx, false).unwrap();
+    mm.domain_relinquish(&mut mem, D1, &[]);
+    assert_eq!(mm.frame(shared).unwrap().owner, DomId::INVALID);
+}
+
+#[test]
+fn plain_writes_to_data_pages_and_preserve_ad() {
+    let (mut mm, mut mem) = (mm(64), FakeMem::default());
+    let page = mm.domain_alloc(D1).unwrap();
+    let ctx = MapCtx { dom: D1, foreign: None };
+    mm.update_entry(&mut mem, page, 5, 0xdead_beef, ctx, false).unwrap();
+    assert_eq!(mem.read_pte(page, 5), 0xdead_beef);
+    let data = mm.domain_alloc(D1).unwrap();
+    let l1 = mm.domain_alloc(D1).unwrap();
+    mm.pin(&mut mem, l1, 1, D1).unwrap();
+    mm.update_entry(&mut mem, l1, 0, pte(data, PTE_PRESENT | 0x60), ctx, false).unwrap();
+    mm.update_entry(&mut mem, l1, 0, pte(data, PTE_PRESENT), ctx, true).unwrap();
+    assert_eq!(mem.read_pte(l1, 0) & 0x60, 0x60);
+    assert_eq!(mm.update_entry(&mut mem, l1, 512, 0, ctx, false), Err(Errno::EINVAL));
+    assert_eq!(mm.update_entry(&mut mem, l1, 0, 1 | (1 << 60), ctx, false), Err(Errno::EINVAL));
+}

@@ -1,0 +1,235 @@
+//! Reading a Xen PV kernel image: an ELF64 x86_64 executable with Xen's ELF notes, found in
+//! `PT_NOTE` segments and in `SHT_NOTE` sections (some kernels carry only one of the two).
+//! Everything in the file is a claim: offsets, sizes and addresses are checked for overflow
+//! and against the file's length, and a bad image is an [`ImageError`] naming what is wrong.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use elf::ElfBytes;
+use elf::abi::{EM_X86_64, ET_EXEC, PT_LOAD, PT_NOTE, SHT_NOTE};
+use elf::endian::LittleEndian;
+use hypercall_abi::elfnote::{self, NoteIter};
+
+/// Why an image cannot be loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageError {
+    NotElf(String),
+    NotX86_64,
+    NotExecutable,
+    NoLoadSegments,
+    BadSegment(usize),
+    NoXenNotes,
+    BadNote(&'static str),
+    UnsupportedLoader,
+    UnsupportedXenVersion,
+    RequiredFeature(String),
+    BadAddress(&'static str),
+}
+
+impl fmt::Display for ImageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImageError::NotElf(why) => write!(f, "not an ELF image ({why})"),
+            ImageError::NotX86_64 => write!(f, "not an x86_64 ELF image"),
+            ImageError::NotExecutable => write!(f, "ELF image is not an executable (ET_EXEC)"),
+            ImageError::NoLoadSegments => write!(f, "ELF image has no loadable segments"),
+            ImageError::BadSegment(i) => {
+                write!(f, "ELF segment {i} lies outside the file or overflows")
+            }
+            ImageError::NoXenNotes => write!(f, "no Xen ELF notes: not a Xen PV kernel"),
+            ImageError::BadNote(which) => write!(f, "malformed Xen ELF note {which}"),
+            ImageError::UnsupportedLoader => {
+                write!(
+                    f,
+                    "image is for neither the generic loader nor Linux (LOADER/GUEST_OS notes)"
+                )
+            }
+            ImageError::UnsupportedXenVersion => write!(f, "XEN_VERSION note is not \"xen-3.0\""),
+            ImageError::RequiredFeature(name) => {
+                write!(f, "image requires unsupported feature {name}")
+            }
+            ImageError::BadAddress(what) => write!(f, "image {what} is out of range"),
+        }
+    }
+}
+
+/// A loadable segment: file bytes `[offset, offset + filesz)` go to physical-in-image address
+/// `paddr`, followed by `memsz - filesz` zero bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub offset: u64,
+    pub filesz: u64,
+    pub memsz: u64,
+    pub paddr: u64,
+}
+
+/// What the builder needs from a kernel image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelImage {
+    pub entry: u64,
+    pub virt_base: u64,
+    /// Virtual address of the first and one past the last loaded byte.
+    pub virt_kstart: u64,
+    pub virt_kend: u64,
+    /// Where the hypervisor fills in the hypercall stubs, if the kernel asked.
+    pub hypercall_page: Option<u64>,
+    pub segments: Vec<Segment>,
+    /// `virt = paddr + virt_offset`.
+    pub virt_offset: u64,
+    pub guest_os: String,
+    pub mod_start_pfn: bool,
+}
+
+/// Features (from Xen's `features.h` names) this hypervisor can honour if a kernel requires
+/// them with a leading `!` in its FEATURES note.
+const SUPPORTED_REQUIRED_FEATURES: &[&str] = &["writable_descriptor_tables", "pae_pgdir_above_4gb"];
+
+#[derive(Default)]
+struct Notes {
+    entry: Option<u64>,
+    hypercall_page: Option<u64>,
+    virt_base: Option<u64>,
+    paddr_offset: Option<u64>,
+    xen_version: Option<String>,
+    guest_os: Option<String>,
+    loader: Option<String>,
+    features: Option<String>,
+    mod_start_pfn: bool,
+    seen: bool,
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+impl Notes {
+    fn absorb(&mut self, bytes: &[u8]) -> Result<(), ImageError> {
+        for note in NoteIter::new(bytes).filter(|n| n.is_xen()) {
+            self.seen = true;
+            let num = |name| note.numeric().ok_or(ImageError::BadNote(name));
+            match note.kind {
+                elfnote::XEN_ELFNOTE_ENTRY => self.entry = Some(num("ENTRY")?),
+                elfnote::XEN_ELFNOTE_HYPERCALL_PAGE => {
+                    self.hypercall_page = Some(num("HYPERCALL_PAGE")?)
+                }
+                elfnote::XEN_ELFNOTE_VIRT_BASE => self.virt_base = Some(num("VIRT_BASE")?),
+                elfnote::XEN_ELFNOTE_PADDR_OFFSET => self.paddr_offset = Some(num("PADDR_OFFSET")?),
+                elfnote::XEN_ELFNOTE_XEN_VERSION => self.xen_version = Some(text(note.string())),
+                elfnote::XEN_ELFNOTE_GUEST_OS => self.guest_os = Some(text(note.string())),
+                elfnote::XEN_ELFNOTE_LOADER => self.loader = Some(text(note.string())),
+                elfnote::XEN_ELFNOTE_FEATURES => self.features = Some(text(note.string())),
+                elfnote::XEN_ELFNOTE_MOD_START_PFN => {
+                    self.mod_start_pfn = num("MOD_START_PFN")? != 0
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses and checks a PV kernel image.
+pub fn parse(bytes: &[u8]) -> Result<KernelImage, ImageError> {
+    let file = ElfBytes::<LittleEndian>::minimal_parse(bytes)
+        .map_err(|e| ImageError::NotElf(alloc::format!("{e}")))?;
+    if file.ehdr.class != elf::file::Class::ELF64 || file.ehdr.e_machine != EM_X86_64 {
+        return Err(ImageError::NotX86_64);
+    }
+    if file.ehdr.e_type != ET_EXEC {
+        return Err(ImageError::NotExecutable);
+    }
+    let mut notes = Notes::default();
+    let mut segments = Vec::new();
+    if let Some(phdrs) = file.segments() {
+        for (i, ph) in phdrs.iter().enumerate() {
+            match ph.p_type {
+                PT_LOAD if ph.p_memsz > 0 => {
+                    let file_end = ph.p_offset.checked_add(ph.p_filesz);
+                    let mem_end = ph.p_paddr.checked_add(ph.p_memsz);
+                    if file_end.is_none_or(|e| e > bytes.len() as u64)
+                        || mem_end.is_none()
+                        || ph.p_filesz > ph.p_memsz
+                    {
+                        return Err(ImageError::BadSegment(i));
+                    }
+                    segments.push(Segment {
+                        offset: ph.p_offset,
+                        filesz: ph.p_filesz,
+                        memsz: ph.p_memsz,
+                        paddr: ph.p_paddr,
+                    });
+                }
+                PT_NOTE => {
+                    let data = file.segment_data(&ph).map_err(|_| ImageError::BadSegment(i))?;
+                    notes.absorb(data)?;
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Some(shdrs) = file.section_headers() {
+        for sh in shdrs.iter().filter(|s| s.sh_type == SHT_NOTE) {
+            if let Ok((data, _)) = file.section_data(&sh) {
+                notes.absorb(data)?;
+            }
+        }
+    }
+    if segments.is_empty() {
+        return Err(ImageError::NoLoadSegments);
+    }
+    if !notes.seen {
+        return Err(ImageError::NoXenNotes);
+    }
+    if notes.xen_version.as_deref() != Some("xen-3.0") {
+        return Err(ImageError::UnsupportedXenVersion);
+    }
+    let is_linux = notes.guest_os.as_deref() == Some("linux");
+    if notes.loader.as_deref() != Some("generic") && !is_linux {
+        return Err(ImageError::UnsupportedLoader);
+    }
+    if let Some(features) = &notes.features {
+        for f in features.split('|').filter_map(|f| f.strip_prefix('!')) {
+            if !SUPPORTED_REQUIRED_FEATURES.contains(&f) {
+                return Err(ImageError::RequiredFeature(f.into()));
+            }
+        }
+    }
+    // As Xen: VIRT_BASE defaults to 0, PADDR_OFFSET to VIRT_BASE.
+    let virt_base = notes.virt_base.unwrap_or(0);
+    let paddr_offset = notes.paddr_offset.unwrap_or(virt_base);
+    if virt_base % 4096 != 0 {
+        return Err(ImageError::BadAddress("VIRT_BASE"));
+    }
+    let virt_offset = virt_base.wrapping_sub(paddr_offset);
+    let pstart = segments.iter().map(|s| s.paddr).min().unwrap_or(0);
+    let pend = segments.iter().map(|s| s.paddr + s.memsz).max().unwrap_or(0);
+    let virt_kstart = pstart.wrapping_add(virt_offset);
+    let virt_kend = pend.wrapping_add(virt_offset);
+    if virt_kend < virt_kstart || virt_kstart < virt_base {
+        return Err(ImageError::BadAddress("load address"));
+    }
+    let entry = notes.entry.unwrap_or(file.ehdr.e_entry);
+    if !(virt_kstart..virt_kend).contains(&entry) {
+        return Err(ImageError::BadAddress("entry point"));
+    }
+    if let Some(hp) = notes.hypercall_page
+        && (hp % 4096 != 0
+            || hp < virt_kstart
+            || hp.checked_add(4096).is_none_or(|e| e > virt_kend))
+    {
+        return Err(ImageError::BadAddress("hypercall page"));
+    }
+    Ok(KernelImage {
+        entry,
+        virt_base,
+        virt_kstart,
+        virt_kend,
+        hypercall_page: notes.hypercall_page,
+        segments,
+        virt_offset,
+        guest_os: notes.guest_os.unwrap_or_default(),
+        mod_start_pfn: notes.mod_start_pfn,
+    })
+}

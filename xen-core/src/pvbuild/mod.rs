@@ -1,0 +1,181 @@
+//! The PV domain builder: lays out a new domain's start-of-day memory the way Xen does and
+//! fills it in. It works on pseudo-physical frames through [`GuestMemory`], knowing nothing
+//! of the hypervisor, so the same code builds dom0 inside the hypervisor and domUs inside
+//! dom0's toolstack (which reaches the new domain's frames through foreign mappings).
+//!
+//! Layout from `virt_base` up, every part page aligned and mapped 1:1 from pfn 0: the kernel,
+//! the ramdisk, the P2M list (one u64 MFN per pfn), `start_info`, the XenStore and console
+//! pages (domUs only), the bootstrap page tables (mapped read-only), one stack page, then at
+//! least 512 KiB of slack, the whole rounded up to 4 MiB.
+
+pub mod image;
+mod layout;
+
+use hypercall_abi::start_info::{ConsoleDomU, StartInfo, StartInfoConsole};
+use hypercall_abi::{EvtchnPort, Mfn, PAddr, VAddr};
+use zerocopy::IntoBytes;
+
+pub use image::{ImageError, KernelImage};
+pub use layout::{Layout, LayoutError};
+
+/// PTE flags the builder uses: data pages present|rw|user|accessed; bootstrap page-table
+/// frames the same without rw (a guest may never write its tables directly); table entries
+/// present|rw|user|accessed|dirty (0x67).
+const L1_DATA: u64 = 0x27;
+const L1_TABLE: u64 = 0x25;
+const UPPER: u64 = 0x67;
+
+/// The new domain's memory, by pseudo-physical frame. Frames start zeroed.
+pub trait GuestMemory {
+    /// Number of pseudo-physical frames.
+    fn nr_pages(&self) -> u64;
+    /// Machine frame behind `pfn`.
+    fn mfn(&self, pfn: u64) -> Mfn;
+    /// Writes `bytes` at `offset` within `pfn` (`offset + len <= 4096`).
+    fn write(&mut self, pfn: u64, offset: usize, bytes: &[u8]);
+}
+
+/// What the caller decides about the domain.
+#[derive(Clone, Debug)]
+pub struct BuildParams<'a> {
+    pub cmdline: &'a str,
+    /// `SIF_*` flags (dom0: PRIVILEGED | INITDOMAIN).
+    pub flags: u32,
+    /// Machine address of the domain's shared_info page.
+    pub shared_info: PAddr,
+    /// Event channels for the XenStore and console rings; `Some` gives the domain those pages.
+    pub store_evtchn: Option<EvtchnPort>,
+    pub console_evtchn: Option<EvtchnPort>,
+}
+
+/// Where the built domain starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Built {
+    pub layout: Layout,
+    pub entry: u64,
+    pub stack_top: u64,
+    pub start_info: u64,
+    /// The bootstrap L4 (becomes the vCPU's CR3).
+    pub l4: Mfn,
+    pub store_mfn: Option<Mfn>,
+    pub console_mfn: Option<Mfn>,
+}
+
+/// Builds a domain: loads `kernel` (parsed as `img`) and `ramdisk`, writes the P2M list,
+/// start_info, hypercall page and bootstrap page tables.
+pub fn build(
+    mem: &mut impl GuestMemory,
+    img: &KernelImage,
+    kernel: &[u8],
+    ramdisk: &[u8],
+    params: &BuildParams<'_>,
+) -> Result<Built, LayoutError> {
+    let with_rings = params.store_evtchn.is_some() || params.console_evtchn.is_some();
+    let lay = Layout::compute(img, mem.nr_pages(), ramdisk.len() as u64, with_rings)?;
+
+    for seg in &img.segments {
+        let va = seg.paddr.wrapping_add(img.virt_offset);
+        let src = &kernel[seg.offset as usize..(seg.offset + seg.filesz) as usize];
+        write_va(mem, &lay, va, src);
+    }
+    write_va(mem, &lay, lay.ramdisk.0, ramdisk);
+    let p2m: alloc::vec::Vec<u64> = (0..mem.nr_pages()).map(|pfn| mem.mfn(pfn).0).collect();
+    write_va(mem, &lay, lay.p2m.0, p2m.as_bytes());
+    if let Some(hp) = img.hypercall_page {
+        let mut page = [0u8; 4096];
+        hypercall_abi::hypercall_page::fill_page(&mut page);
+        write_va(mem, &lay, hp, &page);
+    }
+
+    let l4 = build_page_tables(mem, &lay);
+
+    let pfn_of = |va: u64| (va - lay.v_start) >> 12;
+    let store_mfn = lay.store.map(|va| mem.mfn(pfn_of(va)));
+    let console_mfn = lay.console.map(|va| mem.mfn(pfn_of(va)));
+    let mut si = StartInfo {
+        magic: StartInfo::magic_bytes(),
+        nr_pages: mem.nr_pages(),
+        shared_info: params.shared_info,
+        flags: params.flags,
+        _pad0: 0,
+        store_mfn: store_mfn.unwrap_or(Mfn(0)),
+        store_evtchn: params.store_evtchn.unwrap_or(EvtchnPort(0)),
+        _pad1: 0,
+        console: StartInfoConsole::default(),
+        pt_base: VAddr(lay.pt.0),
+        nr_pt_frames: lay.nr_pt_frames,
+        mfn_list: VAddr(lay.p2m.0),
+        mod_start: if ramdisk.is_empty() { 0 } else { lay.ramdisk.0 },
+        mod_len: ramdisk.len() as u64,
+        cmd_line: [0; hypercall_abi::start_info::MAX_GUEST_CMDLINE],
+        first_p2m_pfn: 0,
+        nr_p2m_frames: 0,
+    };
+    if img.mod_start_pfn && !ramdisk.is_empty() {
+        si.mod_start = pfn_of(lay.ramdisk.0);
+        si.flags |= hypercall_abi::start_info::SIF_MOD_START_PFN;
+    }
+    if let (Some(mfn), Some(port)) = (console_mfn, params.console_evtchn) {
+        si.console = StartInfoConsole::from_domu(ConsoleDomU { mfn, evtchn: port, _pad: 0 });
+    }
+    si.set_cmdline(params.cmdline.as_bytes());
+    write_va(mem, &lay, lay.start_info, si.as_bytes());
+
+    Ok(Built {
+        entry: img.entry,
+        stack_top: lay.stack_top,
+        start_info: lay.start_info,
+        l4,
+        store_mfn,
+        console_mfn,
+        layout: lay,
+    })
+}
+
+/// Copies `bytes` to guest virtual address `va` inside the mapped boot region.
+fn write_va(mem: &mut impl GuestMemory, lay: &Layout, va: u64, bytes: &[u8]) {
+    let mut done = 0usize;
+    while done < bytes.len() {
+        let at = va + done as u64;
+        let pfn = (at - lay.v_start) >> 12;
+        let off = (at & 0xFFF) as usize;
+        let n = (4096 - off).min(bytes.len() - done);
+        mem.write(pfn, off, &bytes[done..done + n]);
+        done += n;
+    }
+}
+
+/// Writes the bootstrap tables mapping `[v_start, v_end)` onto pfns 0.. and returns the L4.
+/// Tables come from `lay.pt` in the order L4, L3s, L2s, L1s (the order `Layout` counted).
+fn build_page_tables(mem: &mut impl GuestMemory, lay: &Layout) -> Mfn {
+    let counts = layout::tables_needed(lay.v_start, lay.v_end);
+    let l4 = (lay.pt.0 - lay.v_start) >> 12;
+    let l3 = l4 + 1;
+    let l2 = l3 + counts[2];
+    let l1 = l2 + counts[1];
+    // First pfn of the level-L tables at index L - 1.
+    let first = [l1, l2, l3, l4];
+    // Which level-`level` table (counted from the first) covers `va`.
+    let table_no = |va: u64, level: u32| {
+        let shift = 12 + 9 * level;
+        (va >> shift) - (lay.v_start >> shift)
+    };
+    for va in (lay.v_start..lay.v_end).step_by(4096) {
+        for level in 1..=4u32 {
+            let index = ((va >> (12 + 9 * (level - 1))) & 511) as usize;
+            let entry = if level == 1 {
+                let flags = if (lay.pt.0..lay.pt.1).contains(&va) { L1_TABLE } else { L1_DATA };
+                (mem.mfn((va - lay.v_start) >> 12).0 << 12) | flags
+            } else {
+                let child = first[level as usize - 2] + table_no(va, level - 1);
+                (mem.mfn(child).0 << 12) | UPPER
+            };
+            let table = first[level as usize - 1] + table_no(va, level);
+            mem.write(table, index * 8, &entry.to_le_bytes());
+        }
+    }
+    mem.mfn(l4)
+}
+
+#[cfg(test)]
+mod tests;
