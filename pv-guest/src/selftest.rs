@@ -95,6 +95,7 @@ fn resume_hook(frame: &mut TrapFrame) -> bool {
 
 macro_rules! expect_trap {
     ($vector:expr, $asm:literal $(, $($arg:tt)*)?) => {{
+        let what: &str = $asm;
         SEEN.store(u64::MAX, Ordering::SeqCst);
         #[allow(unsafe_code)]
         // SAFETY: the instruction under test traps; the hook resumes at label 2, and the
@@ -112,7 +113,7 @@ macro_rules! expect_trap {
         }
         let seen = SEEN.load(Ordering::SeqCst);
         if seen != $vector {
-            return Err(alloc::format!("expected vector {}, saw {}", $vector, seen as i64));
+            return Err(alloc::format!("{what}: expected vector {}, saw {}", $vector, seen as i64));
         }
     }};
 }

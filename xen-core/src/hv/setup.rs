@@ -15,8 +15,9 @@ use super::arch::{apic, cpu, irq, paging, percpu::PerCpu, power, time};
 use super::{build, logging, mem, sched};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// Heap for the hypervisor's own structures.
-const HEAP_SIZE: u64 = 4 << 20;
+/// Heap for the hypervisor's own structures (domains, vCPU contexts, event channels, grant
+/// tables): a few KiB per domain, so 1 MiB serves many.
+const HEAP_SIZE: u64 = 1 << 20;
 
 static CPU0: PerCpu = PerCpu::new(0);
 
@@ -67,7 +68,8 @@ pub fn start(mbi: u64) -> ! {
     info!("command line: {}", command_line());
     print_boot_info(&boot);
 
-    let (free, ram_end) = setup_memory(&boot);
+    let (free, ram_end, hv_mem) = setup_memory(&boot);
+    let _ = ram_end;
     let (smep_hw, smap_hw) = cpu::has_smep_smap();
     let stack_top = super::arch::boot::boot_stack_top();
     CPU0.stack_top.store(stack_top, core::sync::atomic::Ordering::Relaxed);
@@ -89,46 +91,59 @@ pub fn start(mbi: u64) -> ! {
         opts.smep && smep_hw,
         opts.smap && smap_hw
     );
-    hand_over_free_memory(&free, ram_end);
+    hand_over_free_memory(&free);
 
     if let Err(e) = build_dom0(&boot, &opts) {
         error!("cannot build dom0: {e}");
         power::exit(power::ExitCode::HypervisorFailure);
     }
-    let (used, free_heap) = mem::heap_stats();
+    // The boot modules were copied into the domains: their memory is free RAM again.
+    mem::with_mm(|mm| {
+        for m in &boot.modules {
+            mm.add_free(Mfn(m.start / 4096), Mfn(m.end.div_ceil(4096)));
+        }
+    });
+    let (heap_used, _) = mem::heap_stats();
     let free_frames = mem::with_mm(|mm| mm.free_frames());
     info!(
-        "hypervisor keeps {} KiB ({} KiB image, heap {} KiB used of {} KiB); {} MiB free",
-        (ram_end / 4096 - free_frames - dom_pages()) * 4,
-        image_size() / 1024,
-        used / 1024,
-        (used + free_heap) / 1024,
+        "hypervisor memory: {} KiB (frame table {} KiB, M2P {} KiB, heap {} KiB ({} KiB used), \
+         page tables {} KiB, image {} KiB); {} MiB free",
+        hv_mem.total() / 1024,
+        hv_mem.frame_table / 1024,
+        hv_mem.m2p / 1024,
+        hv_mem.heap / 1024,
+        heap_used / 1024,
+        hv_mem.page_tables / 1024,
+        hv_mem.image / 1024,
         free_frames * 4 / 1024
     );
     info!("starting dom0");
     sched::start()
 }
 
-fn image_size() -> u64 {
-    let (s, e) = paging::image_bounds();
-    e - s
+/// What the hypervisor took for itself at boot.
+#[derive(Clone, Copy, Debug, Default)]
+struct HvMemory {
+    frame_table: u64,
+    m2p: u64,
+    heap: u64,
+    page_tables: u64,
+    image: u64,
 }
 
-fn dom_pages() -> u64 {
-    super::domain::all()
-        .iter()
-        .map(|d| mem::with_mm(|mm| mm.domain(d.id).map_or(0, |m| m.tot_pages)))
-        .sum()
+impl HvMemory {
+    fn total(&self) -> u64 {
+        self.frame_table + self.m2p + self.heap + self.page_tables + self.image
+    }
 }
 
-/// Gives every free frame to the frame allocator and marks non-RAM holes as I/O memory.
-fn hand_over_free_memory(free: &FreeRanges, ram_end: u64) {
+/// Gives every free frame to the frame allocator.
+fn hand_over_free_memory(free: &FreeRanges) {
     mem::with_mm(|mm| {
         for r in free.ranges() {
             mm.add_free(Mfn(r.start / 4096), Mfn(r.end / 4096));
         }
     });
-    let _ = ram_end;
 }
 
 fn build_dom0(boot: &BootInfo, opts: &Options) -> Result<(), alloc::string::String> {
@@ -191,8 +206,9 @@ fn print_boot_info(boot: &BootInfo) {
     }
 }
 
-/// Builds the hypervisor's tables and heap; returns the free RAM left and the end of RAM.
-fn setup_memory(boot: &BootInfo) -> (FreeRanges, u64) {
+/// Builds the hypervisor's tables and heap; returns the free RAM left, the end of RAM and
+/// what the hypervisor took.
+fn setup_memory(boot: &BootInfo) -> (FreeRanges, u64, HvMemory) {
     let ram: Vec<Range> = boot
         .memory_map
         .iter()
@@ -209,8 +225,11 @@ fn setup_memory(boot: &BootInfo) -> (FreeRanges, u64) {
     }
     let nr_frames = ram_end / 4096;
     let m2p_len = nr_frames * 8;
+    let m2p_len = m2p_len.div_ceil(2 << 20) * (2 << 20);
     let m2p_pa = free.take(m2p_len, 2 << 20, u64::MAX).expect("no memory for the M2P table");
+    let before_tables = free.total();
     let tables = paging::build(&mut free, ram_end, m2p_pa, m2p_len);
+    let page_tables = before_tables - free.total();
     paging::load_cr3(tables.idle_l4);
     IDLE_L4.call_once(|| tables.idle_l4);
     mem::direct_map_is_up();
@@ -220,7 +239,14 @@ fn setup_memory(boot: &BootInfo) -> (FreeRanges, u64) {
     let ft_len = nr_frames * core::mem::size_of::<xen_core::mm::FrameInfo>() as u64;
     let ft_pa = free.take(ft_len, 4096, u64::MAX).expect("no memory for the frame table");
     mem::init_mm(ft_pa, m2p_pa, nr_frames, tables.xen_l4);
-    (free, ram_end)
+    let hv_mem = HvMemory {
+        frame_table: ft_len.div_ceil(4096) * 4096,
+        m2p: m2p_len,
+        heap: HEAP_SIZE,
+        page_tables,
+        image: img_end - img_start,
+    };
+    (free, ram_end, hv_mem)
 }
 
 #[panic_handler]
