@@ -6,4 +6,6 @@
 
 extern crate alloc;
 
+#[cfg(target_os = "none")]
+pub mod ctl;
 pub mod xenstore;

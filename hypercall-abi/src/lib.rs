@@ -154,6 +154,7 @@ pub mod __private {
 pub mod arch;
 pub mod callback;
 pub mod console;
+pub mod domctl;
 pub mod elfnote;
 pub mod errno;
 pub mod event_channel;

@@ -28,6 +28,11 @@ pub(crate) fn start(si_va: u64) -> ! {
     }
     START_INFO.call_once(|| si);
     crate::traps::install();
+    crate::mm::init(si);
+    crate::events::init(si);
+    if let Err(s) = crate::grant::init() {
+        crate::println!("guest: grant table setup failed: {s}");
+    }
     #[allow(unsafe_code)]
     // SAFETY: the kernel defines `pv_kernel_main` through `kernel_main!`, with this signature.
     unsafe {

@@ -18,15 +18,25 @@ pub mod boot;
 #[cfg(target_os = "none")]
 pub mod console;
 #[cfg(target_os = "none")]
+pub mod events;
+#[cfg(target_os = "none")]
+pub mod grant;
+#[cfg(target_os = "none")]
 #[allow(unsafe_code)]
 pub mod heap;
 #[cfg(target_os = "none")]
 pub mod info;
 #[cfg(target_os = "none")]
+pub mod mm;
+#[cfg(target_os = "none")]
+pub mod scenarios;
+#[cfg(target_os = "none")]
 pub mod selftest;
 #[cfg(target_os = "none")]
 #[allow(unsafe_code)]
 pub mod shared;
+#[cfg(target_os = "none")]
+pub mod time;
 #[cfg(target_os = "none")]
 pub mod traps;
 

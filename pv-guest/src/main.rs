@@ -17,6 +17,7 @@ mod kernel {
         if let Some(tests) = pv_guest::cmdline_value(line, "test") {
             selftest::run(tests);
         }
+        pv_guest::scenarios::run(line);
         println!("pv-guest: shutting down");
         pv_guest::shutdown(SHUTDOWN_POWEROFF)
     }

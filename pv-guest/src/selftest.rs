@@ -26,6 +26,8 @@ pub fn run(list: &str) {
             "exceptions" => report(name, exceptions()),
             "fpu" => report(name, fpu()),
             "privileged" => report(name, privileged()),
+            "evtchn" => report(name, evtchn()),
+
             "fault-nohandler" => fault_without_handler(),
             _ => report(name, Err("unknown test".into())),
         }
@@ -47,7 +49,7 @@ fn enosys() -> Result<(), alloc::string::String> {
 
 /// A wild pointer is -EFAULT, and the kernel carries on.
 fn efault() -> Result<(), alloc::string::String> {
-    let boot_end = boot_region_end(crate::start_info());
+    let boot_end = crate::mm::boot_region_end(crate::start_info());
     let cases: [(u64, u64); 5] = [
         (0xFFFF_8300_0000_0000, 16), // the hypervisor's direct map
         (0x1000, 16),                // unmapped guest address
@@ -64,18 +66,6 @@ fn efault() -> Result<(), alloc::string::String> {
         }
     }
     Ok(())
-}
-
-/// One past the last address of the boot mapping, derived as the builder lays it out: the
-/// stack page follows the page tables, then slack up to a 4 MiB boundary (at least 512 KiB).
-pub fn boot_region_end(si: &hypercall_abi::start_info::StartInfo) -> u64 {
-    let stack_top = si.pt_base.0 + (si.nr_pt_frames + 1) * 4096;
-    let four_mib = 4u64 << 20;
-    let mut end = stack_top.div_ceil(four_mib) * four_mib;
-    if end - stack_top < 512 << 10 {
-        end += four_mib;
-    }
-    end
 }
 
 static RESUME: AtomicU64 = AtomicU64::new(0);
@@ -184,4 +174,90 @@ fn fault_without_handler() {
         core::arch::asm!("ud2");
     }
     println!("TEST fault-nohandler: FAIL still running");
+}
+
+/// Bad port numbers, foreign ports and impossible bindings are errnos and nothing else.
+fn evtchn() -> Result<(), alloc::string::String> {
+    use hypercall_abi::event_channel::{EvtchnStatusDetail, VIRQ_DOM_EXC, VIRQ_TIMER};
+    use hypercall_abi::{DomId, EvtchnPort};
+    let expect =
+        |what: &str, r: Result<u64, Errno>, want: Errno| -> Result<(), alloc::string::String> {
+            match r {
+                Err(e) if e == want => Ok(()),
+                other => Err(alloc::format!("{what}: expected {want:?}, got {other:?}")),
+            }
+        };
+    for bad in [0u32, 1000, 4095, 4096, u32::MAX] {
+        expect("send", guest::evtchn_send(EvtchnPort(bad)), Errno::EINVAL)?;
+        expect("close", guest::evtchn_close(EvtchnPort(bad)), Errno::EINVAL)?;
+        expect("unmask", guest::evtchn_unmask(EvtchnPort(bad)), Errno::EINVAL)?;
+        expect("bind_vcpu", guest::evtchn_bind_vcpu(EvtchnPort(bad), 0), Errno::EINVAL)?;
+    }
+    expect(
+        "status of 4096",
+        guest::evtchn_status(DomId::SELF_, EvtchnPort(4096)).map(|_| 0),
+        Errno::EINVAL,
+    )?;
+    let closed = guest::evtchn_status(DomId::SELF_, EvtchnPort(1000))
+        .map_err(|e| alloc::format!("status: {e:?}"))?;
+    if closed.detail() != EvtchnStatusDetail::Closed {
+        return Err(alloc::format!("unused port reads {:?}", closed.detail()));
+    }
+    expect("bind_virq 99", guest::evtchn_bind_virq(99, 0).map(|p| p.0.into()), Errno::EINVAL)?;
+    expect(
+        "bind_virq vcpu 7",
+        guest::evtchn_bind_virq(VIRQ_TIMER, 7).map(|p| p.0.into()),
+        Errno::ENOENT,
+    )?;
+    expect(
+        "VIRQ_TIMER twice",
+        guest::evtchn_bind_virq(VIRQ_TIMER, 0).map(|p| p.0.into()),
+        Errno::EEXIST,
+    )?;
+    let is_dom0 = crate::start_info().is_privileged();
+    if !is_dom0 {
+        // Someone else's ports are not ours to look at or to open.
+        expect(
+            "status of dom0",
+            guest::evtchn_status(DomId(0), EvtchnPort(1)).map(|_| 0),
+            Errno::EPERM,
+        )?;
+        let mut op = hypercall_abi::event_channel::EvtchnAllocUnbound {
+            dom: DomId(0),
+            remote_dom: DomId(0),
+            port: EvtchnPort(0),
+        };
+        #[allow(unsafe_code)]
+        // SAFETY: the op matches EVTCHNOP_alloc_unbound.
+        let r = unsafe {
+            guest::event_channel_op(hypercall_abi::event_channel::EVTCHNOP_ALLOC_UNBOUND, &mut op)
+        };
+        expect("alloc_unbound in dom0", r, Errno::EPERM)?;
+        let _ = VIRQ_DOM_EXC;
+    }
+    // Binding to a port nobody offered us.
+    expect(
+        "bind to dom0 port 1",
+        guest::evtchn_bind_interdomain(DomId(0), EvtchnPort(1)).map(|p| p.0.into()),
+        Errno::EINVAL,
+    )?;
+    expect(
+        "bind to a missing domain",
+        guest::evtchn_bind_interdomain(DomId(999), EvtchnPort(1)).map(|p| p.0.into()),
+        Errno::EINVAL,
+    )?;
+    // A loopback channel works end to end, and closing it twice is EINVAL.
+    let a =
+        guest::evtchn_alloc_unbound(DomId::SELF_).map_err(|e| alloc::format!("alloc: {e:?}"))?;
+    let b = guest::evtchn_bind_interdomain(DomId::SELF_, a)
+        .map_err(|e| alloc::format!("bind: {e:?}"))?;
+    crate::events::clear(a);
+    guest::evtchn_send(b).map_err(|e| alloc::format!("send: {e:?}"))?;
+    if !crate::events::is_pending(a) {
+        return Err("loopback send did not reach the other end".into());
+    }
+    guest::evtchn_close(a).map_err(|e| alloc::format!("close: {e:?}"))?;
+    expect("double close", guest::evtchn_close(a), Errno::EINVAL)?;
+    guest::evtchn_close(b).map_err(|e| alloc::format!("close b: {e:?}"))?;
+    Ok(())
 }

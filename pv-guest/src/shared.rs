@@ -1,5 +1,9 @@
-//! Memory the hypervisor (or another domain) shares with this kernel: start_info, which the
-//! builder wrote and nobody changes after boot, and later the shared_info page and rings.
+//! Memory this kernel shares with the hypervisor or other domains, reached only through
+//! volatile or atomic accesses: start_info (written once by the builder), the shared_info page
+//! (event bitmaps, vcpu_info, time), and pages mapped from or granted to other domains. This and
+//! `arch` are the runtime's only `unsafe` modules.
+
+use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use hypercall_abi::start_info::StartInfo;
 
@@ -10,4 +14,89 @@ pub fn start_info_at(va: u64) -> &'static StartInfo {
     // boot region, which stays mapped for the kernel's life and is never written again, so a
     // shared 'static reference is sound; the struct is plain data valid for any bytes.
     unsafe { &*(va as *const StartInfo) }
+}
+
+/// A page mapped at a fixed virtual address for the kernel's lifetime, shared with someone who
+/// may write it at any time: accessed by atomics only, never through a reference to its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharedPage {
+    va: u64,
+}
+
+impl SharedPage {
+    /// # Safety
+    /// `va` must be page aligned and mapped (readable and writable) for the rest of the
+    /// kernel's life, and never be accessed through references by anyone in this kernel.
+    pub unsafe fn new(va: u64) -> Self {
+        assert!(va.is_multiple_of(4096));
+        SharedPage { va }
+    }
+
+    pub fn va(&self) -> u64 {
+        self.va
+    }
+
+    pub fn u64_at(&self, offset: usize) -> &'static AtomicU64 {
+        assert!(offset.is_multiple_of(8) && offset + 8 <= 4096);
+        // SAFETY: in bounds, aligned, and mapped for the kernel's life (constructor's
+        // contract); atomics tolerate the peer's concurrent writes.
+        unsafe { &*((self.va + offset as u64) as *const AtomicU64) }
+    }
+
+    pub fn u32_at(&self, offset: usize) -> &'static AtomicU32 {
+        assert!(offset.is_multiple_of(4) && offset + 4 <= 4096);
+        // SAFETY: as in `u64_at`.
+        unsafe { &*((self.va + offset as u64) as *const AtomicU32) }
+    }
+
+    pub fn u8_at(&self, offset: usize) -> &'static AtomicU8 {
+        assert!(offset < 4096);
+        // SAFETY: as in `u64_at`.
+        unsafe { &*((self.va + offset as u64) as *const AtomicU8) }
+    }
+
+    /// Copies `buf.len()` bytes out from `offset` (a snapshot: the peer may be writing).
+    pub fn read(&self, offset: usize, buf: &mut [u8]) {
+        assert!(offset + buf.len() <= 4096);
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = self.u8_at(offset + i).load(Ordering::Relaxed);
+        }
+    }
+
+    /// Copies `bytes` in at `offset`.
+    pub fn write(&self, offset: usize, bytes: &[u8]) {
+        assert!(offset + bytes.len() <= 4096);
+        for (i, b) in bytes.iter().enumerate() {
+            self.u8_at(offset + i).store(*b, Ordering::Relaxed);
+        }
+    }
+
+    /// The page as a raw pointer, for the ring-buffers crate (which takes raw shared memory).
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.va as *mut u8
+    }
+}
+
+/// Entry `pfn` of the P2M list the builder wrote at `start_info.mfn_list` (nr_pages entries).
+pub fn p2m_entry(si: &StartInfo, pfn: u64) -> Option<u64> {
+    if pfn >= si.nr_pages {
+        return None;
+    }
+    let va = si.mfn_list.0 + pfn * 8;
+    // SAFETY: the P2M list lies in the boot mapping (nr_pages u64 entries from mfn_list, bounds
+    // checked above), is this kernel's own memory and nobody else writes it.
+    Some(unsafe { (va as *const u64).read_volatile() })
+}
+
+/// The hypervisor's read-only machine-to-physical table entry for `mfn`.
+pub fn m2p_entry(mfn: u64) -> u64 {
+    const M2P: u64 = hypercall_abi::arch::MACH2PHYS_VIRT_START;
+    const ENTRIES: u64 = hypercall_abi::arch::MACH2PHYS_NR_ENTRIES;
+    if mfn >= ENTRIES {
+        return u64::MAX;
+    }
+    // SAFETY: the hypervisor maps the M2P read-only at MACH2PHYS_VIRT_START in every address
+    // space; a frame beyond RAM has no entry mapped, so reading it could fault: callers pass
+    // frames they own (RAM).
+    unsafe { ((M2P + mfn * 8) as *const u64).read_volatile() }
 }

@@ -17,7 +17,21 @@ pub const EXIT_REBOOT: i32 = 35;
 pub const EXIT_CRASH: i32 = 37;
 pub const EXIT_HV_FAILURE: i32 = 39;
 
+static MACHINE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Taken by tests that measure time (fairness, latency, timers): no other QEMU of this test
+/// binary runs beside them, so on a 2-core machine they measure our scheduler, not the host's.
+pub fn exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
+    MACHINE.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Taken by every other test of a binary that has timing tests.
+pub fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    MACHINE.read().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The workspace root.
+
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -57,7 +71,7 @@ impl Boot {
     pub fn new(name: &str, dom0: &str, dom0_args: &str) -> Self {
         Boot {
             name: name.into(),
-            hv_args: "loglvl=all".into(),
+            hv_args: "loglvl=info".into(),
             modules: vec![(image(dom0), dom0_args.into())],
             timeout: Duration::from_secs(120),
             until: None,

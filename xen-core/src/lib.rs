@@ -10,6 +10,9 @@ extern crate alloc;
 
 pub mod bounce;
 pub mod cmdline;
+pub mod credit;
+pub mod evtchn;
+pub mod grant;
 pub mod memmap;
 pub mod mm;
 pub mod multiboot;

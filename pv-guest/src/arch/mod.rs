@@ -280,3 +280,9 @@ pub fn stack_pointer() -> u64 {
     unsafe { core::arch::asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack)) };
     rsp
 }
+
+/// Reads the time-stamp counter.
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC is allowed in ring 3 (CR4.TSD is clear) and has no side effects.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}

@@ -6,7 +6,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use tests::{image, root, Boot};
+use tests::{Boot, image, root};
 
 const MARKER: &str = "dom0: xen-core dom0 starting";
 
@@ -18,7 +18,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn ours(n: usize, hv_args: &str) -> Vec<f64> {
     (0..n)
         .map(|i| {
-            let mut b = Boot::new(&format!("bench-boot-{i}"), "dom0", "").hv_args(hv_args).until(MARKER);
+            let mut b =
+                Boot::new(&format!("bench-boot-{i}"), "dom0", "").hv_args(hv_args).until(MARKER);
             b.memory_mib = 1024;
             b.timeout = Duration::from_secs(60);
             let run = b.run();
@@ -42,7 +43,8 @@ fn xen(n: usize) -> Option<Vec<f64>> {
             .output()
             .ok()?;
         let text = String::from_utf8_lossy(&out.stdout);
-        let t = text.lines().find(|l| l.contains(MARKER))?.split_whitespace().next()?.parse().ok()?;
+        let t =
+            text.lines().find(|l| l.contains(MARKER))?.split_whitespace().next()?.parse().ok()?;
         times.push(t);
     }
     Some(times)
@@ -54,7 +56,11 @@ fn main() {
     let ours_default = ours(n, "loglvl=info");
     println!("runs per configuration: {n} (QEMU 7.2 TCG, -m 1024)");
     println!("xen-core, dom0_mem=256M: median {:.3} s  {:?}", median(ours_same.clone()), ours_same);
-    println!("xen-core, default dom0_mem: median {:.3} s  {:?}", median(ours_default.clone()), ours_default);
+    println!(
+        "xen-core, default dom0_mem: median {:.3} s  {:?}",
+        median(ours_default.clone()),
+        ours_default
+    );
     if let Some(x) = xen(n) {
         let m = median(x.clone());
         println!("Xen 4.17, dom0_mem=256M: median {m:.3} s  {x:?}");

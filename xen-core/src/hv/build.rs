@@ -9,14 +9,17 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64};
 
 use hypercall_abi::start_info::{SIF_INITDOMAIN, SIF_PRIVILEGED};
-use hypercall_abi::{DomId, EvtchnPort, Mfn, PAddr};
+use hypercall_abi::{DomId, Mfn, PAddr};
 use spin::Mutex;
+use xen_core::credit::Params;
+use xen_core::evtchn::EvtchnTable;
 use xen_core::mm::PageType;
 use xen_core::pvbuild::{self, BuildParams, GuestMemory};
 use xen_core::ratelimit::RateLimit;
 
 use super::arch::cpu::{GUEST_CS64, GUEST_DS};
 use super::domain::{self, DomState, Domain, VI_UPCALL_MASK, Vcpu, VcpuContext};
+use super::grants::{self, GrantTable};
 use super::mem::{self, DirectPageMem, with_mm};
 use super::sched;
 
@@ -29,9 +32,12 @@ pub struct DomainSpec<'a> {
     pub cmdline: &'a str,
     pub mem_bytes: u64,
     pub privileged: bool,
-    /// Ports for the XenStore and console rings (domUs).
-    pub store_evtchn: Option<EvtchnPort>,
-    pub console_evtchn: Option<EvtchnPort>,
+    /// Give the domain a XenStore and a console ring, with event channels waiting for dom0 and
+    /// grant refs 0 (console) and 1 (XenStore) granted to dom0, as Xen's toolstack does.
+    pub with_rings: bool,
+    pub sched: Params,
+    /// Destroy it as soon as it shuts down (no toolstack is there to do it).
+    pub auto_destroy: bool,
 }
 
 /// Where the new domain's memory is, for the builder.
@@ -100,12 +106,22 @@ fn populate(
     if spec.privileged {
         flags |= SIF_PRIVILEGED | SIF_INITDOMAIN;
     }
+    // Event channels first: the ring ports go into start_info.
+    let max_ports = if spec.privileged { 4096 } else { 1024 };
+    let mut evtchn = EvtchnTable::new(id, 1, max_ports);
+    let (store_evtchn, console_evtchn) = if spec.with_rings {
+        let s = evtchn.alloc_unbound(DomId(0)).map_err(|e| format!("{}: {e:?}", spec.name))?;
+        let c = evtchn.alloc_unbound(DomId(0)).map_err(|e| format!("{}: {e:?}", spec.name))?;
+        (Some(s), Some(c))
+    } else {
+        (None, None)
+    };
     let params = BuildParams {
         cmdline: spec.cmdline,
         flags,
         shared_info: PAddr(shared_info.0 << 12),
-        store_evtchn: spec.store_evtchn,
-        console_evtchn: spec.console_evtchn,
+        store_evtchn,
+        console_evtchn,
     };
     let mut frames = Frames { p2m };
     let built = pvbuild::build(&mut frames, img, spec.kernel, spec.ramdisk, &params)
@@ -119,7 +135,7 @@ fn populate(
     with_mm(|mm| mm.get_page_and_type(&mut DirectPageMem, built.l4, PageType::L4, id))
         .map_err(|e| format!("{}: bootstrap page tables refused: {e:?}", spec.name))?;
 
-    let mut ctx = VcpuContext::new((shared_info, 0));
+    let mut ctx = VcpuContext::new();
     ctx.guest_table = built.l4;
     ctx.regs.rip = built.entry;
     ctx.regs.rsp = built.stack_top;
@@ -127,14 +143,9 @@ fn populate(
     ctx.regs.rflags = 0x200;
     ctx.regs.cs = u64::from(GUEST_CS64);
     ctx.regs.ss = u64::from(GUEST_DS);
-    let vcpu = Arc::new(Vcpu {
-        id: 0,
-        domain: id,
-        ctx: Mutex::new(ctx),
-        is_runnable: AtomicBool::new(true),
-        is_blocked: AtomicBool::new(false),
-        cpu_time_ns: AtomicU64::new(0),
-    });
+    let sched_id = sched::register(spec.sched);
+    let vcpu = Arc::new(Vcpu::new(0, id, sched_id, ctx, (shared_info, 0)));
+    vcpu.is_up.store(true, core::sync::atomic::Ordering::Release);
     let d = Arc::new(Domain {
         id,
         name: spec.name.to_string(),
@@ -142,11 +153,26 @@ fn populate(
         shared_info,
         nr_pages,
         state: Mutex::new(DomState::Running),
+        is_paused: AtomicBool::new(false),
         vcpus: alloc::vec![vcpu.clone()],
         vm_assist: AtomicU64::new(0),
         log_limit: Mutex::new(RateLimit::new(10, 500_000_000)),
         console_line: Mutex::new(Vec::new()),
+        evtchn: Mutex::new(evtchn),
+        grants: Mutex::new(GrantTable::new()),
+        auto_destroy: spec.auto_destroy,
     });
+    if let (Some(console), Some(store)) = (built.console_mfn, built.store_mfn) {
+        let seed = grants::seed_entry(&d, 0, DomId(0), console, false).and(grants::seed_entry(
+            &d,
+            1,
+            DomId(0),
+            store,
+            false,
+        ));
+        seed.map_err(|s| format!("{}: cannot seed grant table: {s}", spec.name))?;
+    }
+    super::clock::publish_wallclock(&d);
     domain::insert(d.clone());
     sched::add_vcpu(vcpu);
     Ok((d, built))

@@ -1,9 +1,11 @@
-//! Domains and vCPUs: their state, the global domain table, shutdown and crash.
+//! Domains and vCPUs: their state, the global domain table, shutdown, crash and destruction.
 //!
 //! A [`Domain`] is shared (`Arc`) between the domain table, the scheduler and whoever is
 //! running a hypercall on its behalf; its mutable parts sit behind their own locks. A
-//! [`Vcpu`]'s guest-visible context ([`VcpuContext`]) is locked by the CPU running it.
-//! Lock order: domain table, then a vCPU context, then a domain's subsystem locks, then `MM`.
+//! [`Vcpu`]'s guest-visible context ([`VcpuContext`]) is locked by the CPU running it; what
+//! other vCPUs must reach (where its vcpu_info is, its timers, whether it blocks) is atomic.
+//! Lock order: domain table, a vCPU context, event-channel tables (lower domid first), the
+//! scheduler, then `MM`.
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -12,22 +14,23 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
+use hypercall_abi::event_channel::VIRQ_DOM_EXC;
 use hypercall_abi::sched::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT};
-use hypercall_abi::{DomId, Mfn};
+use hypercall_abi::{DomId, EvtchnPort, Mfn};
 use log::{error, info};
 use spin::{Mutex, RwLock};
+use xen_core::evtchn::EvtchnTable;
 use xen_core::ratelimit::RateLimit;
 
 use super::arch::entry::GuestRegs;
 use super::arch::fpu::FxArea;
 use super::arch::power::{self, ExitCode};
-use super::mem;
+use super::mem::{self, DirectPageMem, with_mm};
 
 /// Where a domain is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DomState {
     Running,
-    Paused,
     /// Shut down by itself (or crashed), with the SHUTDOWN_* reason; its memory is still held.
     Shutdown(u32),
     /// Being torn down.
@@ -73,21 +76,90 @@ pub struct VcpuContext {
     pub syscall_callback: Callback,
     /// Virtual CR0.TS set by `fpu_taskswitch`.
     pub guest_ts: bool,
-    /// Where this vCPU's `vcpu_info` lives (machine frame, byte offset).
-    pub vcpu_info: (Mfn, usize),
+}
+
+/// What a vCPU in SCHEDOP_poll waits for.
+#[derive(Clone, Debug, Default)]
+pub struct PollSet {
+    pub ports: Vec<EvtchnPort>,
 }
 
 /// A virtual CPU.
 pub struct Vcpu {
     pub id: u32,
     pub domain: DomId,
+    /// The scheduler policy's handle.
+    pub sched_id: usize,
     pub ctx: Mutex<VcpuContext>,
-    /// Runnable as far as the vCPU itself is concerned (not blocked, not down).
-    pub is_runnable: AtomicBool,
+    /// Brought up (VCPUOP_up, or vCPU 0 at build).
+    pub is_up: AtomicBool,
     /// Blocked in SCHEDOP_block/poll until an event arrives.
     pub is_blocked: AtomicBool,
     /// Nanoseconds of CPU time consumed.
     pub cpu_time_ns: AtomicU64,
+    /// Where this vCPU's `vcpu_info` lives (machine frame, byte offset).
+    vcpu_info_mfn: AtomicU64,
+    vcpu_info_off: AtomicU64,
+    /// Single-shot timer deadline in system time (ns), 0 = none.
+    pub timer_deadline: AtomicU64,
+    /// Periodic timer period and next deadline (ns), period 0 = none.
+    pub periodic_ns: AtomicU64,
+    pub periodic_next: AtomicU64,
+    /// SCHEDOP_poll timeout (ns), 0 = none.
+    pub poll_deadline: AtomicU64,
+    pub poll: Mutex<Option<PollSet>>,
+}
+
+impl Vcpu {
+    pub fn new(
+        id: u32,
+        domain: DomId,
+        sched_id: usize,
+        ctx: VcpuContext,
+        vcpu_info: (Mfn, usize),
+    ) -> Self {
+        Vcpu {
+            id,
+            domain,
+            sched_id,
+            ctx: Mutex::new(ctx),
+            is_up: AtomicBool::new(false),
+            is_blocked: AtomicBool::new(false),
+            cpu_time_ns: AtomicU64::new(0),
+            vcpu_info_mfn: AtomicU64::new(vcpu_info.0.0),
+            vcpu_info_off: AtomicU64::new(vcpu_info.1 as u64),
+            timer_deadline: AtomicU64::new(0),
+            periodic_ns: AtomicU64::new(0),
+            periodic_next: AtomicU64::new(0),
+            poll_deadline: AtomicU64::new(0),
+            poll: Mutex::new(None),
+        }
+    }
+
+    /// A byte of this vCPU's `vcpu_info` (shared with the guest, so atomic).
+    pub fn info_byte(&self, offset: usize) -> &'static AtomicU8 {
+        let (mfn, off) = self.vcpu_info();
+        mem::frame_byte(mfn, off + offset)
+    }
+
+    /// A 64-bit word of this vCPU's `vcpu_info` (offset 8-aligned).
+    pub fn info_word(&self, offset: usize) -> &'static AtomicU64 {
+        let (mfn, off) = self.vcpu_info();
+        mem::frame_word(mfn, (off + offset) / 8)
+    }
+
+    pub fn vcpu_info(&self) -> (Mfn, usize) {
+        (
+            Mfn(self.vcpu_info_mfn.load(Ordering::Acquire)),
+            self.vcpu_info_off.load(Ordering::Acquire) as usize,
+        )
+    }
+
+    /// Moves `vcpu_info` (VCPUOP_register_vcpu_info); the offset must keep it in one page.
+    pub fn set_vcpu_info(&self, mfn: Mfn, offset: usize) {
+        self.vcpu_info_off.store(offset as u64, Ordering::Release);
+        self.vcpu_info_mfn.store(mfn.0, Ordering::Release);
+    }
 }
 
 /// A domain.
@@ -98,6 +170,8 @@ pub struct Domain {
     pub shared_info: Mfn,
     pub nr_pages: u64,
     pub state: Mutex<DomState>,
+    /// Paused by the toolstack (domctl), independently of its own state.
+    pub is_paused: AtomicBool,
     pub vcpus: Vec<Arc<Vcpu>>,
     /// VM-assist bits enabled by the guest.
     pub vm_assist: AtomicU64,
@@ -105,16 +179,25 @@ pub struct Domain {
     pub log_limit: Mutex<RateLimit>,
     /// Console output is accumulated to whole lines before it reaches the serial log.
     pub console_line: Mutex<Vec<u8>>,
+    pub evtchn: Mutex<EvtchnTable>,
+    pub grants: Mutex<super::grants::GrantTable>,
+    /// Destroyed by the hypervisor as soon as it shuts down (domains it built itself at boot);
+    /// otherwise the toolstack destroys it.
+    pub auto_destroy: bool,
 }
 
 impl Domain {
-    /// The `vcpu_info` upcall flags of vCPU `v`.
-    pub fn vcpu_info_byte(v: &VcpuContext, offset: usize) -> &'static AtomicU8 {
-        mem::frame_byte(v.vcpu_info.0, v.vcpu_info.1 + offset)
-    }
-
     pub fn state(&self) -> DomState {
         *self.state.lock()
+    }
+
+    /// Whether its vCPUs may run at all.
+    pub fn is_running(&self) -> bool {
+        self.state() == DomState::Running && !self.is_paused.load(Ordering::Acquire)
+    }
+
+    pub fn cpu_time_ns(&self) -> u64 {
+        self.vcpus.iter().map(|v| v.cpu_time_ns.load(Ordering::Relaxed)).sum()
     }
 }
 
@@ -126,19 +209,32 @@ pub const VI_CR2: usize = 16;
 pub const VI_TIME: usize = 32;
 
 static DOMAINS: RwLock<BTreeMap<DomId, Arc<Domain>>> = RwLock::new(BTreeMap::new());
+/// Domains waiting to be destroyed once no CPU runs them.
+static TO_DESTROY: Mutex<Vec<Arc<Domain>>> = Mutex::new(Vec::new());
 
 /// The live domain `id`.
 pub fn get(id: DomId) -> Option<Arc<Domain>> {
     DOMAINS.read().get(&id).cloned()
 }
 
-/// All live domains.
+/// All live domains, in id order.
 pub fn all() -> Vec<Arc<Domain>> {
     DOMAINS.read().values().cloned().collect()
 }
 
+/// The first live domain with id >= `id`.
+pub fn first_from(id: DomId) -> Option<Arc<Domain>> {
+    DOMAINS.read().range(id..).next().map(|(_, d)| d.clone())
+}
+
 pub fn insert(d: Arc<Domain>) {
     DOMAINS.write().insert(d.id, d);
+}
+
+/// The lowest domain id not in use (1..DOMID_FIRST_RESERVED).
+pub fn free_id() -> Option<DomId> {
+    let t = DOMAINS.read();
+    (1..DomId::FIRST_RESERVED.0).map(DomId).find(|id| !t.contains_key(id))
 }
 
 /// Guest-caused log line, rate limited per domain (a guest must not flood the console).
@@ -154,7 +250,7 @@ macro_rules! guest_log {
 }
 
 impl VcpuContext {
-    pub fn new(vcpu_info: (Mfn, usize)) -> Self {
+    pub fn new() -> Self {
         VcpuContext {
             regs: GuestRegs::default(),
             fpu: Box::new(FxArea::initial()),
@@ -171,23 +267,26 @@ impl VcpuContext {
             failsafe_callback: Callback::default(),
             syscall_callback: Callback::default(),
             guest_ts: false,
-            vcpu_info,
         }
     }
 }
 
+impl Default for VcpuContext {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Records that `d` shut itself down (or crashed) and stops its vCPUs. When dom0 goes, the
-/// machine goes with it, with an exit status that says how.
-pub fn shutdown(d: &Domain, reason: u32) {
+/// machine goes with it, with an exit status that says how; dom0 hears of any other domain's
+/// change through VIRQ_DOM_EXC.
+pub fn shutdown(d: &Arc<Domain>, reason: u32) {
     {
         let mut st = d.state.lock();
         if matches!(*st, DomState::Shutdown(_) | DomState::Dying) {
             return;
         }
         *st = DomState::Shutdown(reason);
-    }
-    for v in &d.vcpus {
-        v.is_runnable.store(false, Ordering::Release);
     }
     let how = match reason {
         SHUTDOWN_POWEROFF => "poweroff",
@@ -206,11 +305,78 @@ pub fn shutdown(d: &Domain, reason: u32) {
         power::exit(code);
     }
     super::sched::domain_stopped(d);
+    notify_dom0();
+    if d.auto_destroy {
+        request_destroy(d);
+    }
 }
 
-/// Crashes `d` because of something it did: logged (rate limited), then shut down with reason
-/// crash. The hypervisor and other domains carry on.
-pub fn crash(d: &Domain, why: core::fmt::Arguments<'_>) {
+/// Crashes `d` because of something it did: logged, then shut down with reason crash. The
+/// hypervisor and other domains carry on.
+pub fn crash(d: &Arc<Domain>, why: core::fmt::Arguments<'_>) {
     error!("domain {} ({}) crashed: {why}", d.id.0, d.name);
     shutdown(d, SHUTDOWN_CRASH);
+}
+
+/// Tells dom0 a domain changed state (VIRQ_DOM_EXC), as Xen does.
+pub fn notify_dom0() {
+    if let Some(d0) = get(DomId(0)) {
+        super::events::send_virq(&d0, 0, VIRQ_DOM_EXC);
+    }
+}
+
+/// Queues `d` for destruction: it happens once no CPU runs it (see [`destroy_pending`]).
+pub fn request_destroy(d: &Arc<Domain>) {
+    {
+        let mut st = d.state.lock();
+        if *st == DomState::Dying {
+            return;
+        }
+        *st = DomState::Dying;
+    }
+    super::sched::domain_stopped(d);
+    TO_DESTROY.lock().push(d.clone());
+}
+
+/// Destroys queued domains whose vCPUs are not current on this CPU. Called by the scheduler
+/// after it switched away from them.
+pub fn destroy_pending(current: Option<&Arc<Vcpu>>) {
+    loop {
+        let next = {
+            let mut q = TO_DESTROY.lock();
+            let idx = q.iter().position(|d| current.is_none_or(|c| c.domain != d.id));
+            idx.map(|i| q.remove(i))
+        };
+        match next {
+            Some(d) => destroy(&d),
+            None => return,
+        }
+    }
+}
+
+/// Tears a domain down: its event channels are closed (peers see their ports unbound), its
+/// vCPUs leave the scheduler, and every frame it owns goes back, except those another domain
+/// still maps, which stay until that domain lets go.
+fn destroy(d: &Arc<Domain>) {
+    super::events::close_all(d);
+    super::grants::domain_destroyed(d);
+    for v in &d.vcpus {
+        super::sched::remove_vcpu(v);
+    }
+    let mut roots = Vec::new();
+    for v in &d.vcpus {
+        let ctx = v.ctx.lock();
+        roots.extend([ctx.guest_table, ctx.guest_table_user].into_iter().filter(|m| m.0 != 0));
+    }
+    let before = with_mm(|mm| mm.free_frames());
+    with_mm(|mm| {
+        mm.domain_relinquish(&mut DirectPageMem, d.id, &roots);
+        if mm.domain(d.id).is_some_and(|m| m.tot_pages == 0) {
+            mm.domain_forget(d.id);
+        }
+    });
+    let after = with_mm(|mm| mm.free_frames());
+    DOMAINS.write().remove(&d.id);
+    info!("domain {} ({}) destroyed: {} pages returned", d.id.0, d.name, after - before);
+    notify_dom0();
 }

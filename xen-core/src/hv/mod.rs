@@ -4,9 +4,11 @@
 #[allow(unsafe_code)]
 pub mod arch;
 pub mod build;
+pub mod clock;
 pub mod domain;
 pub mod emulate;
 pub mod events;
+pub mod grants;
 pub mod hypercall;
 pub mod logging;
 #[allow(unsafe_code)]

@@ -1,43 +1,97 @@
 //! Running vCPUs on this CPU: which one is current, switching between them, the idle loop,
-//! and the work done on every return to a guest (`exit_to_guest`): timers, rescheduling and
-//! event-upcall delivery. The choice of the next vCPU is the policy's (`xen_core::sched`).
+//! and the work done on every return to a guest (`exit_to_guest`): timers, rescheduling,
+//! destroying dead domains and event-upcall delivery. Who runs next is the credit policy's
+//! choice (`xen_core::credit`), which this module feeds with wake-ups, sleeps and run times.
 //!
 //! The hypervisor keeps no per-vCPU stack: the running vCPU's registers are the frame at the
 //! top of this CPU's stack, and a switch copies that frame out to the old vCPU's context and
-//! the new vCPU's registers in. So a switch can only happen on the way out to a guest, and a
+//! the new vCPU's registers in. So a switch happens only on the way out to a guest, and a
 //! hypercall that must wait (block, poll) returns first and is descheduled after.
+//!
+//! State is per CPU (`CpuSched`); with one CPU there is one, and the policy's entities are
+//! this CPU's vCPUs. A second CPU brings a second `CpuSched` and an IPI to kick it.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use spin::Mutex;
+use xen_core::credit::{Credit, Params};
 
-use super::arch::{cpu, entry::GuestRegs, fpu, paging, time};
-use super::domain::{self, DomState, Domain, Vcpu, VcpuContext};
-use super::{events, timers};
+use super::arch::{cpu, entry::GuestRegs, fpu, paging, time, uaccess};
+use super::domain::{self, Vcpu, VcpuContext};
+use super::{clock, events, timers};
+
+/// Default time slice and credit period; `sched_slice_ms=` on the command line changes the
+/// slice.
+pub const DEFAULT_SLICE_NS: u64 = 10_000_000;
+const PERIOD_NS: u64 = 30_000_000;
 
 /// This CPU's scheduling state.
 struct CpuSched {
     current: Option<Arc<Vcpu>>,
-    /// Every vCPU this CPU may run, in the policy's order.
-    vcpus: Vec<Arc<Vcpu>>,
+    /// vCPUs by policy id.
+    vcpus: Vec<Option<Arc<Vcpu>>>,
+    policy: Credit,
     /// Time the current vCPU started running (ns).
     since_ns: u64,
 }
 
-static CPU0: Mutex<CpuSched> =
-    Mutex::new(CpuSched { current: None, vcpus: Vec::new(), since_ns: 0 });
+static CPU0: Mutex<CpuSched> = Mutex::new(CpuSched {
+    current: None,
+    vcpus: Vec::new(),
+    policy: Credit::new_const(),
+    since_ns: 0,
+});
 static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
+
+/// Sets the time slice (from the command line).
+pub fn set_slice(slice_ns: u64) {
+    let mut s = CPU0.lock();
+    s.policy = Credit::new(slice_ns, PERIOD_NS.max(slice_ns * 3));
+}
 
 /// The vCPU running on this CPU.
 pub fn current() -> Arc<Vcpu> {
     CPU0.lock().current.clone().expect("a vCPU is current whenever a guest entered")
 }
 
-/// Makes `v` schedulable on this CPU.
+/// Registers a future vCPU with the policy; returns its scheduler id.
+pub fn register(params: Params) -> usize {
+    let mut s = CPU0.lock();
+    let id = s.policy.add(params);
+    if s.vcpus.len() <= id {
+        s.vcpus.resize(id + 1, None);
+    }
+    id
+}
+
+/// Makes `v` schedulable on this CPU (runnable if it is up).
 pub fn add_vcpu(v: Arc<Vcpu>) {
-    CPU0.lock().vcpus.push(v);
+    let mut s = CPU0.lock();
+    let id = v.sched_id;
+    if v.is_up.load(Ordering::Acquire) {
+        s.policy.wake(id);
+    }
+    s.vcpus[id] = Some(v);
+}
+
+/// Forgets a vCPU of a destroyed domain.
+pub fn remove_vcpu(v: &Vcpu) {
+    let mut s = CPU0.lock();
+    s.policy.remove(v.sched_id);
+    if let Some(slot) = s.vcpus.get_mut(v.sched_id) {
+        *slot = None;
+    }
+}
+
+/// Credit parameters of a vCPU.
+pub fn params(v: &Vcpu) -> Params {
+    CPU0.lock().policy.params(v.sched_id).unwrap_or_default()
+}
+
+pub fn set_params(v: &Vcpu, p: Params) {
+    CPU0.lock().policy.set_params(v.sched_id, p);
 }
 
 /// Asks for a scheduling decision on the next exit to a guest.
@@ -45,65 +99,154 @@ pub fn request_resched() {
     NEED_RESCHED.store(true, Ordering::Release);
 }
 
-/// A domain stopped running: its vCPUs leave the run queue at the next decision.
-pub fn domain_stopped(_d: &Domain) {
+/// Whether `v` can run now.
+fn can_run(v: &Vcpu) -> bool {
+    v.is_up.load(Ordering::Acquire)
+        && !v.is_blocked.load(Ordering::Acquire)
+        && domain::get(v.domain).is_some_and(|d| d.is_running())
+}
+
+/// The vCPU may run again (an event or timer woke it, or it was unpaused). A boosted wake-up
+/// preempts the current vCPU so interactive domains stay responsive next to CPU hogs.
+pub fn wake(v: &Vcpu) {
+    v.is_blocked.store(false, Ordering::SeqCst);
+    if !can_run(v) {
+        return;
+    }
+    let mut s = CPU0.lock();
+    let boosted = s.policy.wake(v.sched_id);
+    let cur_boosted = s.current.as_ref().is_some_and(|c| s.policy.is_boosted(c.sched_id));
+    let is_current = s.current.as_ref().is_some_and(|c| c.sched_id == v.sched_id);
+    if (boosted && !cur_boosted) || !is_current {
+        request_resched();
+    }
+}
+
+/// The vCPU blocked (SCHEDOP_block/poll).
+pub fn block(v: &Vcpu) {
+    v.is_blocked.store(true, Ordering::SeqCst);
     request_resched();
 }
 
-/// Whether `v` can run now.
-fn can_run(v: &Vcpu) -> bool {
-    v.is_runnable.load(Ordering::Acquire)
-        && !v.is_blocked.load(Ordering::Acquire)
-        && domain::get(v.domain).is_some_and(|d| d.state() == DomState::Running)
+/// A domain stopped running (shut down, paused, dying): its vCPUs leave the run queue.
+pub fn domain_stopped(d: &domain::Domain) {
+    let mut s = CPU0.lock();
+    for v in &d.vcpus {
+        s.policy.sleep(v.sched_id);
+    }
+    drop(s);
+    request_resched();
 }
 
-/// The work done on every way back into a guest: run expired timers, switch vCPUs if
-/// needed, then deliver a pending event upcall to whichever vCPU will run.
+/// A domain may run again (unpaused).
+pub fn domain_resumed(d: &domain::Domain) {
+    for v in &d.vcpus {
+        if v.is_up.load(Ordering::Acquire) && !v.is_blocked.load(Ordering::Acquire) {
+            CPU0.lock().policy.wake(v.sched_id);
+        }
+    }
+    request_resched();
+}
+
+/// The work done on every way back into a guest: run expired timers, switch vCPUs if needed,
+/// then deliver a pending event upcall to whichever vCPU will run.
 pub fn exit_to_guest(regs: &mut GuestRegs) {
     timers::run_expired();
-    let cur = current();
-    if NEED_RESCHED.swap(false, Ordering::AcqRel) || !can_run(&cur) {
-        schedule(regs);
+    loop {
+        let cur = current();
+        if NEED_RESCHED.swap(false, Ordering::AcqRel) || !can_run(&cur) {
+            schedule(regs);
+            // Scheduling takes time: the new slice (or a timer) may already have run out and
+            // asked for another decision, which must not wait for an interrupt that will not
+            // come (nothing is armed for a deadline already past).
+            continue;
+        }
+
+        // Never leave to an address the CPU would fault on in ring 0 (a `syscall` at the top
+        // of the lower half returns to a non-canonical rip): that is the guest's crash.
+        if !uaccess::is_guest_range(regs.rip, 1) {
+            if let Some(d) = domain::get(cur.domain) {
+                domain::crash(&d, format_args!("return to a non-guest address {:#x}", regs.rip));
+            }
+            continue;
+        }
+        let mut ctx = cur.ctx.lock();
+        events::deliver_upcall(&cur, &mut ctx, regs);
+        return;
     }
-    let cur = current();
-    let mut ctx = cur.ctx.lock();
-    events::deliver_upcall(&cur, &mut ctx, regs);
 }
 
-/// Picks the next vCPU (round robin among runnable ones, the current one last) and switches
-/// to it; idles while none can run.
+/// Charges the current vCPU and picks what runs next; idles while nothing can run.
 fn schedule(regs: &mut GuestRegs) {
     let prev = current();
+    let now = time::now_ns();
+    {
+        let mut s = CPU0.lock();
+        let ran = now.saturating_sub(s.since_ns);
+        s.policy.account(prev.sched_id, ran);
+
+        prev.cpu_time_ns.fetch_add(ran, Ordering::Relaxed);
+        s.since_ns = now;
+        if !can_run(&prev) {
+            s.policy.sleep(prev.sched_id);
+        }
+    }
     let mut saved = false;
     loop {
+        let now = time::now_ns();
         let next = {
-            let s = CPU0.lock();
-            let n = s.vcpus.len();
-            let at = s.vcpus.iter().position(|v| Arc::ptr_eq(v, &prev)).unwrap_or(0);
-            (1..=n).map(|k| &s.vcpus[(at + k) % n]).find(|v| can_run(v)).cloned()
+            let mut s = CPU0.lock();
+            let pick = s.policy.pick(now);
+            pick.and_then(|id| s.vcpus.get(id).cloned().flatten()).map(|v| {
+                let slice = s.policy.run_for(v.sched_id, now);
+                (v, slice)
+            })
         };
         match next {
-            Some(next) if Arc::ptr_eq(&next, &prev) && !saved => return,
-            Some(next) => {
+            Some((next, slice)) if can_run(&next) => {
+                timers::set_slice_end(now + slice);
+                if Arc::ptr_eq(&next, &prev) && !saved {
+                    clock::publish(&next);
+                    timers::run_expired();
+                    return;
+                }
                 if !saved {
                     save_context(&prev, regs);
                 }
                 load_context(&next, regs);
+                domain::destroy_pending(Some(&next));
+                timers::run_expired();
                 return;
+            }
+            Some((stale, _)) => {
+                // The policy thought it runnable but it is not (raced with a block): park it.
+                CPU0.lock().policy.sleep(stale.sched_id);
             }
             None => {
                 if !saved {
                     save_context(&prev, regs);
                     saved = true;
                 }
-                if domain::all().iter().all(|d| d.state() != DomState::Running) {
+                // Nothing to run: leave every guest's page tables, finish off dead domains,
+                // and wait for an interrupt (a timer or a device) to change that. A capped vCPU
+                // waiting for its next credit makes the refill such a timer.
+                let refill = {
+                    let s = CPU0.lock();
+                    if s.policy.has_parked() { s.policy.next_refill() } else { 0 }
+                };
+                timers::set_slice_end(refill);
+
+                paging::load_cr3(super::setup::idle_l4());
+                domain::destroy_pending(None);
+                if domain::all().iter().all(|d| d.state() != domain::DomState::Running) {
                     log::error!("no domain left to run");
                     super::arch::power::exit(super::arch::power::ExitCode::HypervisorFailure);
                 }
-                // Nothing to run: wait for an interrupt (a timer or a device) to change that.
-                paging::load_cr3(super::setup::idle_l4());
+                timers::run_expired();
                 cpu::idle_halt();
                 timers::run_expired();
+
+                CPU0.lock().since_ns = time::now_ns();
             }
         }
     }
@@ -122,17 +265,16 @@ fn save_context(v: &Vcpu, regs: &GuestRegs) {
     } else {
         ctx.gs_base_user = gs;
     }
-    let now = time::now_ns();
-    let mut s = CPU0.lock();
-    v.cpu_time_ns.fetch_add(now.saturating_sub(s.since_ns), Ordering::Relaxed);
-    s.since_ns = now;
 }
 
 /// Loads `v`'s state into the CPU and makes it current.
 fn load_context(v: &Arc<Vcpu>, regs: &mut GuestRegs) {
-    let ctx = v.ctx.lock();
-    *regs = ctx.regs;
-    load_cpu_state(&ctx);
+    {
+        let ctx = v.ctx.lock();
+        *regs = ctx.regs;
+        load_cpu_state(&ctx);
+    }
+    clock::publish(v);
     let mut s = CPU0.lock();
     s.current = Some(v.clone());
     s.since_ns = time::now_ns();
@@ -151,22 +293,28 @@ pub fn load_cpu_state(ctx: &VcpuContext) {
     cpu::write_base_msr(cpu::MSR_KERNEL_GS_BASE, gs);
 }
 
-/// Enters the first runnable vCPU. Called once at the end of boot.
+/// Enters the first vCPU the policy picks. Called once at the end of boot.
 pub fn start() -> ! {
-    let first = {
-        let s = CPU0.lock();
-        s.vcpus.iter().find(|v| can_run(v)).cloned().expect("dom0 is runnable")
+    let now = time::now_ns();
+    let (first, slice) = {
+        let mut s = CPU0.lock();
+        let id = s.policy.pick(now).expect("dom0 is runnable");
+        let v = s.vcpus[id].clone().expect("registered vCPU");
+        (v.clone(), s.policy.run_for(id, now))
     };
     let regs = {
         let ctx = first.ctx.lock();
         load_cpu_state(&ctx);
         alloc::boxed::Box::new(ctx.regs)
     };
+    clock::publish(&first);
     {
         let mut s = CPU0.lock();
         s.current = Some(first);
         s.since_ns = time::now_ns();
     }
+    timers::set_slice_end(now + slice);
+    timers::run_expired();
     let top = super::arch::boot::boot_stack_top();
     super::arch::entry::start_guest(top, super::arch::layout::BOOT_STACK_SIZE as u64, &regs)
 }

@@ -21,23 +21,67 @@ const HEAP_SIZE: u64 = 1 << 20;
 
 static CPU0: PerCpu = PerCpu::new(0);
 
+/// A domU the hypervisor builds at boot: `domu=<name>:<module>[:<mem>[:<weight>[:<cap>]]]`.
+#[derive(Clone, Debug)]
+pub struct DomuSpec {
+    pub name: alloc::string::String,
+    pub module: usize,
+    pub mem: u64,
+    pub weight: u32,
+    pub cap: u32,
+}
+
 /// Hypervisor options from its command line.
 #[derive(Clone, Debug)]
 pub struct Options {
     pub loglvl: LevelFilter,
     pub dom0_mem: u64,
+    pub dom0_weight: u32,
     pub smep: bool,
     pub smap: bool,
+    pub slice_ns: u64,
+    pub domus: Vec<DomuSpec>,
+}
+
+fn parse_domu(v: &str) -> Option<DomuSpec> {
+    let mut it = v.split(':');
+    let name = it.next().filter(|n| !n.is_empty())?;
+    let module = cmdline::parse_u64(it.next()?)? as usize;
+    let mem = it.next().map_or(Some(32 << 20), cmdline::parse_size)?;
+    let weight = it.next().map_or(Some(256), cmdline::parse_u64)? as u32;
+    let cap = it.next().map_or(Some(0), cmdline::parse_u64)? as u32;
+    Some(DomuSpec { name: name.into(), module, mem, weight, cap })
 }
 
 fn parse_options(line: &str) -> Options {
-    let mut o = Options { loglvl: LevelFilter::Info, dom0_mem: 128 << 20, smep: true, smap: true };
+    let mut o = Options {
+        loglvl: LevelFilter::Info,
+        dom0_mem: 128 << 20,
+        dom0_weight: 256,
+        smep: true,
+        smap: true,
+        slice_ns: sched::DEFAULT_SLICE_NS,
+        domus: Vec::new(),
+    };
     for opt in cmdline::options(line) {
         match (opt.key, opt.value) {
             ("loglvl", Some(v)) => o.loglvl = logging::parse_level(v).unwrap_or(o.loglvl),
             ("dom0_mem", Some(v)) => o.dom0_mem = cmdline::parse_size(v).unwrap_or(o.dom0_mem),
+            ("dom0_weight", Some(v)) => {
+                o.dom0_weight = cmdline::parse_u64(v).map_or(o.dom0_weight, |w| w as u32)
+            }
             ("smep", v) => o.smep = cmdline::parse_bool(v).unwrap_or(o.smep),
             ("smap", v) => o.smap = cmdline::parse_bool(v).unwrap_or(o.smap),
+            ("sched_slice_ms", Some(v)) => {
+                o.slice_ns =
+                    cmdline::parse_u64(v).map_or(o.slice_ns, |ms| ms.clamp(1, 1000) * 1_000_000)
+            }
+            ("domu", Some(v)) => match parse_domu(v) {
+                Some(d) => o.domus.push(d),
+                None => log::warn!(
+                    "ignoring malformed domu={v} (want name:module[:mem[:weight[:cap]]])"
+                ),
+            },
             _ => {}
         }
     }
@@ -93,9 +137,17 @@ pub fn start(mbi: u64) -> ! {
     );
     hand_over_free_memory(&free);
 
+    sched::set_slice(opts.slice_ns);
+    let wall = super::clock::init();
+    info!("wallclock {wall} s since the epoch; scheduler slice {} ms", opts.slice_ns / 1_000_000);
     if let Err(e) = build_dom0(&boot, &opts) {
         error!("cannot build dom0: {e}");
         power::exit(power::ExitCode::HypervisorFailure);
+    }
+    for spec in &opts.domus {
+        if let Err(e) = build_domu(&boot, spec) {
+            error!("cannot build domU {}: {e}", spec.name);
+        }
     }
     // The boot modules were copied into the domains: their memory is free RAM again.
     mem::with_mm(|mm| {
@@ -151,7 +203,11 @@ fn build_dom0(boot: &BootInfo, opts: &Options) -> Result<(), alloc::string::Stri
         boot.modules.first().ok_or("no dom0 kernel: pass it as the first -initrd module")?;
     let (_, args) = cmdline::split_module_cmdline(&kernel_mod.cmdline);
     let kernel = mem::module_bytes(kernel_mod.start, kernel_mod.end);
-    let ramdisk = boot.modules.get(1).map_or(&[][..], |m| mem::module_bytes(m.start, m.end));
+    // Module 1 is dom0's ramdisk unless a domU claims it.
+    let ramdisk = match boot.modules.get(1) {
+        Some(m) if !opts.domus.iter().any(|d| d.module == 1) => mem::module_bytes(m.start, m.end),
+        _ => &[][..],
+    };
     let spec = build::DomainSpec {
         id: DomId(0),
         name: "Domain-0".into(),
@@ -160,8 +216,9 @@ fn build_dom0(boot: &BootInfo, opts: &Options) -> Result<(), alloc::string::Stri
         cmdline: args,
         mem_bytes: opts.dom0_mem,
         privileged: true,
-        store_evtchn: None,
-        console_evtchn: None,
+        with_rings: false,
+        sched: xen_core::credit::Params { weight: opts.dom0_weight, cap_pct: 0 },
+        auto_destroy: false,
     };
     let (_, built) = build::create(&spec)?;
     info!(
@@ -172,6 +229,42 @@ fn build_dom0(boot: &BootInfo, opts: &Options) -> Result<(), alloc::string::Stri
         built.start_info,
         opts.dom0_mem >> 20,
         ramdisk.len() / 1024
+    );
+    Ok(())
+}
+
+/// Builds a domU named on the command line from its module.
+fn build_domu(boot: &BootInfo, spec: &DomuSpec) -> Result<(), alloc::string::String> {
+    let m =
+        boot.modules.get(spec.module).ok_or_else(|| alloc::format!("no module {}", spec.module))?;
+    if spec.module == 0 {
+        return Err("module 0 is dom0's kernel".into());
+    }
+    let (_, args) = cmdline::split_module_cmdline(&m.cmdline);
+    let id = super::domain::free_id().ok_or("no free domain id")?;
+    let s = build::DomainSpec {
+        id,
+        name: spec.name.clone(),
+        kernel: mem::module_bytes(m.start, m.end),
+        ramdisk: &[],
+        cmdline: args,
+        mem_bytes: spec.mem,
+        privileged: false,
+        with_rings: true,
+        sched: xen_core::credit::Params { weight: spec.weight, cap_pct: spec.cap },
+        auto_destroy: true,
+    };
+    let (_, built) = build::create(&s)?;
+    info!(
+        "d{} ({}): {} MiB, entry {:#x}, weight {}, cap {}%, store mfn {:#x}, console mfn {:#x}",
+        id.0,
+        spec.name,
+        spec.mem >> 20,
+        built.entry,
+        spec.weight,
+        spec.cap,
+        built.store_mfn.map_or(0, |m| m.0),
+        built.console_mfn.map_or(0, |m| m.0)
     );
     Ok(())
 }

@@ -1,3 +1,100 @@
-//! Timers (bring-up placeholder; the real list arrives with the scheduler).
-pub fn on_interrupt() {}
-pub fn run_expired() {}
+//! Deadlines and the one hardware timer behind them. Every deadline the hypervisor keeps (each
+//! vCPU's single-shot and periodic timers, poll timeouts, the end of the running vCPU's time
+//! slice) lives with its owner; the local APIC timer is armed, one-shot, for the earliest.
+//! When it fires, `run_expired` raises VIRQ_TIMER, wakes pollers and asks for a reschedule.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use hypercall_abi::event_channel::VIRQ_TIMER;
+
+use super::arch::{apic, time};
+use super::{domain, events, sched};
+
+/// End of the running vCPU's time slice (ns), 0 when idle.
+static SLICE_END: AtomicU64 = AtomicU64::new(0);
+/// The deadline the APIC is armed for (ns), 0 = none.
+static ARMED: AtomicU64 = AtomicU64::new(0);
+/// Shortest delay the APIC is armed for: below this, the interrupt would race its own setup.
+const MIN_DELAY_NS: u64 = 2_000;
+
+/// The timer interrupt: the work itself is done on the way out (`run_expired`).
+pub fn on_interrupt() {
+    ARMED.store(0, Ordering::Relaxed);
+}
+
+/// Sets when the current time slice ends.
+pub fn set_slice_end(deadline_ns: u64) {
+    SLICE_END.store(deadline_ns, Ordering::Relaxed);
+}
+
+/// Fires every deadline that has passed, then re-arms the APIC for the next one.
+pub fn run_expired() {
+    let now = time::now_ns();
+    let mut next = u64::MAX;
+    for d in domain::all() {
+        for v in &d.vcpus {
+            let t = v.timer_deadline.load(Ordering::Acquire);
+            if t != 0 {
+                if t <= now {
+                    if v.timer_deadline
+                        .compare_exchange(t, 0, Ordering::AcqRel, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        events::send_virq(&d, v.id, VIRQ_TIMER);
+                    }
+                } else {
+                    next = next.min(t);
+                }
+            }
+            let period = v.periodic_ns.load(Ordering::Acquire);
+            if period != 0 {
+                let mut due = v.periodic_next.load(Ordering::Acquire);
+                if due <= now {
+                    events::send_virq(&d, v.id, VIRQ_TIMER);
+                    // Missed periods are skipped, not replayed in a burst.
+                    due += ((now - due) / period + 1) * period;
+                    v.periodic_next.store(due, Ordering::Release);
+                }
+                next = next.min(due);
+            }
+            let p = v.poll_deadline.load(Ordering::Acquire);
+            if p != 0 {
+                if p <= now {
+                    v.poll_deadline.store(0, Ordering::Release);
+                    *v.poll.lock() = None;
+                    sched::wake(v);
+                } else {
+                    next = next.min(p);
+                }
+            }
+        }
+    }
+    let slice = SLICE_END.load(Ordering::Relaxed);
+    if slice != 0 {
+        if slice <= now {
+            SLICE_END.store(0, Ordering::Relaxed);
+            sched::request_resched();
+        } else {
+            next = next.min(slice);
+        }
+    }
+    arm(now, next);
+}
+
+/// Re-arms after a new deadline was set (a guest timer, a poll timeout).
+pub fn deadline_added(deadline_ns: u64) {
+    let armed = ARMED.load(Ordering::Relaxed);
+    if armed == 0 || deadline_ns < armed {
+        arm(time::now_ns(), deadline_ns);
+    }
+}
+
+fn arm(now: u64, deadline: u64) {
+    if deadline == u64::MAX {
+        ARMED.store(0, Ordering::Relaxed);
+        apic::set_oneshot(0);
+        return;
+    }
+    ARMED.store(deadline, Ordering::Relaxed);
+    apic::set_oneshot(deadline.saturating_sub(now).max(MIN_DELAY_NS));
+}

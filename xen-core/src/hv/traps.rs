@@ -19,7 +19,7 @@ use super::arch::cpu::{self, GUEST_CS64, GUEST_DS};
 use super::arch::entry::{GuestRegs, SYSCALL_VECTOR};
 use super::arch::{irq, paging, power, uaccess};
 use super::domain::{self, Domain, VI_CR2, VI_UPCALL_MASK, Vcpu, VcpuContext};
-use super::{emulate, hypercall, logging, mem, sched};
+use super::{emulate, hypercall, logging, sched};
 
 const TF: u64 = 1 << 8;
 const IF: u64 = 1 << 9;
@@ -64,7 +64,7 @@ pub fn syscall(regs: &mut GuestRegs) {
                 drop(ctx);
                 domain::crash(&d, format_args!("syscall from user mode with no syscall callback"));
             } else {
-                deliver(&d, &mut ctx, regs, cb.address, cb.mask_events, None);
+                deliver(&d, &cur, &mut ctx, regs, cb.address, cb.mask_events, None);
             }
         }
     }
@@ -75,10 +75,7 @@ fn guest_exception(cur: &Arc<Vcpu>, d: &Arc<Domain>, regs: &mut GuestRegs, vecto
     let mut ctx = cur.ctx.lock();
     match vector {
         14 => {
-            let cr2 = cpu::read_cr2();
-            let (mfn, off) = ctx.vcpu_info;
-            mem::frame_word(mfn, (off + VI_CR2) / 8)
-                .store(cr2, core::sync::atomic::Ordering::Relaxed);
+            cur.info_word(VI_CR2).store(cpu::read_cr2(), core::sync::atomic::Ordering::Relaxed);
         }
         13 => {
             // `int n` from ring 3 at a DPL-0 gate arrives as #GP(n << 3 | 2).
@@ -87,7 +84,7 @@ fn guest_exception(cur: &Arc<Vcpu>, d: &Arc<Domain>, regs: &mut GuestRegs, vecto
                 let te = ctx.trap_table.get(n).copied().unwrap_or_default();
                 if te.address != 0 && te.flags & 3 == 3 {
                     regs.rip = regs.rip.wrapping_add(2);
-                    deliver(d, &mut ctx, regs, te.address, te.flags & 4 != 0, None);
+                    deliver(d, cur, &mut ctx, regs, te.address, te.flags & 4 != 0, None);
                     return;
                 }
             }
@@ -111,12 +108,13 @@ fn guest_exception(cur: &Arc<Vcpu>, d: &Arc<Domain>, regs: &mut GuestRegs, vecto
         _ => {}
     }
     let ec = has_error_code(vector).then_some(regs.error_code);
-    bounce_exception(d, &mut ctx, regs, vector, ec);
+    bounce_exception(d, cur, &mut ctx, regs, vector, ec);
 }
 
 /// Delivers exception `vector` to the guest's registered handler, or crashes the domain.
 pub fn bounce_exception(
-    d: &Domain,
+    d: &Arc<Domain>,
+    v: &Vcpu,
     ctx: &mut VcpuContext,
     regs: &mut GuestRegs,
     vector: u64,
@@ -131,7 +129,7 @@ pub fn bounce_exception(
         );
         return;
     }
-    deliver(d, ctx, regs, te.address, te.flags & 4 != 0, ec);
+    deliver(d, v, ctx, regs, te.address, te.flags & 4 != 0, ec);
 }
 
 fn name(vector: u64) -> &'static str {
@@ -142,7 +140,7 @@ fn name(vector: u64) -> &'static str {
     NAMES.get(vector as usize).copied().unwrap_or("?")
 }
 
-fn crash_with_regs(d: &Domain, regs: &GuestRegs, why: core::fmt::Arguments<'_>) {
+fn crash_with_regs(d: &Arc<Domain>, regs: &GuestRegs, why: core::fmt::Arguments<'_>) {
     error!(
         "d{}: rip {:#x} rsp {:#x} rflags {:#x} error {:#x} cr2 {:#x}",
         d.id.0,
@@ -180,14 +178,15 @@ pub fn toggle_guest_mode(ctx: &mut VcpuContext) -> Result<(), Errno> {
 /// Builds a bounce frame for `handler` on the guest kernel stack and points the guest at it.
 /// From user mode this first switches the vCPU to kernel mode and its registered stack.
 pub fn deliver(
-    d: &Domain,
+    d: &Arc<Domain>,
+    v: &Vcpu,
     ctx: &mut VcpuContext,
     regs: &mut GuestRegs,
     handler: u64,
     mask: bool,
     ec: Option<u64>,
 ) {
-    let mask_byte = Domain::vcpu_info_byte(ctx, VI_UPCALL_MASK);
+    let mask_byte = v.info_byte(VI_UPCALL_MASK);
     let int = Interrupted {
         rip: regs.rip,
         cs: regs.cs,

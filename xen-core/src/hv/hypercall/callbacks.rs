@@ -17,7 +17,7 @@ use hypercall_abi::vm_assist::{VMASST_CMD_DISABLE, VMASST_CMD_ENABLE};
 use xen_core::bounce;
 
 use super::super::arch::cpu::{self, GUEST_CS64, GUEST_DS};
-use super::super::domain::{Callback, Domain, TrapEntry, VI_UPCALL_MASK};
+use super::super::domain::{Callback, TrapEntry, VI_UPCALL_MASK};
 use super::super::traps;
 use super::{Hc, HcResult, copy_in};
 
@@ -184,6 +184,6 @@ pub fn iret(hc: &mut Hc<'_>, _a: [u64; 5]) -> HcResult {
     regs.rflags = r.rflags;
     regs.cs = u64::from(GUEST_CS64);
     regs.ss = u64::from(GUEST_DS);
-    Domain::vcpu_info_byte(hc.ctx, VI_UPCALL_MASK).store(r.upcall_mask, Ordering::Release);
+    hc.vcpu.info_byte(VI_UPCALL_MASK).store(r.upcall_mask, Ordering::Release);
     Ok(None)
 }

@@ -8,8 +8,12 @@
 
 mod callbacks;
 mod console;
+mod domctl;
+mod evtchn;
+mod grant;
 mod mmu;
 mod sched_op;
+mod vcpu;
 mod version;
 
 use alloc::sync::Arc;
@@ -100,6 +104,21 @@ pub static TABLE: &[Desc] = &[
         handler: callbacks::callback_op,
         who: Who::Any,
     },
+    Desc { nr: nr::SET_TIMER_OP, name: "set_timer_op", handler: vcpu::set_timer_op, who: Who::Any },
+    Desc { nr: nr::VCPU_OP, name: "vcpu_op", handler: vcpu::vcpu_op, who: Who::Any },
+    Desc {
+        nr: nr::EVENT_CHANNEL_OP,
+        name: "event_channel_op",
+        handler: evtchn::event_channel_op,
+        who: Who::Any,
+    },
+    Desc {
+        nr: nr::GRANT_TABLE_OP,
+        name: "grant_table_op",
+        handler: grant::grant_table_op,
+        who: Who::Any,
+    },
+    Desc { nr: nr::DOMCTL, name: "domctl", handler: domctl::domctl, who: Who::Privileged },
 ];
 
 /// Looks a hypercall up by number.

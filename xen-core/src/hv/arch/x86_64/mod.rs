@@ -11,6 +11,7 @@ pub mod layout;
 pub mod paging;
 pub mod percpu;
 pub mod power;
+pub mod rtc;
 pub mod serial;
 pub mod time;
 pub mod uaccess;

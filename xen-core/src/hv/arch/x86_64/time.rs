@@ -108,10 +108,15 @@ pub fn boot_tsc() -> u64 {
 
 /// Nanoseconds since boot (0 before calibration).
 pub fn now_ns() -> u64 {
+    ns_at_tsc(rdtsc())
+}
+
+/// System time at TSC value `tsc`.
+pub fn ns_at_tsc(tsc: u64) -> u64 {
     let hz = tsc_hz();
     if hz == 0 {
         return 0;
     }
-    let ticks = rdtsc().wrapping_sub(boot_tsc());
+    let ticks = tsc.wrapping_sub(boot_tsc());
     (u128::from(ticks) * 1_000_000_000 / u128::from(hz)) as u64
 }

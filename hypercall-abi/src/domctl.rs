@@ -1,0 +1,149 @@
+//! `domctl` (hypercall 36): domain management for the privileged domain's toolstack. Xen
+//! treats domctl as a tools interface whose version changes with every release, not as guest
+//! ABI; we keep Xen's envelope and the layouts of the operations we implement, and check our
+//! own [`INTERFACE_VERSION`]. Only a privileged domain may call it.
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use crate::types::DomId;
+
+/// The interface version this hypervisor speaks (what dom0 must put in every request).
+pub const INTERFACE_VERSION: u32 = 0x0000_0015;
+
+pub const XEN_DOMCTL_CREATEDOMAIN: u32 = 1;
+pub const XEN_DOMCTL_DESTROYDOMAIN: u32 = 2;
+pub const XEN_DOMCTL_PAUSEDOMAIN: u32 = 3;
+pub const XEN_DOMCTL_UNPAUSEDOMAIN: u32 = 4;
+pub const XEN_DOMCTL_GETDOMAININFO: u32 = 5;
+pub const XEN_DOMCTL_MAX_MEM: u32 = 11;
+pub const XEN_DOMCTL_SCHEDULER_OP: u32 = 16;
+
+/// `XEN_DOMINF_*` flags of [`GetDomainInfo::flags`].
+pub const XEN_DOMINF_DYING: u32 = 1 << 0;
+pub const XEN_DOMINF_SHUTDOWN: u32 = 1 << 2;
+pub const XEN_DOMINF_PAUSED: u32 = 1 << 3;
+pub const XEN_DOMINF_BLOCKED: u32 = 1 << 4;
+pub const XEN_DOMINF_RUNNING: u32 = 1 << 5;
+/// The guest's shutdown reason sits in bits 16-23 when SHUTDOWN is set.
+pub const XEN_DOMINF_SHUTDOWN_SHIFT: u32 = 16;
+
+/// Scheduler id for [`SchedulerOp::sched_id`].
+pub const XEN_SCHEDULER_CREDIT: u32 = 5;
+pub const XEN_DOMCTL_SCHEDOP_PUTINFO: u32 = 0;
+pub const XEN_DOMCTL_SCHEDOP_GETINFO: u32 = 1;
+
+/// The domctl envelope (144 bytes): command, version, target domain, then a 128-byte union.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct Domctl {
+    /// IN: `XEN_DOMCTL_*`.
+    pub cmd: u32,
+    /// IN: [`INTERFACE_VERSION`].
+    pub interface_version: u32,
+    /// IN (OUT for getdomaininfo: the domain found).
+    pub domain: DomId,
+    pub _pad: [u16; 3],
+    /// IN/OUT: the operation's struct.
+    pub u: [u8; 128],
+}
+
+/// `XEN_DOMCTL_getdomaininfo` (in [`Domctl::u`]): the first domain with id >= `domain`.
+#[repr(C)]
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct GetDomainInfo {
+    /// OUT: the domain described.
+    pub domain: DomId,
+    pub _pad: u16,
+    /// OUT: `XEN_DOMINF_*`.
+    pub flags: u32,
+    pub tot_pages: u64,
+    pub max_pages: u64,
+    pub outstanding_pages: u64,
+    pub shr_pages: u64,
+    pub paged_pages: u64,
+    /// OUT: machine frame of the domain's shared_info.
+    pub shared_info_frame: u64,
+    /// OUT: CPU time consumed by all its vCPUs (ns).
+    pub cpu_time: u64,
+    pub nr_online_vcpus: u32,
+    pub max_vcpu_id: u32,
+    pub ssidref: u32,
+    pub handle: [u8; 16],
+    pub cpupool: u32,
+}
+
+/// `XEN_DOMCTL_max_mem`.
+#[repr(C)]
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct MaxMem {
+    /// IN: new ceiling in KiB.
+    pub max_memkb: u64,
+}
+
+/// `XEN_DOMCTL_scheduler_op` for the credit scheduler.
+#[repr(C)]
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct SchedulerOp {
+    /// IN: [`XEN_SCHEDULER_CREDIT`].
+    pub sched_id: u32,
+    /// IN: `XEN_DOMCTL_SCHEDOP_putinfo` / `getinfo`.
+    pub cmd: u32,
+    /// IN/OUT: relative weight (default 256).
+    pub weight: u16,
+    /// IN/OUT: cap in percent of one CPU (0 = none).
+    pub cap: u16,
+    pub _pad: u32,
+}
+
+crate::assert_layout!(Domctl, size = 144, cmd = 0, interface_version = 4, domain = 8, u = 16);
+crate::assert_layout!(
+    GetDomainInfo,
+    size = 96,
+    flags = 4,
+    tot_pages = 8,
+    max_pages = 16,
+    shared_info_frame = 48,
+    cpu_time = 56,
+    nr_online_vcpus = 64,
+    max_vcpu_id = 68,
+    handle = 76,
+    cpupool = 92
+);
+crate::assert_layout!(MaxMem, size = 8, max_memkb = 0);
+crate::assert_layout!(SchedulerOp, size = 16, sched_id = 0, cmd = 4, weight = 8, cap = 10);
+
+impl Domctl {
+    /// An envelope for `cmd` on `domain` carrying `op`.
+    pub fn new<T: IntoBytes + Immutable>(cmd: u32, domain: DomId, op: &T) -> Self {
+        let mut d =
+            Domctl { cmd, interface_version: INTERFACE_VERSION, domain, _pad: [0; 3], u: [0; 128] };
+        let b = op.as_bytes();
+        d.u[..b.len().min(128)].copy_from_slice(&b[..b.len().min(128)]);
+        d
+    }
+
+    /// The union read as `T`.
+    pub fn op<T: FromBytes>(&self) -> T {
+        T::read_from_prefix(&self.u).map(|(t, _)| t).unwrap_or_else(|_| T::new_zeroed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_round_trip() {
+        let op =
+            SchedulerOp { sched_id: XEN_SCHEDULER_CREDIT, cmd: 0, weight: 512, cap: 50, _pad: 0 };
+        let d = Domctl::new(XEN_DOMCTL_SCHEDULER_OP, DomId(3), &op);
+        assert_eq!(d.op::<SchedulerOp>(), op);
+        assert_eq!(d.interface_version, INTERFACE_VERSION);
+    }
+}

@@ -1,0 +1,121 @@
+//! Grant tables from the kernel's side: its own table (frames set up by the hypervisor and
+//! mapped here) to give other domains access to its pages, and maps/unmaps/copies of other
+//! domains' grants. Refs 0-7 are reserved (console 0, XenStore 1); refs are handed out from 8.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use hypercall_abi::grant_table::*;
+use hypercall_abi::guest;
+use hypercall_abi::{DomId, GrantRef, Mfn};
+use spin::Once;
+
+use crate::mm;
+use crate::shared::SharedPage;
+
+static TABLE: Once<SharedPage> = Once::new();
+static NEXT_REF: AtomicU32 = AtomicU32::new(GNTTAB_NR_RESERVED_ENTRIES);
+
+/// Sets up and maps the first frame of this domain's grant table (512 entries).
+pub fn init() -> Result<(), i16> {
+    let mut frames = [Mfn(0)];
+    if let Err(e) = guest::gnttab_setup_table(DomId::SELF_, &mut frames) {
+        crate::println!("guest: GNTTABOP_setup_table: {e:?}");
+        return Err(GNTST_GENERAL_ERROR);
+    }
+    let page = mm::map_frame(frames[0]).ok_or(GNTST_NO_SPACE)?;
+    TABLE.call_once(|| page);
+    Ok(())
+}
+
+fn table() -> SharedPage {
+    *TABLE.get().expect("grant::init ran")
+}
+
+/// A fresh grant ref.
+pub fn alloc_ref() -> Option<GrantRef> {
+    let r = NEXT_REF.fetch_add(1, Ordering::Relaxed);
+    (r < GNTTAB_ENTRIES_PER_FRAME_V1).then_some(GrantRef(r))
+}
+
+/// Lets `dom` access `frame` through `gref`. The flags go in last, so the hypervisor never
+/// sees a valid entry with a stale frame or domid.
+pub fn grant_access(gref: GrantRef, dom: DomId, frame: Mfn, readonly: bool) {
+    let t = table();
+    let off = gref.0 as usize * 8;
+    t.u32_at(off + 4).store(frame.0 as u32, Ordering::Relaxed);
+    t.u8_at(off + 2).store(dom.0 as u8, Ordering::Relaxed);
+    t.u8_at(off + 3).store((dom.0 >> 8) as u8, Ordering::Relaxed);
+    let flags = GTF_PERMIT_ACCESS | if readonly { GTF_READONLY } else { 0 };
+    core::sync::atomic::fence(Ordering::Release);
+    t.u8_at(off).store(flags as u8, Ordering::Release);
+}
+
+/// Ends access through `gref` unless it is in use (reading/writing set): true if ended.
+pub fn end_access(gref: GrantRef) -> bool {
+    let w = table().u64_at(gref.0 as usize * 8);
+    let cur = w.load(Ordering::SeqCst);
+    if cur as u16 & (GTF_READING | GTF_WRITING) != 0 {
+        return false;
+    }
+    w.compare_exchange(cur, cur & !0xFFFF, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+}
+
+/// A mapping of another domain's granted page.
+#[derive(Clone, Copy, Debug)]
+pub struct Mapping {
+    pub page: SharedPage,
+    pub handle: GrantHandle,
+}
+
+/// Maps `gref` of `dom` (read-only if asked); the status is the hypervisor's GNTST_ code.
+pub fn map(dom: DomId, gref: GrantRef, readonly: bool) -> Result<Mapping, i16> {
+    let va = mm::alloc_slot().ok_or(GNTST_NO_SPACE)?;
+    map_at(va, dom, gref, readonly)
+}
+
+/// Maps `gref` of `dom` at `va` (a slot the kernel gave up).
+pub fn map_at(va: u64, dom: DomId, gref: GrantRef, readonly: bool) -> Result<Mapping, i16> {
+    let mut op = GnttabMapGrantRef {
+        host_addr: va,
+        flags: GNTMAP_HOST_MAP | if readonly { GNTMAP_READONLY } else { 0 },
+        gref,
+        dom,
+        ..Default::default()
+    };
+    #[allow(unsafe_code)]
+    // SAFETY: the op matches GNTTABOP_map_grant_ref and the slot is the kernel's to replace.
+    let r =
+        unsafe { guest::grant_table_op(GNTTABOP_MAP_GRANT_REF, core::slice::from_mut(&mut op)) };
+    if r.is_err() {
+        return Err(GNTST_GENERAL_ERROR);
+    }
+    if op.status != GNTST_OKAY {
+        return Err(op.status);
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: the hypervisor mapped the granted frame at `va`; it is shared with the granter.
+    let page = unsafe { SharedPage::new(va) };
+    Ok(Mapping { page, handle: op.handle })
+}
+
+/// Unmaps a mapping made by [`map`].
+pub fn unmap(m: &Mapping) -> Result<(), i16> {
+    let mut op =
+        GnttabUnmapGrantRef { host_addr: m.page.va(), handle: m.handle, ..Default::default() };
+    #[allow(unsafe_code)]
+    // SAFETY: the op matches GNTTABOP_unmap_grant_ref.
+    let r =
+        unsafe { guest::grant_table_op(GNTTABOP_UNMAP_GRANT_REF, core::slice::from_mut(&mut op)) };
+    if r.is_err() {
+        return Err(GNTST_GENERAL_ERROR);
+    }
+    if op.status == GNTST_OKAY { Ok(()) } else { Err(op.status) }
+}
+
+/// One GNTTABOP_copy; returns its status.
+pub fn copy(op: &mut GnttabCopy) -> i16 {
+    #[allow(unsafe_code)]
+    // SAFETY: the op matches GNTTABOP_copy.
+    let r = unsafe { guest::grant_table_op(GNTTABOP_COPY, core::slice::from_mut(op)) };
+    if r.is_err() { GNTST_GENERAL_ERROR } else { op.status }
+}

@@ -1,0 +1,101 @@
+//! The kernel's pages beyond its image: the slack the builder maps after the boot stack (at
+//! least 512 KiB, up to a 4 MiB boundary) is split into pages the kernel owns (to grant to
+//! other domains, or to use as rings) handed out from the bottom, and mapping slots for other
+//! frames (shared_info, granted pages) taken from the top. Enough for a small kernel's rings;
+//! a kernel that needs more maps further memory itself with mmu_update.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use hypercall_abi::guest;
+use hypercall_abi::mmu::UVMF_INVLPG;
+use hypercall_abi::start_info::StartInfo;
+use hypercall_abi::{Mfn, VAddr};
+
+use crate::arch::VIRT_BASE;
+use crate::shared::{self, SharedPage};
+
+static NEXT_OWN: AtomicU64 = AtomicU64::new(0);
+static NEXT_SLOT: AtomicU64 = AtomicU64::new(0);
+
+/// PTE bits for a data mapping: present, writable, user, accessed, dirty, no-execute.
+const DATA: u64 = 0x67 | (1 << 63);
+
+/// One past the last address of the boot mapping, derived as the builder lays it out.
+pub fn boot_region_end(si: &StartInfo) -> u64 {
+    let stack_top = si.pt_base.0 + (si.nr_pt_frames + 1) * 4096;
+    let four_mib = 4u64 << 20;
+    let mut end = stack_top.div_ceil(four_mib) * four_mib;
+    if end - stack_top < 512 << 10 {
+        end += four_mib;
+    }
+    end
+}
+
+/// Sets the allocators up from start_info.
+pub fn init(si: &StartInfo) {
+    let stack_top = si.pt_base.0 + (si.nr_pt_frames + 1) * 4096;
+    NEXT_OWN.store(stack_top, Ordering::Relaxed);
+    NEXT_SLOT.store(boot_region_end(si), Ordering::Relaxed);
+}
+
+/// A page of the kernel's own memory: zeroed, mapped writable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OwnPage {
+    pub va: u64,
+    pub mfn: Mfn,
+}
+
+impl OwnPage {
+    pub fn shared(&self) -> SharedPage {
+        // SAFETY: own pages are mapped for the kernel's life and handed out once; the caller
+        // shares them with another domain, so they are only accessed through SharedPage.
+        #[allow(unsafe_code)]
+        unsafe {
+            SharedPage::new(self.va)
+        }
+    }
+}
+
+/// Machine frame behind a virtual address of the boot mapping.
+pub fn virt_to_mfn(va: u64) -> Option<Mfn> {
+    let si = crate::start_info();
+    shared::p2m_entry(si, (va - VIRT_BASE) >> 12).map(Mfn)
+}
+
+/// Takes one of the kernel's own pages; `None` when the slack is used up.
+pub fn alloc_page() -> Option<OwnPage> {
+    let va = NEXT_OWN.fetch_add(4096, Ordering::Relaxed);
+    if va + 4096 > NEXT_SLOT.load(Ordering::Relaxed) {
+        NEXT_OWN.fetch_sub(4096, Ordering::Relaxed);
+        return None;
+    }
+    Some(OwnPage { va, mfn: virt_to_mfn(va)? })
+}
+
+/// Maps machine frame `mfn` (not the kernel's own: shared_info, a granted page) at a fresh
+/// slot with update_va_mapping; the frame the slot held before is given up.
+pub fn map_frame(mfn: Mfn) -> Option<SharedPage> {
+    let va = NEXT_SLOT.fetch_sub(4096, Ordering::Relaxed) - 4096;
+    if va < NEXT_OWN.load(Ordering::Relaxed) {
+        NEXT_SLOT.fetch_add(4096, Ordering::Relaxed);
+        return None;
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: the slot is inside this kernel's boot mapping, past everything it uses; the new
+    // mapping is a data page.
+    let r = unsafe { guest::update_va_mapping(VAddr(va), (mfn.0 << 12) | DATA, UVMF_INVLPG) };
+    r.ok()?;
+    #[allow(unsafe_code)]
+    // SAFETY: mapped just above for the kernel's life; shared, so accessed only atomically.
+    Some(unsafe { SharedPage::new(va) })
+}
+
+/// A mapping slot (for grant maps): its VA, whose PTE the caller will replace.
+pub fn alloc_slot() -> Option<u64> {
+    let va = NEXT_SLOT.fetch_sub(4096, Ordering::Relaxed) - 4096;
+    if va < NEXT_OWN.load(Ordering::Relaxed) {
+        NEXT_SLOT.fetch_add(4096, Ordering::Relaxed);
+        return None;
+    }
+    Some(va)
+}

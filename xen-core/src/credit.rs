@@ -1,0 +1,338 @@
+//! The scheduler's policy, a credit scheduler in the spirit of Xen's credit1, with no hardware
+//! in it: who runs next and for how long. The hypervisor feeds it wake-ups, sleeps and the time
+//! each vCPU ran, and asks it to pick.
+//!
+//! - Every `period_ns` the CPU time of the period is handed out as credit to the entities that
+//!   are active (runnable, or ran during the period), in proportion to their weights. Credit is
+//!   clamped to one period either way, so sleeping does not bank an unbounded claim.
+//! - Running costs credit ns for ns. Entities with credit (zero or more) are UNDER, the others OVER; an entity
+//!   waking from sleep with credit left is BOOSTed for its next run, which is what keeps an
+//!   interactive domain's latency low next to a CPU hog.
+//! - `pick` takes BOOST before UNDER before OVER, then the most credit, then the least recently
+//!   run; a running entity is preempted at the end of its slice or when a BOOSTed one wakes.
+//! - A cap (percent of one CPU) parks an entity for the rest of the period once it has used its
+//!   share, even if the CPU would otherwise idle.
+
+use alloc::vec::Vec;
+
+/// The shortest run the policy hands out: shorter ones cost more in switching than they give.
+pub const MIN_RUN_NS: u64 = 100_000;
+
+/// Scheduling parameters of one entity (a vCPU).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Params {
+    /// Relative share (Xen's default is 256).
+    pub weight: u32,
+    /// Most CPU it may use, in percent of one CPU; 0 = no cap.
+    pub cap_pct: u32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params { weight: 256, cap_pct: 0 }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Entity {
+    params: Params,
+    credit_ns: i64,
+    used_in_period_ns: u64,
+    is_runnable: bool,
+    is_boosted: bool,
+    is_parked: bool,
+    is_dead: bool,
+    last_run: u64,
+}
+
+/// The policy state for one CPU's worth of entities.
+#[derive(Clone, Debug)]
+pub struct Credit {
+    ents: Vec<Entity>,
+    pub slice_ns: u64,
+    pub period_ns: u64,
+    next_refill_ns: u64,
+    clock: u64,
+}
+
+impl Credit {
+    /// The defaults (10 ms slice, 30 ms period), usable in a static.
+    pub const fn new_const() -> Self {
+        Credit {
+            ents: Vec::new(),
+            slice_ns: 10_000_000,
+            period_ns: 30_000_000,
+            next_refill_ns: 0,
+            clock: 0,
+        }
+    }
+
+    pub fn new(slice_ns: u64, period_ns: u64) -> Self {
+        Credit {
+            ents: Vec::new(),
+            slice_ns: slice_ns.max(100_000),
+            period_ns: period_ns.max(1_000_000),
+            next_refill_ns: 0,
+            clock: 0,
+        }
+    }
+
+    /// Adds an entity (not yet runnable); returns its id.
+    pub fn add(&mut self, params: Params) -> usize {
+        self.ents.push(Entity {
+            params: sanitize(params),
+            credit_ns: 0,
+            used_in_period_ns: 0,
+            is_runnable: false,
+            is_boosted: false,
+            is_parked: false,
+            is_dead: false,
+            last_run: 0,
+        });
+        self.ents.len() - 1
+    }
+
+    /// Removes an entity for good.
+    pub fn remove(&mut self, id: usize) {
+        if let Some(e) = self.ents.get_mut(id) {
+            e.is_dead = true;
+            e.is_runnable = false;
+        }
+    }
+
+    pub fn params(&self, id: usize) -> Option<Params> {
+        self.ents.get(id).map(|e| e.params)
+    }
+
+    pub fn set_params(&mut self, id: usize, params: Params) {
+        if let Some(e) = self.ents.get_mut(id) {
+            e.params = sanitize(params);
+        }
+    }
+
+    /// The entity became runnable. Returns true when it is BOOSTed (it should preempt a
+    /// running entity that is not).
+    pub fn wake(&mut self, id: usize) -> bool {
+        let Some(e) = self.ents.get_mut(id).filter(|e| !e.is_dead) else { return false };
+        if e.is_runnable {
+            return false;
+        }
+        e.is_runnable = true;
+        e.is_boosted = e.credit_ns >= 0 && !e.is_parked;
+        e.is_boosted
+    }
+
+    /// The entity stopped being runnable (blocked, paused, down).
+    pub fn sleep(&mut self, id: usize) {
+        if let Some(e) = self.ents.get_mut(id) {
+            e.is_runnable = false;
+            e.is_boosted = false;
+        }
+    }
+
+    pub fn is_boosted(&self, id: usize) -> bool {
+        self.ents.get(id).is_some_and(|e| e.is_boosted)
+    }
+
+    /// Charges `ran_ns` of CPU to `id`.
+    pub fn account(&mut self, id: usize, ran_ns: u64) {
+        let period = self.period_ns;
+        let Some(e) = self.ents.get_mut(id) else { return };
+        e.credit_ns = e.credit_ns.saturating_sub(ran_ns as i64).max(-(period as i64));
+        e.used_in_period_ns += ran_ns;
+        e.is_boosted = false;
+        // Parked once what is left of the cap's budget is too small to be worth a run.
+        if e.params.cap_pct != 0
+            && e.used_in_period_ns + MIN_RUN_NS >= period * u64::from(e.params.cap_pct) / 100
+        {
+            e.is_parked = true;
+        }
+    }
+
+    /// Hands out a period's credit if one has passed since the last time.
+    fn refill(&mut self, now: u64) {
+        if now < self.next_refill_ns {
+            return;
+        }
+        let periods = if self.next_refill_ns == 0 {
+            1
+        } else {
+            1 + (now - self.next_refill_ns) / self.period_ns
+        };
+        self.next_refill_ns = now + self.period_ns;
+        let active = |e: &Entity| !e.is_dead && (e.is_runnable || e.used_in_period_ns > 0);
+        let total: u64 =
+            self.ents.iter().filter(|e| active(e)).map(|e| u64::from(e.params.weight)).sum();
+        let period = self.period_ns as i64;
+        for e in self.ents.iter_mut() {
+            if total > 0 && active(e) {
+                let share = (self.period_ns * periods.min(4)) as u128 * u128::from(e.params.weight)
+                    / u128::from(total);
+                e.credit_ns = (e.credit_ns + share as i64).min(period);
+            }
+
+            e.used_in_period_ns = 0;
+            e.is_parked = false;
+        }
+    }
+
+    /// Chooses what runs next at time `now` (ns); `None` means idle.
+    pub fn pick(&mut self, now: u64) -> Option<usize> {
+        self.refill(now);
+        let best = self
+            .ents
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.is_runnable && !e.is_parked && !e.is_dead)
+            .max_by_key(|(_, e)| {
+                let class = if e.is_boosted {
+                    2
+                } else if e.credit_ns >= 0 {
+                    1
+                } else {
+                    0
+                };
+                (class, e.credit_ns, core::cmp::Reverse(e.last_run))
+            })
+            .map(|(i, _)| i)?;
+        self.clock += 1;
+        self.ents[best].last_run = self.clock;
+        Some(best)
+    }
+
+    /// How long `id` may run from `now` before the scheduler must decide again: the slice,
+    /// shortened by what its cap leaves and by the next refill.
+    pub fn run_for(&self, id: usize, now: u64) -> u64 {
+        let mut t = self.slice_ns;
+        if let Some(e) = self.ents.get(id) {
+            if e.params.cap_pct != 0 {
+                let budget = self.period_ns * u64::from(e.params.cap_pct) / 100;
+                t = t.min(budget.saturating_sub(e.used_in_period_ns));
+            }
+        }
+        t.min(self.next_refill_ns.saturating_sub(now)).max(MIN_RUN_NS)
+    }
+
+    /// Time of the next refill (when parked entities may run again).
+    pub fn next_refill(&self) -> u64 {
+        self.next_refill_ns
+    }
+
+    /// Whether some runnable entity waits for the next refill because of its cap: an idle CPU
+    /// must then wake up at the refill, not just at the next timer.
+    pub fn has_parked(&self) -> bool {
+        self.ents.iter().any(|e| e.is_parked && e.is_runnable && !e.is_dead)
+    }
+}
+
+fn sanitize(p: Params) -> Params {
+    Params { weight: p.weight.clamp(1, 65535), cap_pct: p.cap_pct.min(100) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    /// Runs always-runnable entities for `total` ns of simulated time; returns CPU time each.
+    fn simulate(c: &mut Credit, n: usize, total: u64) -> Vec<u64> {
+        let mut used = alloc::vec![0u64; n];
+        let mut now = 0;
+        while now < total {
+            match c.pick(now) {
+                Some(id) => {
+                    let t = c.run_for(id, now);
+                    c.account(id, t);
+                    used[id] += t;
+                    now += t;
+                }
+                None => now = c.next_refill().max(now + 1),
+            }
+        }
+        used
+    }
+
+    #[test]
+    fn weights_share_the_cpu_proportionally() {
+        let mut c = Credit::new(10 * MS, 30 * MS);
+        let a = c.add(Params { weight: 512, cap_pct: 0 });
+        let b = c.add(Params { weight: 256, cap_pct: 0 });
+        c.wake(a);
+        c.wake(b);
+        let used = simulate(&mut c, 2, 3000 * MS);
+        let ratio = used[a] as f64 / used[b] as f64;
+        assert!((1.9..=2.1).contains(&ratio), "ratio {ratio}");
+    }
+
+    #[test]
+    fn equal_weights_alternate() {
+        let mut c = Credit::new(10 * MS, 30 * MS);
+        let ids: Vec<_> = (0..3).map(|_| c.add(Params::default())).collect();
+        for &i in &ids {
+            c.wake(i);
+        }
+        let used = simulate(&mut c, 3, 3000 * MS);
+        for u in &used {
+            assert!((950 * MS..=1050 * MS).contains(u), "{used:?}");
+        }
+    }
+
+    #[test]
+    fn cap_limits_even_on_an_idle_cpu() {
+        let mut c = Credit::new(10 * MS, 30 * MS);
+        let a = c.add(Params { weight: 256, cap_pct: 25 });
+        c.wake(a);
+        let used = simulate(&mut c, 1, 3000 * MS);
+        let pct = used[a] * 100 / (3000 * MS);
+        assert!((23..=27).contains(&pct), "{pct}%");
+    }
+
+    #[test]
+    fn a_waking_sleeper_is_boosted_ahead_of_a_hog() {
+        let mut c = Credit::new(10 * MS, 30 * MS);
+        let hog = c.add(Params::default());
+        let io = c.add(Params::default());
+        c.wake(hog);
+        simulate(&mut c, 2, 300 * MS);
+        // The interactive entity slept all along; it wakes with credit and goes first.
+        assert!(c.wake(io));
+        assert_eq!(c.pick(300 * MS), Some(io));
+        c.account(io, 100_000);
+        c.sleep(io);
+        assert_eq!(c.pick(301 * MS), Some(hog));
+    }
+
+    #[test]
+    fn a_mostly_sleeping_entity_keeps_its_boost() {
+        let mut c = Credit::new(10 * MS, 30 * MS);
+        let hog = c.add(Params::default());
+        let io = c.add(Params::default());
+        c.wake(hog);
+        let mut now = 0;
+        for round in 0..200 {
+            // The interactive entity wakes every 5 ms, runs 0.2 ms, sleeps again.
+            if round % 5 == 0 {
+                assert!(c.wake(io) || round == 0, "boost lost at round {round}");
+                assert_eq!(c.pick(now), Some(io), "round {round}");
+                c.account(io, 200_000);
+                c.sleep(io);
+                now += 200_000;
+            }
+            let id = c.pick(now).unwrap();
+            c.account(id, MS);
+            now += MS;
+        }
+    }
+
+    #[test]
+    fn idle_when_nothing_runs_and_dead_entities_never_return() {
+        let mut c = Credit::new(10 * MS, 30 * MS);
+        let a = c.add(Params::default());
+        assert_eq!(c.pick(0), None);
+        c.wake(a);
+        c.remove(a);
+        assert_eq!(c.pick(MS), None);
+        assert!(!c.wake(a));
+    }
+}
