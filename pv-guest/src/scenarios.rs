@@ -10,6 +10,7 @@
 //! - `hog`: spins until shut down (for the fairness tests).
 //! - `latency period_ms=<p> samples=<n>`: how late a periodic timer's events arrive.
 //! - `timers`: how late single-shot timers of 1-20 ms fire (they must never fire early).
+//! - `yieldpair iters=<n>`: two of these yield to each other (domain-switch benchmark).
 
 use core::sync::atomic::Ordering;
 
@@ -30,6 +31,7 @@ pub fn run(line: &str) {
         Some("hog") => hog(),
         Some("latency") => latency(line),
         Some("timers") => timers(),
+        Some("yieldpair") => yieldpair(line),
         Some(other) => println!("RESULT {other}: FAIL unknown scenario"),
         None => {}
     }
@@ -95,7 +97,14 @@ fn pingpong(line: &str) {
         while page.u64_at(READY).load(Ordering::Acquire) == 0 {
             events::wait();
         }
+        let mut batch_start = crate::arch::rdtsc();
+        let mut batches = alloc::vec::Vec::new();
         for i in 0..rounds {
+            if i > 0 && i % 1000 == 0 {
+                let now = crate::arch::rdtsc();
+                batches.push((now - batch_start) / 1000);
+                batch_start = now;
+            }
             if i == die_after {
                 println!("pingpong: ping dies after {i} rounds");
                 crate::shutdown(hypercall_abi::sched::SHUTDOWN_CRASH);
@@ -109,6 +118,10 @@ fn pingpong(line: &str) {
                 events::wait();
             }
             done = i + 1;
+        }
+        if !batches.is_empty() {
+            batches.sort_unstable();
+            crate::selftest::bench_line("evtchn-round-trip-2dom", batches[batches.len() / 2]);
         }
     } else {
         let mut i = 0;
@@ -217,4 +230,18 @@ fn timers() {
         pct(&late, 99) / 1000,
         late.last().copied().unwrap_or(0) / 1000
     );
+}
+
+/// Two domains yielding to each other: every yield is a hypercall and a switch to the other
+/// domain, so a loop iteration here is two hypercalls and two domain switches.
+fn yieldpair(line: &str) {
+    let n: u64 = param(line, "iters", 500);
+    // Let the other domain start spinning too before measuring.
+    for _ in 0..100 {
+        let _ = guest::sched_yield();
+    }
+    let c = crate::selftest::measure(11, n, || {
+        let _ = guest::sched_yield();
+    });
+    crate::selftest::bench_line("yield-pair-iteration", c);
 }

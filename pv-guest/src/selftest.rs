@@ -27,6 +27,7 @@ pub fn run(list: &str) {
             "fpu" => report(name, fpu()),
             "privileged" => report(name, privileged()),
             "evtchn" => report(name, evtchn()),
+            "bench" => bench(),
 
             "fault-nohandler" => fault_without_handler(),
             _ => report(name, Err("unknown test".into())),
@@ -260,4 +261,76 @@ fn evtchn() -> Result<(), alloc::string::String> {
     expect("double close", guest::evtchn_close(a), Errno::EINVAL)?;
     guest::evtchn_close(b).map_err(|e| alloc::format!("close b: {e:?}"))?;
     Ok(())
+}
+
+/// Cycles to ns with the hypervisor's published TSC scale.
+fn cycles_to_ns(c: u64) -> u64 {
+    let s = crate::events::shared_info();
+    let scale = s.u64_at(32 + 24).load(core::sync::atomic::Ordering::Relaxed);
+    let (mul, shift) = (scale as u32, (scale >> 32) as u8 as i8);
+    let c = if shift >= 0 { c << shift } else { c >> -shift };
+    ((u128::from(c) * u128::from(mul)) >> 32) as u64
+}
+
+/// Median over `batches` of the mean cost of `iters` runs of `f`, in TSC cycles.
+pub fn measure(batches: usize, iters: u64, mut f: impl FnMut()) -> u64 {
+    let mut per = alloc::vec::Vec::with_capacity(batches);
+    for _ in 0..batches {
+        let t0 = crate::arch::rdtsc();
+        for _ in 0..iters {
+            f();
+        }
+        per.push((crate::arch::rdtsc() - t0) / iters);
+    }
+    per.sort_unstable();
+    per[per.len() / 2]
+}
+
+/// Prints one benchmark figure.
+pub fn bench_line(name: &str, cycles: u64) {
+    println!("BENCH {name}: median {cycles} cycles ({} ns)", cycles_to_ns(cycles));
+}
+
+/// Single-domain micro-benchmarks (they run the same on real Xen, except the floor probe).
+fn bench() {
+    bench_line(
+        "null-hypercall",
+        measure(21, 2000, || {
+            let _ = guest::xen_version(0);
+        }),
+    );
+    if crate::cmdline_value(crate::cmdline(crate::start_info()), "floor").is_some() {
+        bench_line(
+            "syscall-floor",
+            measure(21, 2000, || {
+                #[allow(unsafe_code)]
+                // SAFETY: rax = -42 is the hypervisor's floor probe: it returns at once and only
+                // clobbers rax, rcx and r11 (the syscall instruction's own).
+                unsafe {
+                    core::arch::asm!("syscall", inout("rax") -42i64 => _, out("rcx") _, out("r11") _);
+                }
+            }),
+        );
+    }
+    // Loopback event channel: send on one end, see it pending on the other.
+    if let (Ok(a), true) = (guest::evtchn_alloc_unbound(hypercall_abi::DomId::SELF_), true) {
+        if let Ok(b) = guest::evtchn_bind_interdomain(hypercall_abi::DomId::SELF_, a) {
+            crate::events::mask(a);
+            bench_line(
+                "evtchn-send-loopback",
+                measure(21, 1000, || {
+                    let _ = guest::evtchn_send(b);
+                    crate::events::clear(a);
+                }),
+            );
+            let _ = guest::evtchn_close(a);
+            let _ = guest::evtchn_close(b);
+        }
+    }
+    bench_line(
+        "sched-yield-alone",
+        measure(21, 1000, || {
+            let _ = guest::sched_yield();
+        }),
+    );
 }

@@ -94,6 +94,12 @@ pub fn send_virq(d: &Domain, vcpu: u32, virq: u32) {
     }
 }
 
+/// Whether `v` has an unmasked upcall pending (checked without locking its context).
+pub fn upcall_due(v: &Vcpu) -> bool {
+    v.info_byte(VI_UPCALL_PENDING).load(Ordering::Acquire) != 0
+        && v.info_byte(VI_UPCALL_MASK).load(Ordering::Acquire) == 0
+}
+
 /// On the way back to the guest: bounce to the event callback if an upcall is due.
 pub fn deliver_upcall(v: &Vcpu, ctx: &mut VcpuContext, regs: &mut GuestRegs) {
     let pending = v.info_byte(VI_UPCALL_PENDING).load(Ordering::Acquire);

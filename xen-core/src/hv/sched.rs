@@ -30,6 +30,8 @@ const PERIOD_NS: u64 = 30_000_000;
 /// This CPU's scheduling state.
 struct CpuSched {
     current: Option<Arc<Vcpu>>,
+    /// The current vCPU's domain (saves a domain-table lookup on every hypercall).
+    current_dom: Option<Arc<domain::Domain>>,
     /// vCPUs by policy id.
     vcpus: Vec<Option<Arc<Vcpu>>>,
     policy: Credit,
@@ -39,6 +41,7 @@ struct CpuSched {
 
 static CPU0: Mutex<CpuSched> = Mutex::new(CpuSched {
     current: None,
+    current_dom: None,
     vcpus: Vec::new(),
     policy: Credit::new_const(),
     since_ns: 0,
@@ -54,6 +57,15 @@ pub fn set_slice(slice_ns: u64) {
 /// The vCPU running on this CPU.
 pub fn current() -> Arc<Vcpu> {
     CPU0.lock().current.clone().expect("a vCPU is current whenever a guest entered")
+}
+
+/// The vCPU running on this CPU and its domain.
+pub fn current_pair() -> (Arc<Vcpu>, Arc<domain::Domain>) {
+    let s = CPU0.lock();
+    (
+        s.current.clone().expect("a vCPU is current whenever a guest entered"),
+        s.current_dom.clone().expect("the current vCPU's domain lives while it runs"),
+    )
 }
 
 /// Registers a future vCPU with the policy; returns its scheduler id.
@@ -153,15 +165,16 @@ pub fn domain_resumed(d: &domain::Domain) {
 pub fn exit_to_guest(regs: &mut GuestRegs) {
     timers::run_expired();
     loop {
-        let cur = current();
-        if NEED_RESCHED.swap(false, Ordering::AcqRel) || !can_run(&cur) {
+        // Whatever stops the current vCPU from running (block, shutdown, pause, destruction)
+        // asks for a reschedule, so the fast path checks nothing else.
+        if NEED_RESCHED.swap(false, Ordering::AcqRel) {
             schedule(regs);
             // Scheduling takes time: the new slice (or a timer) may already have run out and
             // asked for another decision, which must not wait for an interrupt that will not
             // come (nothing is armed for a deadline already past).
             continue;
         }
-
+        let cur = current();
         // Never leave to an address the CPU would fault on in ring 0 (a `syscall` at the top
         // of the lower half returns to a non-canonical rip): that is the guest's crash.
         if !uaccess::is_guest_range(regs.rip, 1) {
@@ -170,8 +183,10 @@ pub fn exit_to_guest(regs: &mut GuestRegs) {
             }
             continue;
         }
-        let mut ctx = cur.ctx.lock();
-        events::deliver_upcall(&cur, &mut ctx, regs);
+        if events::upcall_due(&cur) {
+            let mut ctx = cur.ctx.lock();
+            events::deliver_upcall(&cur, &mut ctx, regs);
+        }
         return;
     }
 }
@@ -275,8 +290,10 @@ fn load_context(v: &Arc<Vcpu>, regs: &mut GuestRegs) {
         load_cpu_state(&ctx);
     }
     clock::publish(v);
+    let d = domain::get(v.domain);
     let mut s = CPU0.lock();
     s.current = Some(v.clone());
+    s.current_dom = d;
     s.since_ns = time::now_ns();
 }
 
@@ -309,8 +326,10 @@ pub fn start() -> ! {
     };
     clock::publish(&first);
     {
+        let d = domain::get(first.domain);
         let mut s = CPU0.lock();
         s.current = Some(first);
+        s.current_dom = d;
         s.since_ns = time::now_ns();
     }
     timers::set_slice_end(now + slice);

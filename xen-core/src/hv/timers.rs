@@ -14,6 +14,9 @@ use super::{domain, events, sched};
 static SLICE_END: AtomicU64 = AtomicU64::new(0);
 /// The deadline the APIC is armed for (ns), 0 = none.
 static ARMED: AtomicU64 = AtomicU64::new(0);
+/// No deadline is earlier than this (ns): `run_expired` skips its scan until then. Lowered by
+/// every new deadline; a deadline cancelled meanwhile only costs one needless scan.
+static NEXT: AtomicU64 = AtomicU64::new(0);
 /// Shortest delay the APIC is armed for: below this, the interrupt would race its own setup.
 const MIN_DELAY_NS: u64 = 2_000;
 
@@ -25,11 +28,18 @@ pub fn on_interrupt() {
 /// Sets when the current time slice ends.
 pub fn set_slice_end(deadline_ns: u64) {
     SLICE_END.store(deadline_ns, Ordering::Relaxed);
+    if deadline_ns != 0 {
+        deadline_added(deadline_ns);
+    }
 }
 
-/// Fires every deadline that has passed, then re-arms the APIC for the next one.
+/// Fires every deadline that has passed, then re-arms the APIC for the next one. Cheap when
+/// nothing is due: this runs on every return to a guest.
 pub fn run_expired() {
     let now = time::now_ns();
+    if now < NEXT.load(Ordering::Relaxed) && ARMED.load(Ordering::Relaxed) != 0 {
+        return;
+    }
     let mut next = u64::MAX;
     for d in domain::all() {
         for v in &d.vcpus {
@@ -78,23 +88,30 @@ pub fn run_expired() {
             next = next.min(slice);
         }
     }
+    NEXT.store(next, Ordering::Relaxed);
     arm(now, next);
 }
 
 /// Re-arms after a new deadline was set (a guest timer, a poll timeout).
 pub fn deadline_added(deadline_ns: u64) {
+    NEXT.fetch_min(deadline_ns, Ordering::Relaxed);
     let armed = ARMED.load(Ordering::Relaxed);
     if armed == 0 || deadline_ns < armed {
         arm(time::now_ns(), deadline_ns);
     }
 }
 
+/// Arms the APIC for `deadline` unless it already is (register writes are costly, under an
+/// emulator most of all).
 fn arm(now: u64, deadline: u64) {
     if deadline == u64::MAX {
-        ARMED.store(0, Ordering::Relaxed);
-        apic::set_oneshot(0);
+        if ARMED.swap(0, Ordering::Relaxed) != 0 {
+            apic::set_oneshot(0);
+        }
         return;
     }
-    ARMED.store(deadline, Ordering::Relaxed);
+    if ARMED.swap(deadline, Ordering::Relaxed) == deadline {
+        return;
+    }
     apic::set_oneshot(deadline.saturating_sub(now).max(MIN_DELAY_NS));
 }

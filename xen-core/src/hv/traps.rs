@@ -53,8 +53,8 @@ pub fn trap(regs: &mut GuestRegs) {
 /// guest user mode.
 pub fn syscall(regs: &mut GuestRegs) {
     debug_assert_eq!(regs.vector, SYSCALL_VECTOR);
-    let cur = sched::current();
-    if let Some(d) = domain::get(cur.domain) {
+    let (cur, d) = sched::current_pair();
+    {
         let mut ctx = cur.ctx.lock();
         if ctx.kernel_mode {
             hypercall::dispatch(&cur, &d, &mut ctx, regs);

@@ -54,7 +54,7 @@ pub struct Desc {
 }
 
 /// The hypercalls this hypervisor implements.
-pub static TABLE: &[Desc] = &[
+pub const TABLE: &[Desc] = &[
     Desc {
         nr: nr::SET_TRAP_TABLE,
         name: "set_trap_table",
@@ -121,9 +121,27 @@ pub static TABLE: &[Desc] = &[
     Desc { nr: nr::DOMCTL, name: "domctl", handler: domctl::domctl, who: Who::Privileged },
 ];
 
+/// Hypercall numbers go up to 63; INDEX maps each to its TABLE entry (0xFF: none), built at
+/// compile time so dispatch is one array load.
+const INDEX_SIZE: usize = 64;
+static INDEX: [u8; INDEX_SIZE] = build_index();
+
+const fn build_index() -> [u8; INDEX_SIZE] {
+    let mut index = [0xFF; INDEX_SIZE];
+    let mut i = 0;
+    while i < TABLE.len() {
+        let nr = TABLE[i].nr as usize;
+        assert!(nr < INDEX_SIZE && index[nr] == 0xFF, "hypercall numbers fit and are unique");
+        index[nr] = i as u8;
+        i += 1;
+    }
+    index
+}
+
 /// Looks a hypercall up by number.
 pub fn lookup(number: u64) -> Option<&'static Desc> {
-    TABLE.iter().find(|d| d.nr == number)
+    let i = *INDEX.get(usize::try_from(number).ok()?)?;
+    TABLE.get(usize::from(i))
 }
 
 /// Runs the hypercall in `regs` for the current vCPU and writes its result.

@@ -46,7 +46,12 @@ pub struct GuestRegs {
     pub ss: u64,
 }
 
+/// A `syscall` with this rax returns at once (sysret), so a guest can measure the cost of the
+/// transition alone: the floor under every hypercall.
+pub const SYSCALL_FLOOR_PROBE: i64 = -42;
+
 /// Marks a frame built by the `syscall` entry.
+
 pub const SYSCALL_VECTOR: u64 = 0x100;
 /// Distance between IDT stubs; the IDT points at `stubs + vector * STUB_STRIDE`.
 pub const STUB_STRIDE: u64 = 16;
@@ -55,6 +60,8 @@ static_assertions::const_assert_eq!(FRAME_SIZE, 176);
 static_assertions::const_assert_eq!(FRAME_SIZE % 16, 0);
 static_assertions::const_assert_eq!(offset_of!(GuestRegs, vector), 120);
 static_assertions::const_assert_eq!(offset_of!(GuestRegs, cs), 144);
+// The sysret exit reloads rsp from 40 bytes above the vector slot.
+static_assertions::const_assert_eq!(offset_of!(GuestRegs, rsp) - offset_of!(GuestRegs, vector), 40);
 
 impl GuestRegs {
     /// Whether the frame was taken in ring 3 (a guest), not in the hypervisor.
@@ -108,7 +115,20 @@ trap_common:
     .balign 16
     .globl syscall_entry
 syscall_entry:
-    swapgs
+    /* The floor probe: rax = -42 (no hypercall-page stub can make it, they load eax) returns
+       at once, measuring syscall + sysret and nothing else. sysret only to a canonical rip
+       (CVE-2012-0217); anything else takes the normal path, which crashes the guest. */
+    cmpq ${floor_probe}, %rax
+    jne 1f
+    movq %rcx, %rax
+    shlq $16, %rax
+    sarq $16, %rax
+    cmpq %rcx, %rax
+    jne 2f
+    xorl %eax, %eax
+    sysretq
+2:  movq ${floor_probe}, %rax
+1:  swapgs
     movq %rsp, %gs:{scratch}
     movq %gs:{stack_top}, %rsp
     pushq ${guest_ss}
@@ -136,7 +156,40 @@ syscall_entry:
     cld
     movq %rsp, %rdi
     call hv_syscall
-    jmp restore_all
+
+    /* Back from a hypercall: if the frame still says "return after the syscall" (rcx = rip,
+       r11 = rflags, 64-bit guest code), leave with sysretq, which is much cheaper than iretq,
+       above all under an emulator. exit_to_guest has checked rip is a guest address, so
+       sysret cannot fault in ring 0 (CVE-2012-0217). Anything else (another vCPU's interrupt
+       frame after a switch, an event or iret that moved rip) takes the iretq path. */
+    cmpq ${syscall_vector}, {vector_off}(%rsp)
+    jne restore_all
+    movq {rcx_off}(%rsp), %rcx
+    cmpq %rcx, {rip_off}(%rsp)
+    jne restore_all
+    movq {r11_off}(%rsp), %r11
+    cmpq %r11, {rflags_off}(%rsp)
+    jne restore_all
+    cmpq ${guest_cs}, {cs_off}(%rsp)
+    jne restore_all
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbp
+    popq %rbx
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rax
+    popq %rcx
+    popq %rdx
+    popq %rsi
+    popq %rdi
+    movq 40(%rsp), %rsp
+    swapgs
+    sysretq
 
     /* Leaves through the frame at rsp: interrupts are off here and stay off until iretq. */
     .globl restore_all
@@ -181,6 +234,14 @@ enter_frame:
     guest_ss = const super::cpu::GUEST_DS,
     syscall_vector = const SYSCALL_VECTOR,
     frame_size = const FRAME_SIZE,
+    floor_probe = const SYSCALL_FLOOR_PROBE,
+    vector_off = const offset_of!(GuestRegs, vector),
+    rcx_off = const offset_of!(GuestRegs, rcx),
+    r11_off = const offset_of!(GuestRegs, r11),
+    rip_off = const offset_of!(GuestRegs, rip),
+    cs_off = const offset_of!(GuestRegs, cs),
+    rflags_off = const offset_of!(GuestRegs, rflags),
+
     options(att_syntax)
 );
 

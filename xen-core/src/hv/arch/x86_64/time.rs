@@ -10,6 +10,8 @@ const PIT_HZ: u64 = 1_193_182;
 
 static TSC_HZ: AtomicU64 = AtomicU64::new(0);
 static BOOT_TSC: AtomicU64 = AtomicU64::new(0);
+/// ns = (ticks * NS_MUL) >> 32: a multiply on every clock read instead of a 128-bit divide.
+static NS_MUL: AtomicU64 = AtomicU64::new(0);
 
 /// Reads the time-stamp counter.
 pub fn rdtsc() -> u64 {
@@ -88,6 +90,10 @@ pub fn calibrate() -> u64 {
         (u128::from(dtsc) * u128::from(PIT_HZ) / u128::from(good_elapsed)) as u64
     };
     TSC_HZ.store(hz.max(1_000_000), Ordering::Relaxed);
+    NS_MUL.store(
+        ((1_000_000_000u128 << 32) / u128::from(hz.max(1_000_000))) as u64,
+        Ordering::Relaxed,
+    );
     hz
 }
 
@@ -113,10 +119,6 @@ pub fn now_ns() -> u64 {
 
 /// System time at TSC value `tsc`.
 pub fn ns_at_tsc(tsc: u64) -> u64 {
-    let hz = tsc_hz();
-    if hz == 0 {
-        return 0;
-    }
     let ticks = tsc.wrapping_sub(boot_tsc());
-    (u128::from(ticks) * 1_000_000_000 / u128::from(hz)) as u64
+    ((u128::from(ticks) * u128::from(NS_MUL.load(Ordering::Relaxed))) >> 32) as u64
 }
