@@ -69,3 +69,46 @@ pub fn sched_put(dom: DomId, weight: u16, cap: u16) -> Result<(), Errno> {
     };
     domctl(&mut Domctl::new(XEN_DOMCTL_SCHEDULER_OP, dom, &q))
 }
+
+/// Free and total machine frames (sysctl physinfo).
+pub fn physinfo() -> Result<hypercall_abi::sysctl::Physinfo, Errno> {
+    use hypercall_abi::sysctl::{Sysctl, XEN_SYSCTL_PHYSINFO};
+    let mut op = Sysctl::new(XEN_SYSCTL_PHYSINFO);
+    #[allow(unsafe_code)]
+    // SAFETY: `op` is a complete sysctl envelope the hypervisor reads and writes in place.
+    let r = unsafe { raw::hypercall1(nr::SYSCTL, &mut op as *mut Sysctl as u64) };
+    hypercall_abi::ret_to_result(r)?;
+    Ok(op.op())
+}
+
+/// Creates an empty, paused domain; returns its id.
+pub fn create() -> Result<DomId, Errno> {
+    let mut op = Domctl::new(XEN_DOMCTL_CREATEDOMAIN, DomId(0), &[0u8; 0]);
+    domctl(&mut op)?;
+    Ok(op.domain)
+}
+
+/// Sets a domain's memory ceiling.
+pub fn max_mem(dom: DomId, kib: u64) -> Result<(), Errno> {
+    domctl(&mut Domctl::new(XEN_DOMCTL_MAX_MEM, dom, &MaxMem { max_memkb: kib }))
+}
+
+/// Gives `dom` `count` fresh frames at pseudo-physical frames 0..count; returns how many.
+pub fn populate(dom: DomId, count: u64) -> Result<u64, Errno> {
+    use hypercall_abi::memory::{XENMEM_POPULATE_PHYSMAP, XenMemoryReservation};
+    let mut frames: Vec<u64> = (0..count).collect();
+    let r = XenMemoryReservation {
+        extent_start: frames.as_mut_ptr() as u64,
+        nr_extents: count,
+        extent_order: 0,
+        mem_flags: 0,
+        domid: dom,
+        _pad: [0; 6],
+    };
+    #[allow(unsafe_code)]
+    // SAFETY: `r` and the `frames` array it names are live for the call.
+    let n = unsafe {
+        raw::hypercall2(nr::MEMORY_OP, XENMEM_POPULATE_PHYSMAP.into(), &r as *const _ as u64)
+    };
+    hypercall_abi::ret_to_result(n)
+}

@@ -32,6 +32,10 @@ mod kernel {
         if let Some(tests) = pv_guest::cmdline_value(line, "test") {
             selftest::run(tests);
         }
+        let rounds = param(line, "frames", 0);
+        if rounds > 0 {
+            frame_accounting(rounds);
+        }
         if let Ok(port) = guest::evtchn_bind_virq(VIRQ_DOM_EXC, 0) {
             events::on(port, |_| {
                 DOM_EXC.fetch_add(1, Ordering::SeqCst);
@@ -99,6 +103,55 @@ mod kernel {
         for d in after.iter().filter(|d| d.domain != DomId(0)) {
             let _ = ctl::destroy(d.domain);
         }
+    }
+
+    /// Creates and destroys domains `rounds` times, each with memory, a grant table and an
+    /// event channel, and checks the machine's free frames come back to where they started.
+    fn frame_accounting(rounds: u64) {
+        let free = || ctl::physinfo().map(|p| p.free_pages).unwrap_or(0);
+        let start = free();
+        let mut lowest = start;
+        for i in 0..rounds {
+            let Ok(d) = ctl::create() else {
+                println!("RESULT frames: FAIL create failed in round {i}");
+                return;
+            };
+            let _ = ctl::max_mem(d, 8 << 10);
+            let got = ctl::populate(d, 2048).unwrap_or(0);
+            let mut frames = [hypercall_abi::Mfn(0); 2];
+            let gnt = guest::gnttab_setup_table(d, &mut frames).is_ok();
+            let mut op = hypercall_abi::event_channel::EvtchnAllocUnbound {
+                dom: d,
+                remote_dom: DomId(0),
+                port: hypercall_abi::EvtchnPort(0),
+            };
+            #[allow(unsafe_code)]
+            // SAFETY: the op matches EVTCHNOP_alloc_unbound.
+            let ev = unsafe {
+                guest::event_channel_op(
+                    hypercall_abi::event_channel::EVTCHNOP_ALLOC_UNBOUND,
+                    &mut op,
+                )
+            }
+            .is_ok();
+            // Over the ceiling: nothing more.
+            let over = ctl::populate(d, 1).unwrap_or(0);
+            lowest = lowest.min(free());
+            if got != 2048 || !gnt || !ev || over != 0 {
+                println!(
+                    "RESULT frames: FAIL round {i}: populated {got}, grant table {gnt}, event channel {ev}, over the ceiling {over}"
+                );
+            }
+            let _ = ctl::destroy(d);
+            while ctl::domains().iter().any(|x| x.domain == d) {
+                time::sleep_ns(1_000_000);
+            }
+        }
+        let end = free();
+        println!(
+            "RESULT frames: {rounds} domains created and destroyed; free frames {start} -> {end} (lowest {lowest}), {} leaked",
+            start as i64 - end as i64
+        );
     }
 
     pv_guest::kernel_main!(main);

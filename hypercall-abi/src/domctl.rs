@@ -10,26 +10,41 @@ use crate::types::DomId;
 /// The interface version this hypervisor speaks (what dom0 must put in every request).
 pub const INTERFACE_VERSION: u32 = 0x0000_0015;
 
+/// Create an empty domain (`domain` 0: the hypervisor picks the id and returns it).
 pub const XEN_DOMCTL_CREATEDOMAIN: u32 = 1;
+/// Destroy a domain (its memory returns once nothing else maps it).
 pub const XEN_DOMCTL_DESTROYDOMAIN: u32 = 2;
+/// Stop a domain's vCPUs from running.
 pub const XEN_DOMCTL_PAUSEDOMAIN: u32 = 3;
+/// Let a paused domain run again.
 pub const XEN_DOMCTL_UNPAUSEDOMAIN: u32 = 4;
+/// Describe the first domain with id >= `domain` ([`GetDomainInfo`]).
 pub const XEN_DOMCTL_GETDOMAININFO: u32 = 5;
+/// Set a domain's memory ceiling ([`MaxMem`]).
 pub const XEN_DOMCTL_MAX_MEM: u32 = 11;
+/// Get or set scheduling parameters ([`SchedulerOp`]).
 pub const XEN_DOMCTL_SCHEDULER_OP: u32 = 16;
 
 /// `XEN_DOMINF_*` flags of [`GetDomainInfo::flags`].
+/// Being destroyed.
 pub const XEN_DOMINF_DYING: u32 = 1 << 0;
+/// Shut down (reason in the high bits).
 pub const XEN_DOMINF_SHUTDOWN: u32 = 1 << 2;
+/// Paused by the toolstack.
 pub const XEN_DOMINF_PAUSED: u32 = 1 << 3;
+/// Every vCPU is blocked.
 pub const XEN_DOMINF_BLOCKED: u32 = 1 << 4;
+/// Some vCPU is runnable.
 pub const XEN_DOMINF_RUNNING: u32 = 1 << 5;
 /// The guest's shutdown reason sits in bits 16-23 when SHUTDOWN is set.
 pub const XEN_DOMINF_SHUTDOWN_SHIFT: u32 = 16;
 
 /// Scheduler id for [`SchedulerOp::sched_id`].
+/// The credit scheduler.
 pub const XEN_SCHEDULER_CREDIT: u32 = 5;
+/// Set parameters.
 pub const XEN_DOMCTL_SCHEDOP_PUTINFO: u32 = 0;
+/// Get parameters.
 pub const XEN_DOMCTL_SCHEDOP_GETINFO: u32 = 1;
 
 /// The domctl envelope (144 bytes): command, version, target domain, then a 128-byte union.
@@ -42,6 +57,7 @@ pub struct Domctl {
     pub interface_version: u32,
     /// IN (OUT for getdomaininfo: the domain found).
     pub domain: DomId,
+    /// Padding.
     pub _pad: [u16; 3],
     /// IN/OUT: the operation's struct.
     pub u: [u8; 128],
@@ -55,22 +71,33 @@ pub struct Domctl {
 pub struct GetDomainInfo {
     /// OUT: the domain described.
     pub domain: DomId,
+    /// Padding.
     pub _pad: u16,
     /// OUT: `XEN_DOMINF_*`.
     pub flags: u32,
+    /// OUT: frames it owns.
     pub tot_pages: u64,
+    /// OUT: its ceiling.
     pub max_pages: u64,
+    /// OUT: frames promised but not allocated (always 0 here).
     pub outstanding_pages: u64,
+    /// OUT: shared frames (always 0 here).
     pub shr_pages: u64,
+    /// OUT: paged-out frames (always 0 here).
     pub paged_pages: u64,
     /// OUT: machine frame of the domain's shared_info.
     pub shared_info_frame: u64,
     /// OUT: CPU time consumed by all its vCPUs (ns).
     pub cpu_time: u64,
+    /// OUT: vCPUs up.
     pub nr_online_vcpus: u32,
+    /// OUT: highest vCPU id.
     pub max_vcpu_id: u32,
+    /// OUT: security label (unused).
     pub ssidref: u32,
+    /// OUT: toolstack handle (unused).
     pub handle: [u8; 16],
+    /// OUT: CPU pool (always 0).
     pub cpupool: u32,
 }
 
@@ -98,6 +125,7 @@ pub struct SchedulerOp {
     pub weight: u16,
     /// IN/OUT: cap in percent of one CPU (0 = none).
     pub cap: u16,
+    /// Padding.
     pub _pad: u32,
 }
 
@@ -120,6 +148,7 @@ crate::assert_layout!(SchedulerOp, size = 16, sched_id = 0, cmd = 4, weight = 8,
 
 impl Domctl {
     /// An envelope for `cmd` on `domain` carrying `op`.
+    #[must_use]
     pub fn new<T: IntoBytes + Immutable>(cmd: u32, domain: DomId, op: &T) -> Self {
         let mut d =
             Domctl { cmd, interface_version: INTERFACE_VERSION, domain, _pad: [0; 3], u: [0; 128] };
@@ -129,6 +158,7 @@ impl Domctl {
     }
 
     /// The union read as `T`.
+    #[must_use]
     pub fn op<T: FromBytes>(&self) -> T {
         T::read_from_prefix(&self.u).map(|(t, _)| t).unwrap_or_else(|_| T::new_zeroed())
     }

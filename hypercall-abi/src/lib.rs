@@ -169,6 +169,7 @@ pub mod physdev;
 pub mod sched;
 pub mod shared_info;
 pub mod start_info;
+pub mod sysctl;
 pub mod types;
 pub mod vcpu;
 pub mod version;

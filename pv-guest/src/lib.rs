@@ -25,6 +25,8 @@ pub mod grant;
 #[allow(unsafe_code)]
 pub mod heap;
 #[cfg(target_os = "none")]
+pub mod hostile;
+#[cfg(target_os = "none")]
 pub mod info;
 #[cfg(target_os = "none")]
 pub mod mm;

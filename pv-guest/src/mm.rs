@@ -99,3 +99,31 @@ pub fn alloc_slot() -> Option<u64> {
     }
     Some(va)
 }
+
+/// The L1 table (machine frame) and slot that map `va` in the kernel's page tables, walking
+/// them through the M2P (each table frame lies in the boot mapping).
+pub fn l1_slot_of(va: u64) -> Option<(Mfn, usize)> {
+    let si = crate::start_info();
+    let mut table_va = si.pt_base.0;
+    for level in (2..=4u32).rev() {
+        let e = shared::read_table_entry(table_va, ((va >> (12 + 9 * (level - 1))) & 511) as usize);
+        if e & 1 == 0 {
+            return None;
+        }
+        let mfn = (e & 0x000F_FFFF_FFFF_F000) >> 12;
+        let pfn = shared::m2p_entry(mfn);
+        if pfn >= si.nr_pages {
+            return None;
+        }
+        table_va = VIRT_BASE + pfn * 4096;
+        if level == 2 {
+            return Some((Mfn(mfn), ((va >> 12) & 511) as usize));
+        }
+    }
+    None
+}
+
+/// Machine frame of the kernel's L4 (the bootstrap table at pt_base).
+pub fn l4_mfn() -> Option<Mfn> {
+    virt_to_mfn(crate::start_info().pt_base.0)
+}

@@ -32,6 +32,8 @@ pub fn run(line: &str) {
         Some("latency") => latency(line),
         Some("timers") => timers(),
         Some("yieldpair") => yieldpair(line),
+        Some("hostile") => crate::hostile::run(),
+        Some("victim") => crate::hostile::victim(param(line, "seconds", 5)),
         Some(other) => println!("RESULT {other}: FAIL unknown scenario"),
         None => {}
     }

@@ -28,6 +28,10 @@ pub fn run(list: &str) {
             "privileged" => report(name, privileged()),
             "evtchn" => report(name, evtchn()),
             "bench" => bench(),
+            "memory" => report(name, memory()),
+            "multicall" => report(name, multicall()),
+            "iopl" => report(name, iopl()),
+            "mmubench" => mmu_bench(),
 
             "fault-nohandler" => fault_without_handler(),
             _ => report(name, Err("unknown test".into())),
@@ -331,6 +335,218 @@ fn bench() {
         "sched-yield-alone",
         measure(21, 1000, || {
             let _ = guest::sched_yield();
+        }),
+    );
+}
+
+fn memory_op(cmd: u32, arg: u64) -> Result<u64, Errno> {
+    #[allow(unsafe_code)]
+    // SAFETY: `arg` points at a live struct of the command's type (or is a plain value).
+    let r = unsafe { raw::hypercall2(nr::MEMORY_OP, cmd.into(), arg) };
+    hypercall_abi::ret_to_result(r)
+}
+
+/// Ballooning: give pages back, get them back, and the reservation follows.
+fn memory() -> Result<(), alloc::string::String> {
+    use hypercall_abi::memory::*;
+    use hypercall_abi::mmu::UVMF_INVLPG;
+    use hypercall_abi::{DomId, VAddr};
+    let si = crate::start_info();
+    let me = DomId::SELF_;
+    let current = |what: &str| {
+        memory_op(XENMEM_CURRENT_RESERVATION, &me as *const DomId as u64)
+            .map_err(|e| alloc::format!("{what}: {e:?}"))
+    };
+    let start = current("current_reservation")?;
+    if start != si.nr_pages {
+        return Err(alloc::format!("current_reservation {start} != nr_pages {}", si.nr_pages));
+    }
+    let max = memory_op(XENMEM_MAXIMUM_RESERVATION, &me as *const DomId as u64)
+        .map_err(|e| alloc::format!("max: {e:?}"))?;
+    if max < start {
+        return Err(alloc::format!("maximum_reservation {max} < current {start}"));
+    }
+    let mut map = [E820Entry::default(); 2];
+    let n = guest::memory_map(&mut map).map_err(|e| alloc::format!("memory_map: {e:?}"))?;
+    let (size, kind) = (map[0].size, map[0].kind);
+    if n != 1 || size != si.nr_pages * 4096 || kind != E820_RAM {
+        return Err(alloc::format!("memory_map {n} entries, first {size:#x} type {kind}"));
+    }
+    let mp = guest::machphys_mapping().map_err(|e| alloc::format!("machphys_mapping: {e:?}"))?;
+    if mp.v_start != hypercall_abi::arch::MACH2PHYS_VIRT_START {
+        return Err(alloc::format!("M2P at {:#x}", mp.v_start));
+    }
+    // Balloon down 16 pages: unmap each, then give the frames back.
+    let pages: alloc::vec::Vec<crate::mm::OwnPage> =
+        (0..16).filter_map(|_| crate::mm::alloc_page()).collect();
+    let mut frames: alloc::vec::Vec<u64> = pages.iter().map(|p| p.mfn.0).collect();
+    for p in &pages {
+        #[allow(unsafe_code)]
+        // SAFETY: the page is this kernel's and unused; unmapping it loses nothing.
+        unsafe { guest::update_va_mapping(VAddr(p.va), 0, UVMF_INVLPG) }
+            .map_err(|e| alloc::format!("unmap: {e:?}"))?;
+    }
+    let mut r = XenMemoryReservation {
+        extent_start: frames.as_mut_ptr() as u64,
+        nr_extents: 16,
+        extent_order: 0,
+        mem_flags: 0,
+        domid: me,
+        _pad: [0; 6],
+    };
+    let gone = memory_op(XENMEM_DECREASE_RESERVATION, &mut r as *mut _ as u64)
+        .map_err(|e| alloc::format!("decrease: {e:?}"))?;
+    let after = current("after decrease")?;
+    if gone != 16 || after != start - 16 {
+        return Err(alloc::format!("decrease released {gone}, reservation {start} -> {after}"));
+    }
+    // Giving back a frame that is no longer ours is refused (0 extents).
+    let again = memory_op(XENMEM_DECREASE_RESERVATION, &mut r as *mut _ as u64)
+        .map_err(|e| alloc::format!("decrease again: {e:?}"))?;
+    if again != 0 {
+        return Err(alloc::format!("released {again} frames twice"));
+    }
+    // Balloon up: populate the same pseudo-physical frames, map the new machine frames back.
+    let mut pfns: alloc::vec::Vec<u64> =
+        pages.iter().map(|p| (p.va - crate::arch::VIRT_BASE) >> 12).collect();
+    r.extent_start = pfns.as_mut_ptr() as u64;
+    let got = memory_op(XENMEM_POPULATE_PHYSMAP, &mut r as *mut _ as u64)
+        .map_err(|e| alloc::format!("populate: {e:?}"))?;
+    if got != 16 || current("after populate")? != start {
+        return Err(alloc::format!("populate gave {got}"));
+    }
+    for (p, &mfn) in pages.iter().zip(&pfns) {
+        if crate::shared::m2p_entry(mfn) != (p.va - crate::arch::VIRT_BASE) >> 12 {
+            return Err("M2P not updated for a populated frame".into());
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: maps a frame populate_physmap just gave this kernel at its own VA.
+        unsafe { guest::update_va_mapping(VAddr(p.va), (mfn << 12) | 0x67, UVMF_INVLPG) }
+            .map_err(|e| alloc::format!("remap: {e:?}"))?;
+        let page = p.shared();
+        if page.u64_at(0).load(core::sync::atomic::Ordering::Relaxed) != 0 {
+            return Err("populated page not zeroed".into());
+        }
+        page.u64_at(8).store(0x1234, core::sync::atomic::Ordering::Relaxed);
+    }
+    // Beyond the ceiling, nothing is given.
+    let mut one = [0u64];
+    let mut inc = XenMemoryReservation {
+        extent_start: one.as_mut_ptr() as u64,
+        nr_extents: 1,
+        extent_order: 0,
+        mem_flags: 0,
+        domid: me,
+        _pad: [0; 6],
+    };
+    if max == start {
+        let n = memory_op(XENMEM_INCREASE_RESERVATION, &mut inc as *mut _ as u64)
+            .map_err(|e| alloc::format!("increase: {e:?}"))?;
+        if n != 0 {
+            return Err(alloc::format!("increase beyond the ceiling gave {n}"));
+        }
+    }
+    inc.extent_order = 9;
+    if memory_op(XENMEM_INCREASE_RESERVATION, &mut inc as *mut _ as u64) != Err(Errno::EINVAL) {
+        return Err("a 2 MiB extent was not refused".into());
+    }
+    Ok(())
+}
+
+/// Several hypercalls in one, each with its own result.
+fn multicall() -> Result<(), alloc::string::String> {
+    use hypercall_abi::multicall::MulticallEntry;
+    let mut e = [
+        MulticallEntry { op: nr::XEN_VERSION, result: 0, args: [0; 6] },
+        MulticallEntry { op: nr::CONSOLE_IO, result: 0, args: [0, 0, 0, 0, 0, 0] },
+        MulticallEntry { op: 99, result: 0, args: [0; 6] },
+        MulticallEntry { op: nr::MULTICALL, result: 0, args: [0; 6] },
+    ];
+    #[allow(unsafe_code)]
+    // SAFETY: entries are harmless calls; the hypervisor fills in their results.
+    unsafe { guest::multicall(&mut e) }.map_err(|e| alloc::format!("multicall: {e:?}"))?;
+    let want = [(4u64 << 16) | 17, 0, Errno::ENOSYS.to_ret() as u64, Errno::EINVAL.to_ret() as u64];
+    for (i, (got, want)) in e.iter().map(|x| x.result).zip(want).enumerate() {
+        if got != want {
+            return Err(alloc::format!("entry {i}: {:#x} != {want:#x}", got));
+        }
+    }
+    Ok(())
+}
+
+/// Port I/O: #GP until dom0 raises its IOPL, then emulated, except the hypervisor's ports.
+fn iopl() -> Result<(), alloc::string::String> {
+    use hypercall_abi::physdev::{PHYSDEVOP_SET_IOPL, PhysdevSetIopl};
+    crate::traps::set_exception_hook(resume_hook);
+    expect_trap!(13, "in eax, dx", in("dx") 0xCFCu16, out("eax") _);
+    let mut op = PhysdevSetIopl { iopl: 1 };
+    #[allow(unsafe_code)]
+    // SAFETY: the op matches PHYSDEVOP_set_iopl.
+    let r = unsafe { guest::physdev_op(PHYSDEVOP_SET_IOPL, &mut op) };
+    if !crate::start_info().is_privileged() {
+        return if r == Err(Errno::EPERM) {
+            Ok(())
+        } else {
+            Err(alloc::format!("a domU set its IOPL: {r:?}"))
+        };
+    }
+    r.map_err(|e| alloc::format!("set_iopl: {e:?}"))?;
+    // PCI configuration space: the host bridge's vendor id is Intel's on QEMU's machines.
+    let id: u32;
+    #[allow(unsafe_code)]
+    // SAFETY: emulated port I/O to the PCI configuration ports.
+    unsafe {
+        core::arch::asm!("out dx, eax", "mov dx, 0xCFC", "in eax, dx", inout("dx") 0xCF8u16 => _, inout("eax") 0x8000_0000u32 => id);
+    }
+    if id & 0xFFFF != 0x8086 {
+        return Err(alloc::format!("PCI 00:00.0 id {id:#x}"));
+    }
+    // The hypervisor's own console port stays out of reach.
+    expect_trap!(13, "out dx, al", in("dx") 0x3F8u16, in("al") b'!');
+    Ok(())
+}
+
+/// The mmu benchmark: a batch of 512 mmu_updates, and a single update_va_mapping.
+fn mmu_bench() {
+    use hypercall_abi::mmu::{MMUEXT_PIN_L1_TABLE, MmuUpdate, MmuextOp, UVMF_INVLPG};
+    use hypercall_abi::{DomId, PAddr, VAddr};
+    let (Some(table), Some(data)) = (crate::mm::alloc_page(), crate::mm::alloc_page()) else {
+        return println!("BENCH mmu: no pages");
+    };
+    // A scratch L1: empty, mapped read-only, pinned.
+    #[allow(unsafe_code)]
+    // SAFETY: remaps this kernel's own scratch page read-only, then pins it as an empty L1.
+    unsafe {
+        let _ = guest::update_va_mapping(VAddr(table.va), (table.mfn.0 << 12) | 0x25, UVMF_INVLPG);
+        let _ =
+            guest::mmuext_op(&[MmuextOp::new(MMUEXT_PIN_L1_TABLE, table.mfn.0, 0)], DomId::SELF_);
+    }
+    let mut reqs = alloc::vec::Vec::with_capacity(512);
+    let mut flip = false;
+    bench_line(
+        "mmu-update-512-batch",
+        measure(11, 1, || {
+            flip = !flip;
+            reqs.clear();
+            for i in 0..512u64 {
+                let pte = if flip { (data.mfn.0 << 12) | 0x25 } else { 0 };
+                reqs.push(MmuUpdate::normal(PAddr((table.mfn.0 << 12) + i * 8), pte));
+            }
+            #[allow(unsafe_code)]
+            // SAFETY: every request targets the pinned scratch L1 and maps this kernel's own page.
+            let _ = unsafe { guest::mmu_update(&reqs, DomId::SELF_) };
+        }),
+    );
+    let slot = crate::mm::alloc_slot().expect("slot");
+    let mut flip = false;
+    bench_line(
+        "update-va-mapping",
+        measure(21, 100, || {
+            flip = !flip;
+            let pte = if flip { (data.mfn.0 << 12) | 0x25 } else { 0 };
+            #[allow(unsafe_code)]
+            // SAFETY: the slot is this kernel's to remap.
+            let _ = unsafe { guest::update_va_mapping(VAddr(slot), pte, UVMF_INVLPG) };
         }),
     );
 }

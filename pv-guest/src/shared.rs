@@ -100,3 +100,14 @@ pub fn m2p_entry(mfn: u64) -> u64 {
     // frames they own (RAM).
     unsafe { ((M2P + mfn * 8) as *const u64).read_volatile() }
 }
+
+/// Entry `index` of a page-table frame of this kernel's, mapped read-only at `table_va` in the
+/// boot region (the builder maps every bootstrap table there).
+pub fn read_table_entry(table_va: u64, index: usize) -> u64 {
+    assert!(table_va.is_multiple_of(4096) && index < 512);
+    assert!(table_va >= crate::arch::VIRT_BASE, "not in the boot mapping");
+    // SAFETY: the address is inside the kernel's boot mapping (checked above against its base;
+    // the callers derive it from the tables themselves), aligned, and page tables are only
+    // ever changed by the hypervisor; a volatile read takes one consistent snapshot.
+    unsafe { ((table_va + index as u64 * 8) as *const u64).read_volatile() }
+}

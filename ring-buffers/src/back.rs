@@ -14,7 +14,7 @@ use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use crate::error::{Full, Notify, RingError};
 use crate::layout::{REQ_EVENT, REQ_PROD, RSP_EVENT, RSP_PROD};
 use crate::shm::{SharedMem, fence};
-use crate::sring::{RingItem, SharedRing, slot_offset};
+use crate::sring::{RingItem, SharedRing, slot_offset, slot_runs};
 
 /// The back end of a request/response ring: consumes requests, stages and pushes responses.
 ///
@@ -141,15 +141,53 @@ impl<'a, Req: RingItem, Rsp: RingItem> BackRing<'a, Req, Rsp> {
     }
 
     /// Consumes up to `max` published requests, in order, handing each copy to `f`; returns how
-    /// many. `max` bounds the work done per event; the ring size bounds it anyway.
+    /// many. `max` bounds the work done per event; the ring size bounds it anyway. `req_prod`
+    /// is re-read only if the requests already seen are fewer than `max`.
     #[inline]
     pub fn consume_requests(&mut self, max: u32, mut f: impl FnMut(Req)) -> Result<u32, RingError> {
-        self.refresh()?;
+        if let Some(e) = self.broken {
+            return Err(e);
+        }
+        if self.req_prod_seen.wrapping_sub(self.req_cons) < max {
+            self.refresh()?;
+        }
         let n = self.req_prod_seen.wrapping_sub(self.req_cons).min(max);
-        for _ in 0..n {
-            f(self.take_request());
+        let slot = SharedRing::<Req, Rsp>::SLOT_SIZE;
+        for (pos, len) in slot_runs(self.req_cons, n, self.size) {
+            let off = slot_offset(pos, self.size, slot);
+            // `req_cons` moves before `f` sees each copy, so a panic in `f` cannot make a
+            // request be delivered twice.
+            let cons = &mut self.req_cons;
+            self.mem.read_each(off, slot, len as usize, |req| {
+                *cons = cons.wrapping_add(1);
+                f(req);
+            });
         }
         Ok(n)
+    }
+
+    /// Copies published requests into `buf`, in order, and returns how many: the batch form of
+    /// [`next_request`](Self::next_request), with one bounds check and at most two contiguous
+    /// copies. `req_prod` is re-read only if the requests already seen cannot fill `buf`.
+    #[inline]
+    pub fn consume_requests_into(&mut self, buf: &mut [Req]) -> Result<usize, RingError> {
+        if let Some(e) = self.broken {
+            return Err(e);
+        }
+        let want = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+        if self.req_prod_seen.wrapping_sub(self.req_cons) < want {
+            self.refresh()?;
+        }
+        let n = self.req_prod_seen.wrapping_sub(self.req_cons).min(want);
+        let slot = SharedRing::<Req, Rsp>::SLOT_SIZE;
+        let mut done = 0;
+        for (pos, len) in slot_runs(self.req_cons, n, self.size) {
+            let len = len as usize;
+            self.mem.read_run(slot_offset(pos, self.size, slot), slot, &mut buf[done..done + len]);
+            done += len;
+        }
+        self.req_cons = self.req_cons.wrapping_add(n);
+        Ok(done)
     }
 
     #[inline(always)]
@@ -173,6 +211,22 @@ impl<'a, Req: RingItem, Rsp: RingItem> BackRing<'a, Req, Rsp> {
         self.mem.write(off, &rsp);
         self.rsp_prod_pvt = self.rsp_prod_pvt.wrapping_add(1);
         Ok(())
+    }
+
+    /// Stages responses from `rsps`, in order, for as many consumed requests as are waiting;
+    /// returns how many: the batch form of [`stage_response`](Self::stage_response).
+    #[inline]
+    pub fn stage_responses(&mut self, rsps: &[Rsp]) -> usize {
+        let n = self.pending_responses().min(u32::try_from(rsps.len()).unwrap_or(u32::MAX));
+        let slot = SharedRing::<Req, Rsp>::SLOT_SIZE;
+        let mut done = 0;
+        for (pos, len) in slot_runs(self.rsp_prod_pvt, n, self.size) {
+            let len = len as usize;
+            self.mem.write_run(slot_offset(pos, self.size, slot), slot, &rsps[done..done + len]);
+            done += len;
+        }
+        self.rsp_prod_pvt = self.rsp_prod_pvt.wrapping_add(n);
+        done
     }
 
     /// Publishes every staged response and says whether the front end must be notified

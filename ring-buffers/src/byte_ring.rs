@@ -34,7 +34,8 @@ impl ByteRingLayout {
     pub fn check(&self, len: usize) -> Result<(), SetupError> {
         let size = self.size as usize;
         let data_end = self.data.checked_add(size).ok_or(SetupError::BadLayout)?;
-        let disjoint = |a: usize, a_len: usize, b: usize, b_len: usize| a + a_len <= b || b + b_len <= a;
+        let disjoint =
+            |a: usize, a_len: usize, b: usize, b_len: usize| a + a_len <= b || b + b_len <= a;
         if !self.size.is_power_of_two()
             || self.size > 1 << 31
             || !self.cons.is_multiple_of(4)

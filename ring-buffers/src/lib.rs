@@ -150,7 +150,29 @@
 //! | console `MASK_XENCONS_IDX` rings | [`ConsoleGuest`], [`ConsoleBackend`] |
 //! | XenStore `MASK_XENSTORE_IDX` rings | [`XenstoreGuest`], [`XenstoreServer`] |
 //!
-//! [`FrontRing::send`] and [`BackRing::respond`] are stage-plus-push for one item.
+//! Beyond the macros: [`FrontRing::send`] / [`BackRing::respond`] (stage and push one item),
+//! and the batch forms [`FrontRing::stage_iter`], [`FrontRing::stage_requests`],
+//! [`BackRing::consume_requests`], [`BackRing::consume_requests_into`],
+//! [`BackRing::stage_responses`], [`FrontRing::poll_responses`],
+//! [`FrontRing::consume_responses_into`] (iterators, closures or slices; one bounds check per
+//! contiguous run of slots). Batching is what makes the ring fast:
+//! stage many, push once (one release store and one fence per batch); consume a batch with one
+//! read of the peer's index. An end re-reads the peer's producer only when the entries it has
+//! already seen run out.
+//!
+//! # Byte rings (console, XenStore)
+//!
+//! `write` copies as much as fits and returns a [`Transfer`] (bytes moved, a partial count when
+//! the ring is full); `read` copies what is there. These pages have no event index, so
+//! [`Transfer::notify`] is [`Notify::Yes`] exactly when bytes moved: the reader must hear about
+//! new data, and a writer blocked on a full ring about new space. A peer whose index breaks
+//! `prod - cons <= size` gets [`RingError::BadProducer`] / [`RingError::BadConsumer`] (a
+//! xenstored would then set `XENSTORE_ERROR_RINGIDX` through [`XenstoreControl`]).
+//!
+//! | page | guest end | dom0 / xenstored end |
+//! |---|---|---|
+//! | console (`in` 1024 @0, `out` 2048 @1024, indices @3072) | [`ConsoleGuest`]: writes `out`, reads `in` | [`ConsoleBackend`]: writes `in`, reads `out` |
+//! | XenStore (`req` @0, `rsp` @1024, indices @2048, control @2064) | [`XenstoreGuest`]: writes `req`, reads `rsp` | [`XenstoreServer`]: reads `req`, writes `rsp` |
 //!
 //! # Against a hostile peer
 //!
@@ -176,10 +198,15 @@
 //!
 //! # Verification
 //!
-//! Unit and property tests (`cargo test -p ring-buffers`); loom models of both ends, the event
-//! channel, wrap-around and a malicious peer (`RUSTFLAGS="--cfg loom"`, see `tests/loom.rs`);
-//! Miri over the unit tests (`scripts/miri`); benchmarks against `rtrb` and crossbeam's
-//! `ArrayQueue` (`scripts/bench-rings`, figures in `docs/BENCHMARKS.md`).
+//! * Unit, property and thread tests: `cargo test -p ring-buffers`.
+//! * loom models (both ends with event channels and notification suppression, wrap-around of
+//!   the u32 indices, batch APIs, malicious front end, back end and byte-ring writer, and two
+//!   injected faults the models must catch): `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3
+//!   CARGO_TARGET_DIR=target/loom cargo test -p ring-buffers --release --test loom`; deeper
+//!   with `LOOM_MAX_PREEMPTIONS=4` or `5`.
+//! * Miri over the unit and integration tests: `./scripts/miri` (nightly toolchain).
+//! * Benchmarks against `rtrb` and crossbeam's `ArrayQueue`: `./scripts/bench-rings`; figures in
+//!   `docs/BENCHMARKS.md`.
 
 #![cfg_attr(not(any(test, loom)), no_std)]
 #![deny(unsafe_code)]
@@ -208,11 +235,11 @@ pub use console::{CONSOLE_IN, CONSOLE_OUT, ConsoleBackend, ConsoleGuest, Console
 pub use error::{Full, Notify, RingError, SetupError};
 pub use front::FrontRing;
 pub use layout::ring_size;
-#[cfg(loom)]
-pub use shm::{PeerView, loom_mutation};
-pub use shm::{PAGE_SIZE, SharedMem};
 #[cfg(not(loom))]
 pub use shm::Page;
+pub use shm::{PAGE_SIZE, SharedMem};
+#[cfg(loom)]
+pub use shm::{PeerView, loom_mutation};
 pub use sring::{RingItem, SharedRing};
 pub use xenstore::{
     XENSTORE_CONNECTED, XENSTORE_ERROR_COMM, XENSTORE_ERROR_NONE, XENSTORE_ERROR_PROTO,

@@ -9,6 +9,11 @@
 //! which is how "copy out once, then use the copy" is enforced: the rest of the crate only ever
 //! sees the copies.
 //!
+//! Word widths are chosen from absolute addresses and never cross the end of the item or byte
+//! range being copied, so the two honest ends of a ring never make overlapping accesses of
+//! different sizes unless a release/acquire pair on an index orders them, which is what Rust's
+//! memory model asks of mixed-size atomics.
+//!
 //! Trust: offsets come from this crate's own masked indices and layouts, never from the peer, and
 //! are still bounds-checked here (a failed check is a bug in this crate and panics; the peer
 //! cannot reach it). Under `--cfg loom` the sibling module `shm_loom.rs` replaces this one with
@@ -17,6 +22,7 @@
 #![allow(unsafe_code)]
 
 use core::marker::PhantomData;
+use core::mem::{MaybeUninit, size_of};
 use core::ptr::NonNull;
 #[cfg(target_has_atomic = "64")]
 use core::sync::atomic::AtomicU64;
@@ -28,6 +34,10 @@ use crate::error::SetupError;
 
 /// Xen's ring page size: always 4 KiB, whatever page size the OS uses.
 pub const PAGE_SIZE: usize = 4096;
+
+/// Alignment every `SharedMem` base has (an invariant of both constructors), so that the
+/// alignment of an access follows from its offset alone, which the compiler can often prove.
+const BASE_ALIGN: usize = 8;
 
 /// One 4 KiB, page-aligned, zero-initialised page for rings that live inside one process
 /// (tests, benchmarks, or using the crate between threads). Rings shared with another domain
@@ -69,6 +79,7 @@ impl core::fmt::Debug for Page {
 /// same memory are splitting a ring into its two ends (in-process) or the `unsafe`
 /// [`SharedMem::from_raw`], whose caller vouches for the peer.
 pub struct SharedMem<'a> {
+    /// Aligned to `BASE_ALIGN`.
     base: NonNull<u8>,
     len: usize,
     _borrow: PhantomData<&'a [Page]>,
@@ -96,7 +107,8 @@ impl<'a> SharedMem<'a> {
 
     /// Shared memory at `base`, `len` bytes long: a page granted to or mapped from a peer.
     ///
-    /// Fails if `base` is not 4-byte aligned (ring indices are aligned u32 words).
+    /// Fails if `base` is not 8-byte aligned (index words are aligned u32s, and slot copies use
+    /// aligned 8-byte words; Xen ring pages are page-aligned anyway).
     ///
     /// # Safety
     ///
@@ -110,8 +122,8 @@ impl<'a> SharedMem<'a> {
     /// 3. the memory is not freed, unmapped or remapped while any handle made from it is alive.
     pub unsafe fn from_raw(base: NonNull<u8>, len: usize) -> Result<Self, SetupError> {
         let addr = base.as_ptr() as usize;
-        if !addr.is_multiple_of(4) {
-            return Err(SetupError::Misaligned { addr, align: 4 });
+        if !addr.is_multiple_of(BASE_ALIGN) {
+            return Err(SetupError::Misaligned { addr, align: BASE_ALIGN });
         }
         Ok(SharedMem { base, len, _borrow: PhantomData })
     }
@@ -135,12 +147,6 @@ impl<'a> SharedMem<'a> {
     /// A second handle on the same memory, for the other end of an in-process ring.
     pub(crate) fn duplicate(&self) -> SharedMem<'a> {
         SharedMem { base: self.base, len: self.len, _borrow: PhantomData }
-    }
-
-    /// A test-only handle that plays the hostile peer: raw loads and stores anywhere.
-    #[cfg(test)]
-    pub(crate) fn peer_view(&self) -> PeerView<'a> {
-        PeerView { mem: self.duplicate() }
     }
 
     #[inline(always)]
@@ -205,39 +211,164 @@ impl<'a> SharedMem<'a> {
     }
 
     /// Copies one item out of shared memory: the caller gets a private value the peer can no
-    /// longer change (Xen's `RING_COPY_REQUEST`).
+    /// longer change (Xen's `RING_COPY_REQUEST`). Each word is loaded exactly once.
     #[inline(always)]
     pub(crate) fn read<T: FromBytes + IntoBytes>(&self, off: usize) -> T {
-        let mut val = T::new_zeroed();
-        self.read_bytes(off, val.as_mut_bytes());
-        val
+        self.check(off, size_of::<T>());
+        // SAFETY: the item's range was bounds-checked just above.
+        unsafe { self.read_unchecked(off) }
     }
 
-    /// Copies one item into shared memory.
+    /// Copies one item into shared memory, each word stored exactly once.
     #[inline(always)]
     pub(crate) fn write<T: IntoBytes + Immutable>(&self, off: usize, val: &T) {
-        self.write_bytes(off, val.as_bytes());
+        self.check(off, size_of::<T>());
+        // SAFETY: the item's range was bounds-checked just above.
+        unsafe { self.write_unchecked(off, val) }
+    }
+
+    /// Copies `count` items out of slots `stride` bytes apart, the first at `off`, handing each
+    /// copy to `f` in order: one bounds check for the whole run.
+    #[inline(always)]
+    pub(crate) fn read_each<T: FromBytes + IntoBytes>(
+        &self,
+        off: usize,
+        stride: usize,
+        count: usize,
+        mut f: impl FnMut(T),
+    ) {
+        self.check_run::<T>(off, stride, count);
+        for k in 0..count {
+            // SAFETY: item k lies at `off + k * stride`, inside the run checked above.
+            f(unsafe { self.read_unchecked(off + k * stride) });
+        }
+    }
+
+    /// Copies items out of slots `stride` bytes apart, the first at `off`, into all of `dst`.
+    #[inline(always)]
+    pub(crate) fn read_run<T: FromBytes + IntoBytes>(
+        &self,
+        off: usize,
+        stride: usize,
+        dst: &mut [T],
+    ) {
+        self.check_run::<T>(off, stride, dst.len());
+        for (k, item) in dst.iter_mut().enumerate() {
+            // SAFETY: item k lies at `off + k * stride`, inside the run checked above.
+            *item = unsafe { self.read_unchecked(off + k * stride) };
+        }
+    }
+
+    /// Copies `src` into slots `stride` bytes apart, the first at `off`.
+    #[inline(always)]
+    pub(crate) fn write_run<T: IntoBytes + Immutable>(&self, off: usize, stride: usize, src: &[T]) {
+        self.check_run::<T>(off, stride, src.len());
+        for (k, item) in src.iter().enumerate() {
+            // SAFETY: item k lies at `off + k * stride`, inside the run checked above.
+            unsafe { self.write_unchecked(off + k * stride, item) };
+        }
+    }
+
+    /// Fills up to `count` slots `stride` bytes apart, the first at `off`, with items from
+    /// `next` until it returns `None`; returns how many were written.
+    #[inline(always)]
+    pub(crate) fn write_each<T: IntoBytes + Immutable>(
+        &self,
+        off: usize,
+        stride: usize,
+        count: usize,
+        mut next: impl FnMut() -> Option<T>,
+    ) -> usize {
+        self.check_run::<T>(off, stride, count);
+        for k in 0..count {
+            let Some(item) = next() else { return k };
+            // SAFETY: item k lies at `off + k * stride`, inside the run checked above.
+            unsafe { self.write_unchecked(off + k * stride, &item) };
+        }
+        count
+    }
+
+    /// Checks that `count` items of type `T`, `stride` bytes apart from `off`, are in bounds.
+    #[inline(always)]
+    fn check_run<T>(&self, off: usize, stride: usize, count: usize) {
+        if count == 0 {
+            return;
+        }
+        assert!(size_of::<T>() <= stride, "ring items overlap");
+        let span = (count - 1).checked_mul(stride).and_then(|s| s.checked_add(size_of::<T>()));
+        self.check(off, span.unwrap_or(usize::MAX));
     }
 
     /// # Safety
     ///
-    /// `off..off + dst.len()` must lie within `0..self.len`.
+    /// `off..off + size_of::<T>()` must lie within `0..self.len`.
     #[inline(always)]
-    unsafe fn copy_out(&self, off: usize, dst: &mut [u8]) {
-        let start = self.ptr(off);
+    unsafe fn read_unchecked<T: FromBytes + IntoBytes>(&self, off: usize) -> T {
+        let n = size_of::<T>();
+        // `base` is 8-aligned, so `off` decides; for slot offsets (64 + index * slot size) the
+        // compiler usually proves this at compile time and drops the other branch.
         #[cfg(target_has_atomic = "64")]
-        if (start as usize | dst.len()).is_multiple_of(8) {
-            // The common case for slots (sizes multiple of 8 on 8-aligned offsets): a plain word
-            // loop the compiler can unroll.
-            for (i, chunk) in dst.chunks_exact_mut(8).enumerate() {
-                let p = start.wrapping_add(i * 8);
-                // SAFETY: in bounds by the caller's contract, 8-aligned by the test above, memory
-                // valid for 'a and accessed only atomically by this program.
-                let v = unsafe { AtomicU64::from_ptr(p.cast()) }.load(Ordering::Relaxed);
-                chunk.copy_from_slice(&v.to_ne_bytes());
+        if n.is_multiple_of(8) && off.is_multiple_of(8) {
+            // The common case (slot sizes multiple of 8): a loop with a constant trip count,
+            // unrolled into plain 8-byte loads straight into the result.
+            let start = self.ptr(off);
+            let mut val = MaybeUninit::<T>::uninit();
+            let dst = val.as_mut_ptr().cast::<u8>();
+            for i in 0..n / 8 {
+                // SAFETY: `start + 8 * i .. + 8` is inside the caller-checked range, 8-aligned
+                // (`base` is 8-aligned and `off` a multiple of 8, tested above), and the memory
+                // is valid for 'a and accessed only atomically.
+                let v = unsafe { AtomicU64::from_ptr(start.wrapping_add(8 * i).cast()) }
+                    .load(Ordering::Relaxed);
+                // SAFETY: `8 * i + 8 <= n`, so the write stays inside `val`; unaligned is fine.
+                unsafe { dst.add(8 * i).cast::<u64>().write_unaligned(v) };
+            }
+            // SAFETY: the loop wrote all `n` bytes of `val`, and `T: FromBytes` makes any
+            // initialised bytes a valid `T`.
+            return unsafe { val.assume_init() };
+        }
+        let mut val = T::new_zeroed();
+        if n > 0 {
+            // SAFETY: the caller guarantees the range `off..off + n` is in bounds.
+            unsafe { self.copy_out(off, val.as_mut_bytes()) };
+        }
+        val
+    }
+
+    /// # Safety
+    ///
+    /// `off..off + size_of::<T>()` must lie within `0..self.len`.
+    #[inline(always)]
+    unsafe fn write_unchecked<T: IntoBytes + Immutable>(&self, off: usize, val: &T) {
+        let n = size_of::<T>();
+        let src = val.as_bytes();
+        #[cfg(target_has_atomic = "64")]
+        if n.is_multiple_of(8) && off.is_multiple_of(8) {
+            let start = self.ptr(off);
+            for (i, chunk) in src.chunks_exact(8).enumerate() {
+                let v = u64::from_ne_bytes(chunk.try_into().unwrap_or([0; 8]));
+                // SAFETY: as in `read_unchecked`: in the caller-checked range, 8-aligned,
+                // atomic-only memory.
+                unsafe { AtomicU64::from_ptr(start.wrapping_add(8 * i).cast()) }
+                    .store(v, Ordering::Relaxed);
             }
             return;
         }
+        if n > 0 {
+            // SAFETY: the caller guarantees the range `off..off + n` is in bounds.
+            unsafe { self.copy_in(off, src) };
+        }
+    }
+
+    /// The general copy: any length, any alignment. Kept out of line so that the item fast
+    /// paths above stay small enough to inline.
+    ///
+    /// # Safety
+    ///
+    /// `off..off + dst.len()` must lie within `0..self.len`.
+    #[inline(never)]
+    unsafe fn copy_out(&self, off: usize, dst: &mut [u8]) {
+        let start = self.ptr(off);
         let mut i = 0;
         while i < dst.len() {
             let p = start.wrapping_add(i);
@@ -274,19 +405,9 @@ impl<'a> SharedMem<'a> {
     /// # Safety
     ///
     /// `off..off + src.len()` must lie within `0..self.len`.
-    #[inline(always)]
+    #[inline(never)]
     unsafe fn copy_in(&self, off: usize, src: &[u8]) {
         let start = self.ptr(off);
-        #[cfg(target_has_atomic = "64")]
-        if (start as usize | src.len()).is_multiple_of(8) {
-            for (i, chunk) in src.chunks_exact(8).enumerate() {
-                let p = start.wrapping_add(i * 8);
-                let v = u64::from_ne_bytes(chunk.try_into().unwrap_or([0; 8]));
-                // SAFETY: as in `copy_out`'s fast path.
-                unsafe { AtomicU64::from_ptr(p.cast()) }.store(v, Ordering::Relaxed);
-            }
-            return;
-        }
         let mut i = 0;
         while i < src.len() {
             let p = start.wrapping_add(i);
@@ -342,28 +463,4 @@ fn word_width(addr: usize, left: usize) -> usize {
 #[inline(always)]
 pub(crate) fn fence(order: Ordering) {
     core::sync::atomic::fence(order);
-}
-
-/// Test-only raw access to ring memory, playing a peer that ignores the protocol. Used
-/// sequentially (between calls of the honest end), or concurrently with accesses of the same
-/// width as the honest end's, so that the tests stay within Rust's memory model.
-#[cfg(test)]
-pub(crate) struct PeerView<'a> {
-    mem: SharedMem<'a>,
-}
-
-#[cfg(test)]
-impl PeerView<'_> {
-    pub(crate) fn load_u32(&self, off: usize) -> u32 {
-        self.mem.load_u32(off, Ordering::SeqCst)
-    }
-    pub(crate) fn store_u32(&self, off: usize, val: u32) {
-        self.mem.store_u32(off, val, Ordering::SeqCst);
-    }
-    pub(crate) fn write_bytes(&self, off: usize, src: &[u8]) {
-        self.mem.write_bytes(off, src);
-    }
-    pub(crate) fn read_bytes(&self, off: usize, dst: &mut [u8]) {
-        self.mem.read_bytes(off, dst);
-    }
 }

@@ -72,14 +72,14 @@ impl<'a> SharedMem<'a> {
 
     pub(crate) fn load_u32(&self, off: usize, order: Ordering) -> u32 {
         self.check(off, 4);
-        assert!(off % 4 == 0, "misaligned index word");
-        self.words[off / 4].load(order)
+        assert!(off.is_multiple_of(4), "misaligned index word");
+        self.words[off / 4].load(mutated(order))
     }
 
     pub(crate) fn store_u32(&self, off: usize, val: u32, order: Ordering) {
         self.check(off, 4);
-        assert!(off % 4 == 0, "misaligned index word");
-        self.words[off / 4].store(val, order);
+        assert!(off.is_multiple_of(4), "misaligned index word");
+        self.words[off / 4].store(val, mutated(order));
     }
 
     pub(crate) fn read_bytes(&self, off: usize, dst: &mut [u8]) {
@@ -132,6 +132,49 @@ impl<'a> SharedMem<'a> {
     pub(crate) fn write<T: IntoBytes + Immutable>(&self, off: usize, val: &T) {
         self.write_bytes(off, val.as_bytes());
     }
+
+    pub(crate) fn read_each<T: FromBytes + IntoBytes>(
+        &self,
+        off: usize,
+        stride: usize,
+        count: usize,
+        mut f: impl FnMut(T),
+    ) {
+        for k in 0..count {
+            f(self.read(off + k * stride));
+        }
+    }
+
+    pub(crate) fn write_each<T: IntoBytes + Immutable>(
+        &self,
+        off: usize,
+        stride: usize,
+        count: usize,
+        mut next: impl FnMut() -> Option<T>,
+    ) -> usize {
+        for k in 0..count {
+            let Some(item) = next() else { return k };
+            self.write(off + k * stride, &item);
+        }
+        count
+    }
+
+    pub(crate) fn read_run<T: FromBytes + IntoBytes>(
+        &self,
+        off: usize,
+        stride: usize,
+        dst: &mut [T],
+    ) {
+        for (k, item) in dst.iter_mut().enumerate() {
+            self.read_bytes(off + k * stride, item.as_mut_bytes());
+        }
+    }
+
+    pub(crate) fn write_run<T: IntoBytes + Immutable>(&self, off: usize, stride: usize, src: &[T]) {
+        for (k, item) in src.iter().enumerate() {
+            self.write_bytes(off + k * stride, item.as_bytes());
+        }
+    }
 }
 
 pub(crate) fn fence(order: Ordering) {
@@ -141,16 +184,30 @@ pub(crate) fn fence(order: Ordering) {
     loom::sync::atomic::fence(order);
 }
 
-std::thread_local! {
-    static SKIP_FULL_FENCES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+/// The ordering an index access really gets: as asked, unless a mutation weakens it.
+fn mutated(order: Ordering) -> Ordering {
+    if RELAX_INDEX_ORDERING.with(|s| s.get()) { Ordering::Relaxed } else { order }
 }
 
-/// Fault injection for the loom suite, to show that the models can fail.
+std::thread_local! {
+    static SKIP_FULL_FENCES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static RELAX_INDEX_ORDERING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Fault injection for the loom suite, to show that the models can fail. The switches are
+/// per OS thread (loom runs a model's threads on the thread that calls `loom::model`), so
+/// tests running in parallel do not see each other's mutations.
 pub mod loom_mutation {
-    /// Drop every `fence(SeqCst)` (Xen's `mb()`) on this OS thread, which loom's models run
-    /// on: the push-and-check-notify / final-check handshake then loses wake-ups.
+    /// Drop every `fence(SeqCst)` (Xen's `mb()`): the push-and-check-notify / final-check
+    /// handshake then loses wake-ups.
     pub fn skip_full_fences(skip: bool) {
         super::SKIP_FULL_FENCES.with(|s| s.set(skip));
+    }
+
+    /// Turn the Release stores and Acquire loads of ring indices into Relaxed ones (Xen's
+    /// `wmb`/`rmb`): a consumer can then see an index before the slot contents behind it.
+    pub fn relax_index_ordering(relax: bool) {
+        super::RELAX_INDEX_ORDERING.with(|s| s.set(relax));
     }
 }
 

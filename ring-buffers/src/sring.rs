@@ -109,15 +109,9 @@ impl<'a, Req: RingItem, Rsp: RingItem> SharedRing<'a, Req, Rsp> {
 
     /// Both ends of an in-process ring attached at `index` (see [`init_at`](Self::init_at)).
     pub fn split_at(self, index: u32) -> (FrontRing<'a, Req, Rsp>, BackRing<'a, Req, Rsp>) {
-        let back_half = SharedRing { mem: self.mem.duplicate(), size: self.size, _items: PhantomData };
+        let back_half =
+            SharedRing { mem: self.mem.duplicate(), size: self.size, _items: PhantomData };
         (FrontRing::attach(self, index), BackRing::attach(back_half, index))
-    }
-
-    /// A raw handle for tests that play a hostile peer.
-    #[cfg(any(test, loom))]
-    #[allow(dead_code)]
-    pub(crate) fn peer_view(&self) -> crate::shm::PeerView<'a> {
-        self.mem.peer_view()
     }
 
     pub(crate) fn into_parts(self) -> (SharedMem<'a>, u32) {
@@ -129,4 +123,13 @@ impl<'a, Req: RingItem, Rsp: RingItem> SharedRing<'a, Req, Rsp> {
 #[inline(always)]
 pub(crate) fn slot_offset(idx: u32, size: u32, slot: usize) -> usize {
     RING + (idx & (size - 1)) as usize * slot
+}
+
+/// The at most two contiguous runs of slots (slot position, count) that `n` consecutive indices
+/// from `idx` occupy in a ring of `size` slots.
+#[inline(always)]
+pub(crate) fn slot_runs(idx: u32, n: u32, size: u32) -> [(u32, u32); 2] {
+    let pos = idx & (size - 1);
+    let first = n.min(size - pos);
+    [(pos, first), (0, n - first)]
 }

@@ -188,8 +188,11 @@ impl<'a> XenstoreRing<'a> {
 
     /// Both ends, for an in-process XenStore connection.
     pub fn split(self) -> (XenstoreGuest<'a>, XenstoreServer<'a>) {
-        let other =
-            XenstoreRing { req: self.req.duplicate(), rsp: self.rsp.duplicate(), mem: self.mem.duplicate() };
+        let other = XenstoreRing {
+            req: self.req.duplicate(),
+            rsp: self.rsp.duplicate(),
+            mem: self.mem.duplicate(),
+        };
         (self.guest(), other.server())
     }
 }

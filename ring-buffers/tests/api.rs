@@ -14,10 +14,12 @@ use ring_buffers::{
 fn from_raw_checks_alignment() {
     let mut pages = [Page::new()];
     let base = NonNull::from(&mut pages).cast::<u8>();
-    let odd = NonNull::new(base.as_ptr().wrapping_add(2)).unwrap();
-    // SAFETY: the page is live for the whole test and used by nothing else.
-    let err = unsafe { SharedMem::from_raw(odd, 64) }.unwrap_err();
-    assert!(matches!(err, SetupError::Misaligned { align: 4, .. }));
+    for skew in [2, 4] {
+        let odd = NonNull::new(base.as_ptr().wrapping_add(skew)).unwrap();
+        // SAFETY: the page is live for the whole test and used by nothing else.
+        let err = unsafe { SharedMem::from_raw(odd, 64) }.unwrap_err();
+        assert!(matches!(err, SetupError::Misaligned { align: 8, .. }), "{err:?}");
+    }
 }
 
 #[test]

@@ -2,16 +2,18 @@
 //! channels modelled as a pending bit plus park/unpark, and a malicious peer thread.
 //!
 //! Run (bounded, as in `./scripts/test`):
-//!   RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom \
+//!   RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target/loom \
 //!     cargo test -p ring-buffers --release --test loom
-//! Deeper: LOOM_MAX_PREEMPTIONS=3 (or unset for exhaustive, which takes far longer).
+//! On the project's 2-core machines the models take about 0.3 s at a bound of 2, 2.5 s at 3,
+//! 10 s at 4 and 40 s at 5 (plus about a minute to build loom the first time). Go deeper with
+//! LOOM_MAX_PREEMPTIONS=5 or 6 (an unbounded run was stopped unfinished after 13 minutes).
 //!
 //! Under `--cfg loom` the crate's shared memory is an array of loom atomics, so loom permutes
-//! every index access, slot copy and fence. The event channel's send is a release store of the
-//! pending bit plus an unpark (which loom treats as synchronising, like Xen's hypercall); the
-//! executions that matter for lost wake-ups are the ones where no event is sent at all. A lost wake-up shows up as a loom deadlock (both
-//! threads parked), a lost or reordered item as a failed assertion, a hang in the crate as
-//! loom's branch limit.
+//! every index access, slot copy and fence. The event channel's send sets the pending bit and
+//! unparks the receiver (loom treats the unpark as synchronising, like Xen's hypercall); the
+//! executions that matter for lost wake-ups are the ones where no event is sent at all. A lost
+//! wake-up shows up as a loom deadlock (both threads parked), a lost or reordered item as a
+//! failed assertion, a hang in the crate as loom's branch limit.
 
 #![cfg(loom)]
 
@@ -55,6 +57,14 @@ fn two_slot_ring(start: u32) -> SharedRing<'static, u32, u32> {
     ring
 }
 
+/// Fault injected into the crate's loom accessor, to check that the models catch it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mutation {
+    None,
+    NoFullFence,
+    RelaxedIndices,
+}
+
 /// Front sends `n` requests (more than the ring holds, so slots are reused), back answers each;
 /// both sleep on their event channel when the final check says so. Every request and every
 /// response must arrive exactly once, in order, and nobody may sleep forever.
@@ -62,9 +72,10 @@ fn two_slot_ring(start: u32) -> SharedRing<'static, u32, u32> {
 /// The model never joins the back thread: a late event (unpark) landing on a thread blocked in
 /// `join` breaks loom's join bookkeeping. The front waits on its event channel instead, which
 /// tolerates stray wake-ups, until the back end says it is done.
-fn round_trip(start: u32, n: u32, without_full_fences: bool) {
+fn round_trip(start: u32, n: u32, batch_api: bool, mutation: Mutation) {
     loom::model(move || {
-        ring_buffers::loom_mutation::skip_full_fences(without_full_fences);
+        ring_buffers::loom_mutation::skip_full_fences(mutation == Mutation::NoFullFence);
+        ring_buffers::loom_mutation::relax_index_ordering(mutation == Mutation::RelaxedIndices);
         let (mut front, mut back) = two_slot_ring(start).split_at(start);
         let (to_back, to_front, done) = (Evtchn::new(), Evtchn::new(), Evtchn::new());
         let front_thread = loom::thread::current();
@@ -73,11 +84,23 @@ fn round_trip(start: u32, n: u32, without_full_fences: bool) {
             let mut seen = 0;
             while seen < n {
                 let mut got = 0;
-                while let Some(req) = back.next_request().unwrap() {
-                    assert_eq!(req, 100 + seen, "request lost, duplicated or reordered");
-                    back.stage_response(req + 1000).unwrap();
-                    seen += 1;
-                    got += 1;
+                if batch_api {
+                    let mut buf = [0u32; 2];
+                    let k = back.consume_requests_into(&mut buf).unwrap();
+                    for (i, req) in buf[..k].iter_mut().enumerate() {
+                        assert_eq!(*req, 100 + seen + i as u32, "request lost or reordered");
+                        *req += 1000;
+                    }
+                    assert_eq!(back.stage_responses(&buf[..k]), k);
+                    seen += k as u32;
+                    got = k;
+                } else {
+                    while let Some(req) = back.next_request().unwrap() {
+                        assert_eq!(req, 100 + seen, "request lost, duplicated or reordered");
+                        back.stage_response(req + 1000).unwrap();
+                        seen += 1;
+                        got += 1;
+                    }
                 }
                 if back.push_responses().is_yes() {
                     tf.send(&front_thread);
@@ -91,18 +114,33 @@ fn round_trip(start: u32, n: u32, without_full_fences: bool) {
         let back_handle = back_thread.thread().clone();
         let (mut sent, mut received) = (0, 0);
         while received < n {
-            while sent < n && front.stage(100 + sent).is_ok() {
-                sent += 1;
+            if batch_api {
+                let reqs: Vec<u32> = (100 + sent..100 + n).collect();
+                sent += front.stage_requests(&reqs) as u32;
+            } else {
+                while sent < n && front.stage(100 + sent).is_ok() {
+                    sent += 1;
+                }
             }
             if front.push_requests().is_yes() {
                 to_back.send(&back_handle);
             }
-            let got = front
-                .poll_responses(|rsp| {
-                    assert_eq!(rsp, 1100 + received, "response lost, duplicated or reordered");
+            let got = if batch_api {
+                let mut buf = [0u32; 2];
+                let k = front.consume_responses_into(&mut buf).unwrap();
+                for rsp in &buf[..k] {
+                    assert_eq!(*rsp, 1100 + received, "response lost or reordered");
                     received += 1;
-                })
-                .unwrap();
+                }
+                k as u32
+            } else {
+                front
+                    .poll_responses(|rsp| {
+                        assert_eq!(rsp, 1100 + received, "response lost, duplicated or reordered");
+                        received += 1;
+                    })
+                    .unwrap()
+            };
             if got == 0 && !front.final_check_for_responses().unwrap() {
                 to_front.wait();
             }
@@ -113,12 +151,17 @@ fn round_trip(start: u32, n: u32, without_full_fences: bool) {
 
 #[test]
 fn round_trip_exactly_once_in_order() {
-    round_trip(0, 4, false);
+    round_trip(0, 4, false, Mutation::None);
 }
 
 #[test]
 fn round_trip_across_u32_wrap() {
-    round_trip(u32::MAX - 1, 3, false);
+    round_trip(u32::MAX - 1, 3, false, Mutation::None);
+}
+
+#[test]
+fn round_trip_batch_api_across_u32_wrap() {
+    round_trip(u32::MAX - 2, 4, true, Mutation::None);
 }
 
 /// The same model with every `fence(SeqCst)` removed (in the loom accessor only): loom must
@@ -126,7 +169,15 @@ fn round_trip_across_u32_wrap() {
 #[test]
 #[should_panic(expected = "deadlock")]
 fn lost_wakeup_found_without_full_fence() {
-    round_trip(0, 3, true);
+    round_trip(0, 3, false, Mutation::NoFullFence);
+}
+
+/// The same model with the index Release/Acquire pairs weakened to Relaxed: loom must see a
+/// consumer read a slot before the producer's write to it lands.
+#[test]
+#[should_panic(expected = "lost, duplicated or reordered")]
+fn stale_slot_found_without_release_acquire() {
+    round_trip(0, 3, false, Mutation::RelaxedIndices);
 }
 
 /// A front end that rewrites `req_prod`, `req_event` and slots at will. The honest back end,
@@ -152,7 +203,10 @@ fn malicious_front_end() {
         for _ in 0..4 {
             let step = match back.next_request() {
                 Ok(Some(req)) => {
-                    assert!(req == 0 || req == 0xdead || req == 0xbeef, "torn or invented: {req:#x}");
+                    assert!(
+                        req == 0 || req == 0xdead || req == 0xbeef,
+                        "torn or invented: {req:#x}"
+                    );
                     consumed += 1;
                     back.stage_response(req).unwrap();
                     let _ = back.push_responses();

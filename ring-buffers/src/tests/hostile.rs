@@ -218,5 +218,8 @@ fn byte_writer_rejects_cons_too_far_behind() {
     let (mut w, _r) = ByteRing::new(mem, super::bytes::SMALL).unwrap().split();
     assert_eq!(w.write(&[1; 10]).unwrap().bytes, 10);
     evil.store_u32(super::bytes::SMALL.cons, 10u32.wrapping_sub(17));
-    assert_eq!(w.write(&[1]), Err(RingError::BadConsumer { prod: 10, cons: 10u32.wrapping_sub(17) }));
+    assert_eq!(
+        w.write(&[1]),
+        Err(RingError::BadConsumer { prod: 10, cons: 10u32.wrapping_sub(17) })
+    );
 }

@@ -2,12 +2,15 @@
 //! console / XenStore offsets as seen from the raw page.
 
 use super::*;
-use crate::layout::{REQ_EVENT, REQ_PROD, RSP_EVENT, RSP_PROD, ring_size, round_down_pow2, slot_size};
+use crate::layout::{
+    REQ_EVENT, REQ_PROD, RSP_EVENT, RSP_PROD, ring_size, round_down_pow2, slot_size,
+};
 use crate::{ConsoleRing, SetupError, XenstoreRing};
 
 #[test]
 fn round_down_matches_rd32() {
-    let cases = [(0, 0), (1, 1), (2, 2), (3, 2), (36, 32), (63, 32), (64, 64), (504, 256), (336, 256)];
+    let cases =
+        [(0, 0), (1, 1), (2, 2), (3, 2), (36, 32), (63, 32), (64, 64), (504, 256), (336, 256)];
     for (x, want) in cases {
         assert_eq!(round_down_pow2(x), want, "rd({x})");
     }
@@ -86,7 +89,15 @@ fn request_lands_in_slot_at_64() {
         ring.split()
     };
     for id in 0..3u16 {
-        front.stage(NetTxReq { gref: 0x1111_0000 + u32::from(id), offset: 7, flags: 0, id, size: 60 }).unwrap();
+        front
+            .stage(NetTxReq {
+                gref: 0x1111_0000 + u32::from(id),
+                offset: 7,
+                flags: 0,
+                id,
+                size: 60,
+            })
+            .unwrap();
     }
     assert_eq!(front.push_requests(), crate::Notify::Yes);
     assert_eq!(evil.load_u32(REQ_PROD), 3);

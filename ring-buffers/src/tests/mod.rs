@@ -12,7 +12,38 @@ mod threads;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
+use core::sync::atomic::Ordering::SeqCst;
+
 use crate::{BackRing, FrontRing, Page, SharedMem, SharedRing};
+
+/// Raw access to ring memory for a test playing a peer that ignores the protocol. Used
+/// sequentially (between calls of the honest end), or concurrently only with accesses of the
+/// same width as the honest end's, so that the tests stay inside Rust's memory model.
+pub(crate) struct PeerView<'a> {
+    mem: SharedMem<'a>,
+}
+
+impl<'a> SharedMem<'a> {
+    /// A second handle on this memory, for the test's hostile peer.
+    pub(crate) fn peer_view(&self) -> PeerView<'a> {
+        PeerView { mem: self.duplicate() }
+    }
+}
+
+impl PeerView<'_> {
+    pub(crate) fn load_u32(&self, off: usize) -> u32 {
+        self.mem.load_u32(off, SeqCst)
+    }
+    pub(crate) fn store_u32(&self, off: usize, val: u32) {
+        self.mem.store_u32(off, val, SeqCst);
+    }
+    pub(crate) fn write_bytes(&self, off: usize, src: &[u8]) {
+        self.mem.write_bytes(off, src);
+    }
+    pub(crate) fn read_bytes(&self, off: usize, dst: &mut [u8]) {
+        self.mem.read_bytes(off, dst);
+    }
+}
 
 /// blkif request: 112 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
@@ -89,7 +120,7 @@ pub(crate) fn small_ring(
     pages: &mut [Page],
     slots: usize,
     start: u32,
-) -> (FrontRing<'_, u64, u32>, BackRing<'_, u64, u32>, crate::shm::PeerView<'_>) {
+) -> (FrontRing<'_, u64, u32>, BackRing<'_, u64, u32>, PeerView<'_>) {
     let mem = SharedMem::new(pages).shrink_to(64 + 8 * slots);
     let evil = mem.peer_view();
     let mut ring = SharedRing::<u64, u32>::new(mem).unwrap();

@@ -13,6 +13,11 @@ use super::*;
 use crate::layout::{REQ_EVENT, REQ_PROD, RSP_EVENT, RSP_PROD};
 use crate::{ByteRing, ByteRingLayout, Notify, RingError};
 
+/// Longest operation sequence: full on the host, short under Miri.
+fn steps(host: usize) -> usize {
+    if cfg!(miri) { host / 5 } else { host }
+}
+
 fn config(cases: u32) -> Config {
     Config { cases: super::cases(cases), failure_persistence: None, ..Config::default() }
 }
@@ -25,14 +30,19 @@ fn start_index() -> impl Strategy<Value = u32> {
 #[derive(Clone, Debug)]
 enum Op {
     FrontStage(u8),
+    FrontStageSlice(u8),
+    FrontStageIter(u8),
     FrontPush,
     FrontPublish,
     FrontNext,
     FrontPoll,
+    FrontInto(u8),
     FrontFinal,
     BackNext,
     BackConsume(u8),
+    BackInto(u8),
     BackRespond(u8),
+    BackRespondSlice(u8),
     BackPush,
     BackFinal,
 }
@@ -40,14 +50,19 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (1u8..6).prop_map(Op::FrontStage),
+        (0u8..6).prop_map(Op::FrontStageSlice),
+        (0u8..6).prop_map(Op::FrontStageIter),
         Just(Op::FrontPush),
         Just(Op::FrontPublish),
         Just(Op::FrontNext),
         Just(Op::FrontPoll),
+        (0u8..6).prop_map(Op::FrontInto),
         Just(Op::FrontFinal),
         Just(Op::BackNext),
         (1u8..6).prop_map(Op::BackConsume),
+        (0u8..6).prop_map(Op::BackInto),
         (1u8..6).prop_map(Op::BackRespond),
+        (0u8..6).prop_map(Op::BackRespondSlice),
         Just(Op::BackPush),
         Just(Op::BackFinal),
     ]
@@ -64,7 +79,7 @@ proptest! {
     fn interleavings_deliver_exactly_once_in_order(
         log2_slots in 0usize..4,
         start in start_index(),
-        ops in proptest::collection::vec(op(), 1..200),
+        ops in proptest::collection::vec(op(), 1..steps(200)),
     ) {
         let slots = 1 << log2_slots;
         let mut pages = [Page::new()];
@@ -86,6 +101,45 @@ proptest! {
                         prop_assert_eq!(front.stage(next_req).is_ok(), fits);
                         if fits { next_req += 1; }
                     }
+                }
+                Op::FrontStageSlice(k) => {
+                    let reqs: Vec<u64> = (next_req..next_req + u64::from(k)).collect();
+                    let fits = (slots as u64 - u64::from(front.outstanding())).min(u64::from(k));
+                    prop_assert_eq!(front.stage_requests(&reqs) as u64, fits);
+                    next_req += fits;
+                }
+                Op::FrontStageIter(k) => {
+                    let fits = (slots as u64 - u64::from(front.outstanding())).min(u64::from(k));
+                    let mut it = next_req..next_req + u64::from(k);
+                    prop_assert_eq!(front.stage_iter(&mut it) as u64, fits);
+                    prop_assert_eq!(it.start, next_req + fits, "took only what it staged");
+                    next_req += fits;
+                }
+                Op::FrontInto(k) => {
+                    front_asleep = false;
+                    let mut buf = vec![0u32; usize::from(k)];
+                    let n = front.consume_responses_into(&mut buf).unwrap();
+                    for r in &buf[..n] {
+                        prop_assert_eq!(*r, response_for(front_seen));
+                        front_seen += 1;
+                    }
+                    prop_assert_eq!(n as u64, (rsp_published - (front_seen - n as u64)).min(u64::from(k)));
+                }
+                Op::BackInto(k) => {
+                    back_asleep = false;
+                    let mut buf = vec![0u64; usize::from(k)];
+                    let n = back.consume_requests_into(&mut buf).unwrap();
+                    for r in &buf[..n] {
+                        prop_assert_eq!(*r, back_seen);
+                        back_seen += 1;
+                    }
+                    prop_assert_eq!(n as u64, (published - (back_seen - n as u64)).min(u64::from(k)));
+                }
+                Op::BackRespondSlice(k) => {
+                    let rsps: Vec<u32> = (answered..answered + u64::from(k)).map(response_for).collect();
+                    let n = back.stage_responses(&rsps) as u64;
+                    prop_assert_eq!(n, (back_seen - answered).min(u64::from(k)));
+                    answered += n;
                 }
                 Op::FrontPush | Op::FrontPublish => {
                     let adds = next_req > published;
@@ -172,7 +226,7 @@ proptest! {
     fn byte_ring_matches_a_queue(
         log2_size in 0u32..7,
         start in start_index(),
-        ops in proptest::collection::vec((any::<bool>(), 0usize..80), 1..120),
+        ops in proptest::collection::vec((any::<bool>(), 0usize..80), 1..steps(120)),
     ) {
         let layout = ByteRingLayout { data: 0, size: 1 << log2_size, cons: 128, prod: 132 };
         let mut pages = [Page::new()];
@@ -206,7 +260,7 @@ proptest! {
     #[test]
     fn hostile_front_cannot_break_the_back_end(
         start in start_index(),
-        steps in proptest::collection::vec((0u8..8, any::<u32>(), 0u8..8), 1..100),
+        steps in proptest::collection::vec((0u8..8, any::<u32>(), 0u8..8), 1..steps(100)),
     ) {
         let slots = 8u32;
         let mut pages = [Page::new()];
@@ -253,12 +307,11 @@ proptest! {
     #[test]
     fn hostile_back_cannot_break_the_front_end(
         start in start_index(),
-        steps in proptest::collection::vec((0u8..6, any::<u32>(), 0u8..8), 1..100),
+        steps in proptest::collection::vec((0u8..6, any::<u32>(), 0u8..8), 1..steps(100)),
     ) {
         let slots = 8u32;
         let mut pages = [Page::new()];
         let (mut front, _back, evil) = small_ring(&mut pages, slots as usize, start);
-        let mut published = 0u64;
         let mut received = 0u64;
         let mut latched: Option<RingError> = None;
         for (what, val, k) in steps {
@@ -274,7 +327,7 @@ proptest! {
                 if front.stage(u64::from(val)).is_err() { break; }
             }
             let _ = front.push_requests();
-            published = u64::from(front.outstanding()) + received;
+            let published = u64::from(front.outstanding()) + received;
             let r = match what % 3 {
                 0 => front.poll_responses(|_| received += 1).map(|_| ()),
                 1 => front.next_response().map(|r| { if r.is_some() { received += 1; } }),

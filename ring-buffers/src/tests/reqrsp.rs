@@ -241,3 +241,92 @@ fn odd_sized_slots_do_not_bleed() {
         assert_eq!(got, (0..8).collect::<Vec<_>>());
     }
 }
+
+#[test]
+fn slice_apis_wrap_and_bound() {
+    for start in [0, u32::MAX - 2] {
+        let mut pages = [Page::new()];
+        let (mut front, mut back, _) = small_ring(&mut pages, 4, start);
+        let mut next = 0u64;
+        let mut buf = [0u64; 8];
+        let mut rsps = [0u32; 8];
+        for round in 0..6 {
+            // Stage more than fits: only the free slots are taken.
+            let reqs: Vec<u64> = (next..next + 6).collect();
+            let n = front.stage_requests(&reqs);
+            assert_eq!(n, 4, "round {round}");
+            let _ = front.push_requests();
+            // Consume in two goes across the wrap.
+            assert_eq!(back.consume_requests_into(&mut buf[..1]), Ok(1));
+            assert_eq!(back.consume_requests_into(&mut buf[1..]), Ok(3));
+            assert_eq!(&buf[..4], &reqs[..4]);
+            // Answer more than were consumed: only four are taken.
+            let answers: Vec<u32> = buf[..4].iter().map(|r| *r as u32 + 1).chain([9, 9]).collect();
+            assert_eq!(back.stage_responses(&answers), 4);
+            assert_eq!(back.stage_responses(&answers), 0);
+            let _ = back.push_responses();
+            assert_eq!(front.consume_responses_into(&mut rsps[..3]), Ok(3));
+            assert_eq!(front.consume_responses_into(&mut rsps[3..]), Ok(1));
+            assert_eq!(&rsps[..4], &answers[..4]);
+            next += 4;
+        }
+    }
+}
+
+#[test]
+fn zero_sized_responses_just_free_slots() {
+    let mut pages = [Page::new()];
+    let mut ring = SharedRing::<[u64; 8], ()>::new(SharedMem::new(&mut pages)).unwrap();
+    assert_eq!(ring.size(), 32); // 64-byte slots
+    ring.init();
+    let (mut front, mut back) = ring.split();
+    for round in 0..3u64 {
+        for i in 0..32 {
+            front.stage([round * 100 + i; 8]).unwrap();
+        }
+        assert!(front.is_full());
+        let _ = front.push_requests();
+        let mut sum = 0;
+        assert_eq!(back.consume_requests(u32::MAX, |r| sum += r[7]), Ok(32));
+        assert_eq!(sum, (0..32).map(|i| round * 100 + i).sum::<u64>());
+        assert_eq!(back.stage_responses(&[(); 32]), 32);
+        let _ = back.push_responses();
+        assert_eq!(front.poll_responses(|()| {}), Ok(32));
+        assert_eq!(front.free_slots(), 32);
+    }
+}
+
+#[test]
+fn consume_reads_peer_index_only_when_needed() {
+    let mut pages = [Page::new()];
+    let (mut front, mut back, evil) = small_ring(&mut pages, 8, 0);
+    for i in 0..4 {
+        front.stage(i).unwrap();
+    }
+    let _ = front.push_requests();
+    assert_eq!(back.consume_requests(1, drop), Ok(1)); // sees req_prod = 4
+    // A bogus req_prod now is not read while three requests are already known...
+    evil.store_u32(crate::layout::REQ_PROD, 1000);
+    assert_eq!(back.consume_requests(3, drop), Ok(3));
+    // ...and is caught as soon as it is.
+    assert!(back.consume_requests(1, drop).is_err());
+}
+
+#[test]
+fn stage_iter_takes_only_what_fits() {
+    let mut pages = [Page::new()];
+    let (mut front, mut back, _) = small_ring(&mut pages, 4, u32::MAX - 1);
+    let mut it = 10..20u64;
+    assert_eq!(front.stage_iter(&mut it), 4, "wraps the slot array and the index");
+    assert_eq!(it.next(), Some(14), "the fifth item was not consumed");
+    assert_eq!(front.stage_iter(15..16), 0);
+    let _ = front.push_requests();
+    let mut got = Vec::new();
+    assert_eq!(back.consume_requests(u32::MAX, |r| got.push(r)), Ok(4));
+    assert_eq!(got, [10, 11, 12, 13]);
+    assert_eq!(back.stage_responses(&[1, 2]), 2);
+    let _ = back.push_responses();
+    assert_eq!(front.poll_responses(drop), Ok(2));
+    assert_eq!(front.stage_iter([7u64]), 1, "iterator shorter than the space");
+    assert_eq!(front.staged(), 1);
+}

@@ -28,7 +28,8 @@ impl Evtchn {
     /// `false` if nothing arrived in time.
     fn wait(&self) -> bool {
         let guard = self.pending.lock().unwrap();
-        let (mut p, _) = self.cv.wait_timeout_while(guard, Duration::from_secs(10), |p| !*p).unwrap();
+        let (mut p, _) =
+            self.cv.wait_timeout_while(guard, Duration::from_secs(10), |p| !*p).unwrap();
         std::mem::take(&mut *p)
     }
 }
@@ -91,8 +92,14 @@ fn two_threads_with_event_channels() {
 
 #[test]
 fn hostile_thread_cannot_hang_or_crash_the_back_end() {
+    // u64 requests and u64 responses: the honest end's slot accesses are then all 8-byte
+    // words, the same width the hostile thread writes with.
     let mut pages = [Page::new()];
-    let (_front, mut back, evil) = small_ring(&mut pages, 8, 0);
+    let mem = SharedMem::new(&mut pages).shrink_to(64 + 8 * 8);
+    let evil = mem.peer_view();
+    let mut ring = SharedRing::<u64, u64>::new(mem).unwrap();
+    ring.init();
+    let (_front, mut back) = ring.split();
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         s.spawn(|| {
@@ -103,7 +110,11 @@ fn hostile_thread_cannot_hang_or_crash_the_back_end() {
                 x ^= x << 5;
                 // Plausible producer values most of the time, garbage sometimes; slot contents
                 // rewritten underneath the reader (u64 words, as the honest end reads them).
-                let prod = if x % 4 == 0 { x } else { evil.load_u32(REQ_PROD).wrapping_add(x % 3) };
+                let prod = if x.is_multiple_of(4) {
+                    x
+                } else {
+                    evil.load_u32(REQ_PROD).wrapping_add(x % 3)
+                };
                 evil.store_u32(REQ_PROD, prod);
                 evil.write_bytes(64 + 8 * (x as usize % 8), &u64::from(x).to_ne_bytes());
             }

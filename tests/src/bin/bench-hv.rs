@@ -33,7 +33,7 @@ fn median(v: &[(u64, u64)]) -> (u64, u64) {
 fn ours(boots: usize) -> BTreeMap<String, Vec<(u64, u64)>> {
     let mut out = BTreeMap::new();
     for i in 0..boots {
-        let mut b = Boot::new(&format!("bench-hv-{i}"), "dom0", "test=bench floor=1");
+        let mut b = Boot::new(&format!("bench-hv-{i}"), "dom0", "test=bench+mmubench floor=1");
         b.memory_mib = 1024;
         parse(&b.run().text(), &mut out);
         let pair = |args: &str| (image("pv-guest"), args.to_string());
@@ -67,7 +67,7 @@ fn xen(boots: usize) -> BTreeMap<String, Vec<(u64, u64)>> {
         let o = Command::new(&tool)
             .args(["--timeout", "120", "--until", "dom0: powering off"])
             .arg(image("dom0"))
-            .arg("test=bench")
+            .arg("test=bench+mmubench")
             .stdin(Stdio::null())
             .output();
         if let Ok(o) = o {

@@ -94,13 +94,8 @@ fn populate(
         with_mm(|mm| mm.set_m2p(mfn, pfn));
         p2m.push(mfn);
     }
-    let shared_info = with_mm(|mm| mm.alloc_xen_frame())
-        .ok_or_else(|| format!("{}: no memory for shared_info", spec.name))?;
-    mem::zero_frame(shared_info);
-    // Every vCPU starts with event delivery masked.
-    mem::frame_byte(shared_info, VI_UPCALL_MASK).store(1, core::sync::atomic::Ordering::Relaxed);
-    with_mm(|mm| mm.share_xen_frame(shared_info, id))
-        .map_err(|e| format!("{}: {e:?}", spec.name))?;
+    let shared_info =
+        new_shared_info(id).map_err(|e| format!("{}: shared_info: {e:?}", spec.name))?;
 
     let mut flags = 0;
     if spec.privileged {
@@ -143,25 +138,18 @@ fn populate(
     ctx.regs.rflags = 0x200;
     ctx.regs.cs = u64::from(GUEST_CS64);
     ctx.regs.ss = u64::from(GUEST_DS);
-    let sched_id = sched::register(spec.sched);
-    let vcpu = Arc::new(Vcpu::new(0, id, sched_id, ctx, (shared_info, 0)));
-    vcpu.is_up.store(true, core::sync::atomic::Ordering::Release);
-    let d = Arc::new(Domain {
+    let (d, vcpu) = new_domain(
         id,
-        name: spec.name.to_string(),
-        is_privileged: spec.privileged,
+        &spec.name,
+        spec.privileged,
         shared_info,
         nr_pages,
-        state: Mutex::new(DomState::Running),
-        is_paused: AtomicBool::new(false),
-        vcpus: alloc::vec![vcpu.clone()],
-        vm_assist: AtomicU64::new(0),
-        log_limit: Mutex::new(RateLimit::new(10, 500_000_000)),
-        console_line: Mutex::new(Vec::new()),
-        evtchn: Mutex::new(evtchn),
-        grants: Mutex::new(GrantTable::new()),
-        auto_destroy: spec.auto_destroy,
-    });
+        evtchn,
+        ctx,
+        spec.sched,
+        spec.auto_destroy,
+    );
+    vcpu.is_up.store(true, core::sync::atomic::Ordering::Release);
     if let (Some(console), Some(store)) = (built.console_mfn, built.store_mfn) {
         let seed = grants::seed_entry(&d, 0, DomId(0), console, false).and(grants::seed_entry(
             &d,
@@ -176,4 +164,77 @@ fn populate(
     domain::insert(d.clone());
     sched::add_vcpu(vcpu);
     Ok((d, built))
+}
+
+/// A zeroed shared_info page shared with `id`, every vCPU's events masked.
+fn new_shared_info(id: DomId) -> Result<Mfn, hypercall_abi::Errno> {
+    let shared_info = with_mm(|mm| mm.alloc_xen_frame()).ok_or(hypercall_abi::Errno::ENOMEM)?;
+    mem::zero_frame(shared_info);
+    mem::frame_byte(shared_info, VI_UPCALL_MASK).store(1, core::sync::atomic::Ordering::Relaxed);
+    with_mm(|mm| mm.share_xen_frame(shared_info, id))?;
+    Ok(shared_info)
+}
+
+/// The Domain and its vCPU 0 (not yet up, not yet registered).
+#[allow(clippy::too_many_arguments)]
+fn new_domain(
+    id: DomId,
+    name: &str,
+    privileged: bool,
+    shared_info: Mfn,
+    nr_pages: u64,
+    evtchn: EvtchnTable,
+    ctx: VcpuContext,
+    sched_params: Params,
+    auto_destroy: bool,
+) -> (Arc<Domain>, Arc<Vcpu>) {
+    let sched_id = sched::register(sched_params);
+    let vcpu = Arc::new(Vcpu::new(0, id, sched_id, ctx, (shared_info, 0)));
+    let d = Arc::new(Domain {
+        id,
+        name: name.to_string(),
+        is_privileged: privileged,
+        shared_info,
+        nr_pages,
+        state: Mutex::new(DomState::Running),
+        is_paused: AtomicBool::new(false),
+        vcpus: alloc::vec![vcpu.clone()],
+        vm_assist: AtomicU64::new(0),
+        log_limit: Mutex::new(RateLimit::new(10, 500_000_000)),
+        console_line: Mutex::new(Vec::new()),
+        evtchn: Mutex::new(evtchn),
+        grants: Mutex::new(GrantTable::new()),
+        auto_destroy,
+    });
+    (d, vcpu)
+}
+
+/// XEN_DOMCTL_createdomain: an empty, paused domain with no memory yet (the toolstack gives it
+/// some with memory_op on its behalf and builds it) and one vCPU that is not up.
+pub fn create_empty(id: DomId, max_pages: u64) -> Result<Arc<Domain>, hypercall_abi::Errno> {
+    with_mm(|mm| mm.domain_create(id, max_pages, false))?;
+    let shared_info = match new_shared_info(id) {
+        Ok(s) => s,
+        Err(e) => {
+            with_mm(|mm| mm.domain_forget(id));
+            return Err(e);
+        }
+    };
+    let evtchn = EvtchnTable::new(id, 1, 1024);
+    let (d, vcpu) = new_domain(
+        id,
+        &format!("domain-{}", id.0),
+        false,
+        shared_info,
+        0,
+        evtchn,
+        VcpuContext::new(),
+        Params::default(),
+        false,
+    );
+    d.is_paused.store(true, core::sync::atomic::Ordering::Release);
+    super::clock::publish_wallclock(&d);
+    domain::insert(d.clone());
+    sched::add_vcpu(vcpu);
+    Ok(d)
 }

@@ -76,6 +76,9 @@ pub struct VcpuContext {
     pub syscall_callback: Callback,
     /// Virtual CR0.TS set by `fpu_taskswitch`.
     pub guest_ts: bool,
+    /// Virtual I/O privilege level (`physdev_op(set_iopl)`): the guest kernel's port I/O is
+    /// emulated when it is at least 1.
+    pub iopl: u8,
 }
 
 /// What a vCPU in SCHEDOP_poll waits for.
@@ -267,6 +270,7 @@ impl VcpuContext {
             failsafe_callback: Callback::default(),
             syscall_callback: Callback::default(),
             guest_ts: false,
+            iopl: 0,
         }
     }
 }

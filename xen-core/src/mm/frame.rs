@@ -100,8 +100,11 @@ impl FrameInfo {
 /// A domain's memory accounting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DomMem {
-    /// Frames the domain owns (including ones released but still referenced).
+    /// Frames the domain owns (including ones released but still referenced), not counting
+    /// hypervisor pages shared with it (`xen_pages`), as Xen counts.
     pub tot_pages: u64,
+    /// Hypervisor pages shared with the domain (shared_info, grant-table frames).
+    pub xen_pages: u64,
     /// Ceiling on `tot_pages`.
     pub max_pages: u64,
     /// May map I/O memory and other domains' frames (dom0).
@@ -235,7 +238,14 @@ impl<'f> Mm<'f> {
         }
         self.doms.insert(
             dom,
-            DomMem { tot_pages: 0, max_pages, is_privileged, is_dying: false, head: NO_FRAME },
+            DomMem {
+                tot_pages: 0,
+                xen_pages: 0,
+                max_pages,
+                is_privileged,
+                is_dying: false,
+                head: NO_FRAME,
+            },
         );
         Ok(())
     }
@@ -299,6 +309,20 @@ impl<'f> Mm<'f> {
         Ok(())
     }
 
+    /// A guest gives a frame back (XENMEM_decrease_reservation). Refused while the frame is a
+    /// page table (EBUSY): the guest must unpin and unhook it first; otherwise the allocation
+    /// reference goes and the frame is freed once nothing else uses it.
+    pub fn guest_remove_page(&mut self, dom: DomId, mfn: Mfn) -> Result<(), Errno> {
+        let f = *self.frame(mfn).ok_or(Errno::EINVAL)?;
+        if f.owner != dom {
+            return Err(Errno::EINVAL);
+        }
+        if f.ptype.level().is_some() && f.type_count > 0 {
+            return Err(Errno::EBUSY);
+        }
+        self.domain_release(dom, mfn)
+    }
+
     fn is_dying(&self, dom: DomId) -> bool {
         self.doms.get(&dom).is_some_and(|d| d.is_dying)
     }
@@ -343,7 +367,7 @@ impl<'f> Mm<'f> {
 
     /// Forgets a domain's accounting once it owns nothing.
     pub fn domain_forget(&mut self, dom: DomId) -> bool {
-        if self.doms.get(&dom).is_some_and(|d| d.tot_pages == 0) {
+        if self.doms.get(&dom).is_some_and(|d| d.tot_pages == 0 && d.xen_pages == 0) {
             self.doms.remove(&dom);
             return true;
         }
@@ -351,10 +375,15 @@ impl<'f> Mm<'f> {
     }
 
     fn list_insert(&mut self, dom: DomId, i: u32) {
+        let is_xen = self.frames[i as usize].has(flags::XEN_HEAP);
         let d = self.doms.get_mut(&dom).expect("domain accounted");
         let head = d.head;
         d.head = i;
-        d.tot_pages += 1;
+        if is_xen {
+            d.xen_pages += 1;
+        } else {
+            d.tot_pages += 1;
+        }
         self.frames[i as usize].prev = NO_FRAME;
         self.frames[i as usize].next = head;
         if head != NO_FRAME {
@@ -364,6 +393,7 @@ impl<'f> Mm<'f> {
 
     fn list_remove(&mut self, dom: DomId, i: u32) {
         let (prev, next) = (self.frames[i as usize].prev, self.frames[i as usize].next);
+        let is_xen = self.frames[i as usize].has(flags::XEN_HEAP);
         let d = self.doms.get_mut(&dom).expect("domain accounted");
         if prev == NO_FRAME {
             d.head = next;
@@ -373,7 +403,11 @@ impl<'f> Mm<'f> {
         if next != NO_FRAME {
             self.frames[next as usize].prev = prev;
         }
-        d.tot_pages -= 1;
+        if is_xen {
+            d.xen_pages -= 1;
+        } else {
+            d.tot_pages -= 1;
+        }
     }
 
     /// Marks a domain as dying: it can allocate nothing more and its shared pages may go.

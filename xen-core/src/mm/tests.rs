@@ -212,3 +212,20 @@ fn plain_writes_to_data_pages_and_preserve_ad() {
     assert_eq!(mm.update_entry(&mut mem, l1, 512, 0, ctx, false), Err(Errno::EINVAL));
     assert_eq!(mm.update_entry(&mut mem, l1, 0, 1 | (1 << 60), ctx, false), Err(Errno::EINVAL));
 }
+
+#[test]
+fn a_guest_cannot_free_its_page_tables_or_others_frames() {
+    let (mut mm, mut mem) = (mm(64), FakeMem::default());
+    let data = mm.domain_alloc(D1).unwrap();
+    let [l4, _, _, l1] = chain(&mut mm, &mut mem, data, true);
+    mm.pin(&mut mem, l4, 4, D1).unwrap();
+    assert_eq!(mm.guest_remove_page(D1, l1), Err(Errno::EBUSY));
+    assert_eq!(mm.guest_remove_page(D2, data), Err(Errno::EINVAL), "not D2's");
+    assert_eq!(mm.guest_remove_page(D1, Mfn(3)), Err(Errno::EINVAL), "hypervisor frame");
+    // A mapped data page can be given back: it lives on until the mapping goes.
+    mm.guest_remove_page(D1, data).unwrap();
+    assert_eq!(mm.frame(data).unwrap().owner, D1);
+    mm.unpin(&mut mem, l4, D1).unwrap();
+    assert_eq!(mm.frame(data).unwrap().owner, DomId::INVALID, "freed with its last mapping");
+    mm.guest_remove_page(D1, l1).unwrap();
+}

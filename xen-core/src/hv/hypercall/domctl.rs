@@ -51,6 +51,17 @@ pub fn domctl(_hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
             op.u[..96].copy_from_slice(zerocopy::IntoBytes::as_bytes(&info));
             copy_out(a[0], &op)?;
         }
+        XEN_DOMCTL_CREATEDOMAIN => {
+            let id =
+                if op.domain.0 == 0 { domain::free_id().ok_or(Errno::ENOSPC)? } else { op.domain };
+            if id.0 >= DomId::FIRST_RESERVED.0 || domain::get(id).is_some() {
+                return Err(Errno::EEXIST);
+            }
+            // Memory is given later (max_mem, then memory_op on the domain's behalf).
+            super::super::build::create_empty(id, 0)?;
+            op.domain = id;
+            copy_out(a[0], &op)?;
+        }
         XEN_DOMCTL_DESTROYDOMAIN => {
             let d = domain::get(op.domain).ok_or(Errno::ESRCH)?;
             if d.id == DomId(0) {

@@ -13,6 +13,7 @@ use hypercall_abi::mmu::{
 use hypercall_abi::{DomId, Errno, Mfn};
 use xen_core::mm::types::{PTE_PRESENT, pte_mfn};
 use xen_core::mm::{MapCtx, Mm, PageType};
+use zerocopy::IntoBytes;
 
 use super::super::arch::paging;
 use super::super::domain;
@@ -21,6 +22,8 @@ use super::{Hc, HcResult, copy_in, copy_out};
 
 /// Requests handled per hypercall entry before restarting.
 const BATCH: u64 = 512;
+/// Requests copied in at once.
+const CHUNK: usize = 32;
 /// Marks a restarted batch in the count argument, so `done` accumulates.
 const PREEMPTED: u64 = 1 << 31;
 
@@ -74,19 +77,23 @@ pub fn mmu_update(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     let n = count.min(BATCH);
     let mut result = Ok(());
     let mut i = 0;
-    while i < n {
-        let req: MmuUpdate = match copy_in(reqs + i * 16) {
-            Ok(r) => r,
-            Err(e) => {
-                result = Err(e);
-                break;
-            }
-        };
-        if let Err(e) = apply_update(hc, &req, ctx) {
+    // Requests are copied in chunks (one guest access each) and applied under one MM lock.
+    let mut chunk = [MmuUpdate::default(); CHUNK];
+    'outer: while i < n {
+        let k = (n - i).min(CHUNK as u64) as usize;
+        if let Err(e) =
+            super::super::arch::uaccess::copy_from_guest(chunk[..k].as_mut_bytes(), reqs + i * 16)
+        {
             result = Err(e);
             break;
         }
-        i += 1;
+        for req in &chunk[..k] {
+            if let Err(e) = apply_update(hc, req, ctx) {
+                result = Err(e);
+                break 'outer;
+            }
+            i += 1;
+        }
     }
     with_mm(finish);
     let done = done_before.wrapping_add(i as u32);
@@ -166,6 +173,32 @@ pub fn update_va_mapping(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
         UVMF_TLB_FLUSH => paging::flush_tlb_local(),
         UVMF_INVLPG => paging::invlpg(va),
         _ => {}
+    }
+    Ok(Some(0))
+}
+
+/// `update_va_mapping_otherdomain(va, pte, flags, domid)` (dom0): the same in another
+/// domain's (kernel) page table, with that domain's frames.
+pub fn update_va_mapping_otherdomain(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
+    let (va, pte, flags, dom) = (a[0], a[1], a[2], DomId(a[3] as u16));
+    if a[3] > u64::from(u16::MAX) {
+        return Err(Errno::EINVAL);
+    }
+    let d = super::super::events::target_domain(hc.dom, dom)?;
+    let root = d.vcpus.first().map(|v| v.ctx.lock().guest_table).ok_or(Errno::ESRCH)?;
+    let ctx = MapCtx { dom: d.id, foreign: None };
+    with_mm(|mm| -> Result<(), Errno> {
+        let (l1, index) = find_l1(root, va)?;
+        let f = mm.frame(l1).ok_or(Errno::EINVAL)?;
+        if f.ptype != PageType::L1 || f.type_count == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let r = mm.update_entry(&mut DirectPageMem, l1, index, pte, ctx, false);
+        finish(mm);
+        r
+    })?;
+    if flags & UVMF_FLUSHTYPE_MASK != 0 {
+        paging::flush_tlb_local();
     }
     Ok(Some(0))
 }

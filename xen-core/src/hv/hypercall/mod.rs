@@ -11,8 +11,12 @@ mod console;
 mod domctl;
 mod evtchn;
 mod grant;
+mod memory;
 mod mmu;
+mod multicall;
+mod physdev;
 mod sched_op;
+mod sysctl;
 mod vcpu;
 mod version;
 
@@ -119,6 +123,16 @@ pub const TABLE: &[Desc] = &[
         who: Who::Any,
     },
     Desc { nr: nr::DOMCTL, name: "domctl", handler: domctl::domctl, who: Who::Privileged },
+    Desc { nr: nr::MEMORY_OP, name: "memory_op", handler: memory::memory_op, who: Who::Any },
+    Desc { nr: nr::SYSCTL, name: "sysctl", handler: sysctl::sysctl, who: Who::Privileged },
+    Desc { nr: nr::MULTICALL, name: "multicall", handler: multicall::multicall, who: Who::Any },
+    Desc { nr: nr::PHYSDEV_OP, name: "physdev_op", handler: physdev::physdev_op, who: Who::Any },
+    Desc {
+        nr: nr::UPDATE_VA_MAPPING_OTHERDOMAIN,
+        name: "update_va_mapping_otherdomain",
+        handler: mmu::update_va_mapping_otherdomain,
+        who: Who::Privileged,
+    },
 ];
 
 /// Hypercall numbers go up to 63; INDEX maps each to its TABLE entry (0xFF: none), built at

@@ -6,6 +6,7 @@ pub mod boot;
 pub mod cpu;
 pub mod entry;
 pub mod fpu;
+pub mod io;
 pub mod irq;
 pub mod layout;
 pub mod paging;
