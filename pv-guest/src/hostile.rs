@@ -4,7 +4,7 @@
 //! asserts every attack was refused and the victim's memory did not change.
 
 use alloc::format;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use hypercall_abi::guest::{self, raw};
@@ -40,7 +40,7 @@ fn write_pte(va: u64, pte: u64) -> Result<u64, Errno> {
 
 fn refused(r: Result<u64, Errno>) -> Result<String, String> {
     match r {
-        Err(e) => Ok(format!("{}", e.name().unwrap_or("errno"))),
+        Err(e) => Ok(e.name().unwrap_or("errno").to_string()),
         Ok(v) => Err(format!("returned {v}")),
     }
 }
@@ -127,7 +127,7 @@ pub fn run() {
         "free-page-table-in-use",
         match done {
             Ok(0) => Ok("0 extents released".into()),
-            Err(e) => Ok(format!("{}", e.name().unwrap_or("errno"))),
+            Err(e) => Ok(e.name().unwrap_or("errno").to_string()),
             Ok(n) => Err(format!("{n} extents released")),
         },
     );

@@ -317,8 +317,10 @@ fn bench() {
         );
     }
     // Loopback event channel: send on one end, see it pending on the other.
-    if let (Ok(a), true) = (guest::evtchn_alloc_unbound(hypercall_abi::DomId::SELF_), true) {
-        if let Ok(b) = guest::evtchn_bind_interdomain(hypercall_abi::DomId::SELF_, a) {
+    if let Ok(a) = guest::evtchn_alloc_unbound(hypercall_abi::DomId::SELF_)
+        && let Ok(b) = guest::evtchn_bind_interdomain(hypercall_abi::DomId::SELF_, a)
+    {
+        {
             crate::events::mask(a);
             bench_line(
                 "evtchn-send-loopback",

@@ -31,7 +31,6 @@ pub fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
 }
 
 /// The workspace root.
-
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

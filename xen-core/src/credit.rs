@@ -204,11 +204,11 @@ impl Credit {
     /// shortened by what its cap leaves and by the next refill.
     pub fn run_for(&self, id: usize, now: u64) -> u64 {
         let mut t = self.slice_ns;
-        if let Some(e) = self.ents.get(id) {
-            if e.params.cap_pct != 0 {
-                let budget = self.period_ns * u64::from(e.params.cap_pct) / 100;
-                t = t.min(budget.saturating_sub(e.used_in_period_ns));
-            }
+        if let Some(e) = self.ents.get(id)
+            && e.params.cap_pct != 0
+        {
+            let budget = self.period_ns * u64::from(e.params.cap_pct) / 100;
+            t = t.min(budget.saturating_sub(e.used_in_period_ns));
         }
         t.min(self.next_refill_ns.saturating_sub(now)).max(MIN_RUN_NS)
     }

@@ -248,13 +248,12 @@ pub fn close(
             if let Ok(rp) = local.slot(remote_port) {
                 rp.binding = Binding::Unbound { remote: me };
             }
-        } else if let Some(peer) = peer {
-            if peer.dom == remote
-                && let Ok(rp) = peer.slot(remote_port)
-                && rp.binding == (Binding::Interdomain { remote: me, remote_port: port })
-            {
-                rp.binding = Binding::Unbound { remote: me };
-            }
+        } else if let Some(peer) = peer
+            && peer.dom == remote
+            && let Ok(rp) = peer.slot(remote_port)
+            && rp.binding == (Binding::Interdomain { remote: me, remote_port: port })
+        {
+            rp.binding = Binding::Unbound { remote: me };
         }
     }
     local.free(port);

@@ -76,10 +76,11 @@ pub fn is_pending(d: &Domain, port: EvtchnPort) -> bool {
 pub fn unmask(d: &Domain, port: EvtchnPort, vcpu: u32) {
     let bit = 1u64 << (port.0 % 64);
     let was = mask_word(d, port).fetch_and(!bit, Ordering::SeqCst);
-    if was & bit != 0 && pending_word(d, port).load(Ordering::SeqCst) & bit != 0 {
-        if let Some(v) = d.vcpus.get(vcpu as usize) {
-            mark_upcall(v, port);
-        }
+    if was & bit != 0
+        && pending_word(d, port).load(Ordering::SeqCst) & bit != 0
+        && let Some(v) = d.vcpus.get(vcpu as usize)
+    {
+        mark_upcall(v, port);
     }
 }
 

@@ -14,7 +14,6 @@ use core::sync::atomic::Ordering;
 
 use hypercall_abi::grant_table::*;
 use hypercall_abi::{DomId, Errno, Mfn};
-use spin::Mutex;
 use xen_core::grant::{self, Book, Entry, MapEntry};
 use xen_core::mm::types::{PTE_PRESENT, PTE_RW, PTE_USER, pte_mfn};
 use xen_core::mm::{MapCtx, PageType};
@@ -117,7 +116,7 @@ fn with_two<R>(
 
 /// Finds the L1 table and slot that map `va` in the L4 `root`.
 fn l1_slot(root: Mfn, va: u64) -> Option<(Mfn, usize)> {
-    if !super::arch::uaccess::is_guest_range(va, 1) || va % 4096 != 0 {
+    if !super::arch::uaccess::is_guest_range(va, 1) || !va.is_multiple_of(4096) {
         return None;
     }
     let mut table = root;
@@ -367,9 +366,4 @@ pub fn query_size(caller: &Arc<Domain>, op: &mut GnttabQuerySize) {
         }
         Err(_) => op.status = GNTST_BAD_DOMAIN,
     }
-}
-
-/// Number of grant-table frames `d` has (tests, accounting).
-pub fn nr_frames(d: &Domain) -> usize {
-    d.grants.lock().frames.len()
 }

@@ -57,12 +57,12 @@ pub fn run_expired() {
                 }
             }
             let period = v.periodic_ns.load(Ordering::Acquire);
-            if period != 0 {
-                let mut due = v.periodic_next.load(Ordering::Acquire);
+            let mut due = v.periodic_next.load(Ordering::Acquire);
+            if let Some(missed) = (now.saturating_sub(due)).checked_div(period) {
                 if due <= now {
                     events::send_virq(&d, v.id, VIRQ_TIMER);
                     // Missed periods are skipped, not replayed in a burst.
-                    due += ((now - due) / period + 1) * period;
+                    due += (missed + 1) * period;
                     v.periodic_next.store(due, Ordering::Release);
                 }
                 next = next.min(due);

@@ -33,7 +33,7 @@ fn has_error_code(vector: u64) -> bool {
 
 /// Entry from an IDT stub.
 pub fn trap(regs: &mut GuestRegs) {
-    if !regs.from_guest() {
+    if !regs.is_from_guest() {
         hypervisor_trap(regs);
         return;
     }

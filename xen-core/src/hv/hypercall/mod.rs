@@ -163,8 +163,14 @@ pub fn dispatch(vcpu: &Arc<Vcpu>, dom: &Arc<Domain>, ctx: &mut VcpuContext, regs
     let number = regs.rax;
     let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8];
     let result = match lookup(number) {
-        None => Err(Errno::ENOSYS),
-        Some(d) if d.who == Who::Privileged && !dom.is_privileged => Err(Errno::EPERM),
+        None => {
+            crate::guest_log!(**dom, "unknown hypercall {number}");
+            Err(Errno::ENOSYS)
+        }
+        Some(d) if d.who == Who::Privileged && !dom.is_privileged => {
+            crate::guest_log!(**dom, "{} is for the privileged domain only", d.name);
+            Err(Errno::EPERM)
+        }
         Some(d) => {
             let mut hc = Hc { vcpu, dom, ctx, regs };
             (d.handler)(&mut hc, args)

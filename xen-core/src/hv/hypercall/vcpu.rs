@@ -84,7 +84,7 @@ pub fn vcpu_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
         VCPUOP_REGISTER_VCPU_INFO => {
             let r: VcpuRegisterVcpuInfo = copy_in(arg)?;
             let off = r.offset as usize;
-            if off % 8 != 0 || off + 64 > 4096 {
+            if !off.is_multiple_of(8) || off + 64 > 4096 {
                 return Err(Errno::EINVAL);
             }
             let mfn = Mfn(r.mfn);

@@ -215,13 +215,6 @@ pub fn init_boot_cpu(
     }
 }
 
-/// Points the TSS's ring-0 stack at `top` (the current CPU's hypervisor stack).
-pub fn set_kernel_stack(top: u64) {
-    // SAFETY: the TSS belongs to this CPU; the hardware only reads RSP0 on the next ring change,
-    // which cannot happen while we run here with interrupts off.
-    unsafe { (*CPU0_TABLES.tss.get()).privilege_stack_table[0] = VirtAddr::new(top) };
-}
-
 /// CPUID leaf values.
 pub fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
     let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);

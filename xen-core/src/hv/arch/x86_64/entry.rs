@@ -51,7 +51,6 @@ pub struct GuestRegs {
 pub const SYSCALL_FLOOR_PROBE: i64 = -42;
 
 /// Marks a frame built by the `syscall` entry.
-
 pub const SYSCALL_VECTOR: u64 = 0x100;
 /// Distance between IDT stubs; the IDT points at `stubs + vector * STUB_STRIDE`.
 pub const STUB_STRIDE: u64 = 16;
@@ -65,7 +64,7 @@ static_assertions::const_assert_eq!(offset_of!(GuestRegs, rsp) - offset_of!(Gues
 
 impl GuestRegs {
     /// Whether the frame was taken in ring 3 (a guest), not in the hypervisor.
-    pub fn from_guest(&self) -> bool {
+    pub fn is_from_guest(&self) -> bool {
         self.cs & 3 == 3
     }
 }

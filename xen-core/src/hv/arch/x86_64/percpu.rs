@@ -3,7 +3,7 @@
 //! the offsets exported below, checked at compile time against the Rust layout.
 
 use core::mem::offset_of;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::AtomicU64;
 
 /// The part of per-CPU state the entry assembly touches, plus the CPU's identity.
 #[repr(C, align(64))]
@@ -25,13 +25,5 @@ static_assertions::const_assert_eq!(PERCPU_SCRATCH_RSP, 8);
 impl PerCpu {
     pub const fn new(cpu_id: u32) -> Self {
         Self { stack_top: AtomicU64::new(0), scratch_rsp: AtomicU64::new(0), cpu_id, _pad: 0 }
-    }
-
-    pub fn stack_top(&self) -> u64 {
-        self.stack_top.load(Ordering::Relaxed)
-    }
-
-    pub fn scratch(&self) -> u64 {
-        self.scratch_rsp.load(Ordering::Relaxed)
     }
 }
