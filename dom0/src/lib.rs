@@ -8,4 +8,6 @@ extern crate alloc;
 
 #[cfg(target_os = "none")]
 pub mod ctl;
+#[cfg(target_os = "none")]
+pub mod services;
 pub mod xenstore;

@@ -12,6 +12,7 @@ mod kernel {
     use core::sync::atomic::{AtomicU64, Ordering};
 
     use dom0::ctl;
+    use dom0::services::{Config, Services};
     use hypercall_abi::DomId;
     use hypercall_abi::event_channel::VIRQ_DOM_EXC;
     use hypercall_abi::guest;
@@ -42,41 +43,99 @@ mod kernel {
             });
             let _ = events::unmask(port);
         }
-
-        let domus = || ctl::domains().into_iter().filter(|d| d.domain != DomId(0)).count();
-        if domus() > 0 {
-            println!("dom0: {} domU(s) running", domus());
-            let share_s = param(line, "cpushare", 0);
-            if share_s > 0 {
-                cpu_share(share_s);
-            }
-            let limit = time::now_ns() + param(line, "domu_timeout_s", 120) * 1_000_000_000;
-            // wait_for=<domid>: when that domain is gone, the rest (CPU hogs) are destroyed.
-            if let Some(id) =
-                pv_guest::cmdline_value(line, "wait_for").and_then(|v| v.parse::<u16>().ok())
-            {
-                let alive = || ctl::domains().iter().any(|d| d.domain == DomId(id));
-                while alive() && time::now_ns() < limit {
-                    let _ = guest::set_timer_op(time::now_ns() + 200_000_000);
-                    events::wait();
-                }
-                for d in ctl::domains().iter().filter(|d| d.domain != DomId(0)) {
-                    let _ = ctl::destroy(d.domain);
-                }
-            }
-            while domus() > 0 && time::now_ns() < limit {
-                let _ = guest::set_timer_op(time::now_ns() + 500_000_000);
-                events::wait();
-            }
-            match domus() {
-                0 => println!("dom0: all domUs are gone"),
-                n => println!(
-                    "dom0: {n} domU(s) still running after the timeout; powering off anyway"
-                ),
-            }
-        }
+        serve(line, param(line, "cpushare", 0));
         println!("dom0: powering off");
         pv_guest::shutdown(SHUTDOWN_POWEROFF)
+    }
+
+    /// The domUs alive now (not dying).
+    fn live_domus() -> alloc::vec::Vec<hypercall_abi::domctl::GetDomainInfo> {
+        ctl::domains()
+            .into_iter()
+            .filter(|d| {
+                d.domain != DomId(0) && d.flags & hypercall_abi::domctl::XEN_DOMINF_DYING == 0
+            })
+            .collect()
+    }
+
+    /// Serves the domUs (XenStore, consoles) until they are all gone. `wait_for=<domid>`:
+    /// once that one is gone, the others (CPU hogs) are destroyed. `serve=1`: never stop.
+    fn serve(line: &str, cpushare_s: u64) {
+        let cfg = Config {
+            vcons: param(line, "vcons", 0) != 0,
+            vcons_restart_after: param(line, "vcons_restart_after", 0),
+            serve: param(line, "serve", 0) != 0,
+        };
+        let serve_forever = cfg.serve;
+        let wait_for =
+            pv_guest::cmdline_value(line, "wait_for").and_then(|v| v.parse::<u16>().ok());
+        let limit = time::now_ns() + param(line, "domu_timeout_s", 120) * 1_000_000_000;
+        let mut svc = Services::new(cfg);
+        let mut seen_exc = u64::MAX;
+        let mut measured = cpushare_s == 0;
+        loop {
+            let exc = DOM_EXC.load(Ordering::SeqCst);
+            if exc != seen_exc {
+                seen_exc = exc;
+                let live = live_domus();
+                for d in &live {
+                    if !svc.guest_ids().contains(&d.domain.0) {
+                        let name = domain_name(d.domain);
+                        svc.adopt(d.domain, &name);
+                        // Everything it needs is connected: let it run.
+                        let _ = ctl::unpause(d.domain);
+                    }
+                }
+                let gone: alloc::vec::Vec<u16> = svc
+                    .guest_ids()
+                    .into_iter()
+                    .filter(|id| !live.iter().any(|d| d.domain.0 == *id))
+                    .collect();
+                for id in gone {
+                    svc.forget(DomId(id));
+                }
+                if let Some(id) = wait_for
+                    && !live.iter().any(|d| d.domain.0 == id)
+                {
+                    for d in &live {
+                        let _ = ctl::destroy(d.domain);
+                    }
+                }
+                if live.is_empty() && !serve_forever {
+                    println!("dom0: all domUs are gone");
+                    return;
+                }
+            }
+            svc.round();
+            if !measured {
+                measured = true;
+                cpu_share(cpushare_s);
+            }
+            if time::now_ns() > limit && !serve_forever {
+                println!(
+                    "dom0: {} domU(s) still running after the timeout; powering off anyway",
+                    live_domus().len()
+                );
+                return;
+            }
+            // Wake for events, and every 20 ms for serial input.
+            let _ = guest::set_timer_op(time::now_ns() + 20_000_000);
+            events::wait();
+        }
+    }
+
+    /// A domain's name, which the hypervisor passes in getdomaininfo's handle (`d<id>` if none).
+    fn domain_name(d: DomId) -> alloc::string::String {
+        let handle = ctl::domains()
+            .into_iter()
+            .find(|x| x.domain == d)
+            .map(|x| x.handle)
+            .unwrap_or_default();
+        let end = handle.iter().position(|&b| b == 0).unwrap_or(handle.len());
+        match core::str::from_utf8(&handle[..end]) {
+            Ok(n) if !n.is_empty() => n.into(),
+            _ => alloc::format!("d{}", d.0),
+        }
     }
 
     /// Measures how the CPU is shared among the domUs over `secs` seconds, reports it beside

@@ -33,6 +33,11 @@ pub(crate) fn start(si_va: u64) -> ! {
     if let Err(s) = crate::grant::init() {
         crate::println!("guest: grant table setup failed: {s}");
     }
+    // A domU talks to xenstored and prints through its PV console from here on.
+    if !si.is_initdomain() {
+        let _ = crate::xenstore::init(si);
+        crate::console::use_ring(si);
+    }
     #[allow(unsafe_code)]
     // SAFETY: the kernel defines `pv_kernel_main` through `kernel_main!`, with this signature.
     unsafe {

@@ -1,5 +1,8 @@
-//! Kernel output: `print!`/`println!` and a `log` backend, written through the `console_io`
-//! hypercall (the emergency console every PV guest has from its first instruction).
+//! Kernel output: `print!`/`println!` and a `log` backend. Early output goes through the
+//! `console_io` hypercall (the emergency console every PV guest has from its first
+//! instruction); a domU then switches to its PV console ring (start_info `console.domU`), which
+//! dom0's console back end drains. If the back end stops taking output (the ring stays full),
+//! output falls back to `console_io` rather than hang the kernel.
 
 use core::fmt::{self, Write};
 
@@ -17,15 +20,78 @@ impl Write for ConsoleIo {
     }
 }
 
+struct Ring {
+    ring: ring_buffers::ConsoleGuest<'static>,
+    port: hypercall_abi::EvtchnPort,
+}
+
+static RING: Mutex<Option<Ring>> = Mutex::new(None);
+
+/// Switches output to the PV console ring, if the domain has one. Returns whether it did.
+pub fn use_ring(si: &hypercall_abi::start_info::StartInfo) -> bool {
+    let c = si.console.domu();
+    if si.is_initdomain() || c.mfn.0 == 0 {
+        return false;
+    }
+    let Some(page) = crate::shared::own_page_for(c.mfn.0) else { return false };
+    let ring = crate::shared::console_ring(page).guest();
+    crate::events::on(c.evtchn, |_| {});
+    let _ = crate::events::unmask(c.evtchn);
+    *RING.lock() = Some(Ring { ring, port: c.evtchn });
+    true
+}
+
+/// Whether output goes to the PV console ring.
+pub fn on_ring() -> bool {
+    RING.lock().is_some()
+}
+
 /// Writes raw bytes to the console.
 pub fn write_bytes(bytes: &[u8]) {
-    let _ = guest::console_io_write(bytes);
+    let mut ring = RING.lock();
+    let Some(r) = ring.as_mut() else {
+        let _ = guest::console_io_write(bytes);
+        return;
+    };
+    let mut rest = bytes;
+    let mut stalls = 0;
+    while !rest.is_empty() {
+        match r.ring.write(rest) {
+            Ok(t) if t.bytes > 0 => {
+                rest = &rest[t.bytes..];
+                stalls = 0;
+                let _ = crate::events::send(r.port);
+            }
+            Ok(_) if stalls < 100 => {
+                // Full: wait (bounded) for the back end to drain it.
+                stalls += 1;
+                let _ = guest::set_timer_op(crate::time::now_ns() + 1_000_000);
+                crate::events::wait();
+            }
+            _ => {
+                // The back end is gone or the ring is broken: say so once and fall back.
+                *ring = None;
+                let _ = guest::console_io_write(
+                    b"[console ring stalled: falling back to console_io]\n",
+                );
+                let _ = guest::console_io_write(rest);
+                return;
+            }
+        }
+    }
+}
+
+/// Reads what dom0 sent to this console (input), if any.
+pub fn read_input(buf: &mut [u8]) -> usize {
+    RING.lock().as_mut().and_then(|r| r.ring.read(buf).ok()).map_or(0, |t| t.bytes)
 }
 
 #[doc(hidden)]
 pub fn _print(args: fmt::Arguments<'_>) {
+    // One write per print, so lines from different writers never interleave mid-line.
+    let text = alloc::fmt::format(args);
     let _g = LOCK.lock();
-    let _ = ConsoleIo.write_fmt(args);
+    let _ = ConsoleIo.write_str(&text);
 }
 
 /// Prints to the console.

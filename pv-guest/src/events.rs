@@ -66,6 +66,24 @@ pub fn on(port: EvtchnPort, h: Handler) {
     HANDLERS.lock().insert(port.0, h);
 }
 
+static QUEUED: Mutex<alloc::collections::BTreeSet<u32>> =
+    Mutex::new(alloc::collections::BTreeSet::new());
+
+fn queue_handler(port: EvtchnPort) {
+    QUEUED.lock().insert(port.0);
+}
+
+/// Registers a handler that only records that `port` fired; [`take_queued`] collects them.
+/// For services whose work cannot run in the upcall (dom0's back ends).
+pub fn on_queue(port: EvtchnPort) {
+    on(port, queue_handler);
+}
+
+/// The ports recorded by [`on_queue`] handlers since the last call.
+pub fn take_queued() -> alloc::vec::Vec<EvtchnPort> {
+    core::mem::take(&mut *QUEUED.lock()).into_iter().map(EvtchnPort).collect()
+}
+
 /// Forgets `port`'s handler.
 pub fn off(port: EvtchnPort) {
     HANDLERS.lock().remove(&port.0);

@@ -41,6 +41,12 @@ pub mod shared;
 pub mod time;
 #[cfg(target_os = "none")]
 pub mod traps;
+#[cfg(target_os = "none")]
+pub mod vcons;
+#[cfg(target_os = "none")]
+pub mod xenbus;
+#[cfg(target_os = "none")]
+pub mod xenstore;
 
 #[cfg(target_os = "none")]
 pub use boot::{cmdline, cmdline_value, shutdown, start_info};

@@ -14,6 +14,7 @@
 
 use core::sync::atomic::Ordering;
 
+use crate::shared;
 use hypercall_abi::event_channel::EvtchnStatusDetail;
 use hypercall_abi::guest;
 use hypercall_abi::{DomId, EvtchnPort, GrantRef};
@@ -33,6 +34,14 @@ pub fn run(line: &str) {
         Some("timers") => timers(),
         Some("yieldpair") => yieldpair(line),
         Some("hostile") => crate::hostile::run(),
+        Some("xenstore") => xenstore_test(line),
+        Some("grants") => grants(line),
+        Some("vcons") => vcons(line),
+        Some("flood") => flood(line),
+        Some("ticker") => ticker(line),
+        Some("corrupt-console") => corrupt_console(),
+        Some("storm") => storm(line),
+        Some("echo") => echo(line),
         Some("victim") => crate::hostile::victim(param(line, "seconds", 5)),
         Some(other) => println!("RESULT {other}: FAIL unknown scenario"),
         None => {}
@@ -246,4 +255,313 @@ fn yieldpair(line: &str) {
         let _ = guest::sched_yield();
     });
     crate::selftest::bench_line("yield-pair-iteration", c);
+}
+
+/// XenStore from a domU: its home, permissions, a watch, a transaction conflict, quotas.
+pub fn xenstore_test(line: &str) {
+    use crate::xenstore::{self, Store, XsError};
+    let peer: u16 = param(line, "peer", 0);
+    let r = xenstore::with(|xs| -> Result<(), alloc::string::String> {
+        let e = |what: &str, err: XsError| alloc::format!("{what}: {}", err.0);
+        let name = xs.read_str(0, "name").map_err(|x| e("read name", x))?;
+        println!("xenstore: my name is {name}");
+        xs.write(0, "data/hello", b"world").map_err(|x| e("write", x))?;
+        if xs.read(0, "data/hello").map_err(|x| e("read back", x))? != b"world" {
+            return Err("read back differs".into());
+        }
+        // Another domain's node: EACCES, not its contents and not ENOENT.
+        if peer != 0 {
+            match xs.read(0, &alloc::format!("/local/domain/{peer}/name")) {
+                Err(XsError(n)) if n == "EACCES" => {
+                    println!("RESULT xenstore-perms: PASS reading d{peer}'s name: EACCES")
+                }
+                other => {
+                    println!("RESULT xenstore-perms: FAIL reading d{peer}'s name gave {other:?}")
+                }
+            }
+        }
+        // A watch fires once when set, then on a write below it.
+        xs.watch("data/w", "tok").map_err(|x| e("watch", x))?;
+        xs.write(0, "data/w/x", b"1").map_err(|x| e("write w", x))?;
+        let mut seen = alloc::vec::Vec::new();
+        let deadline = time::now_ns() + 2_000_000_000;
+        while seen.len() < 2 && time::now_ns() < deadline {
+            match xs.watch_event() {
+                Some(ev) => seen.push(ev),
+                None => {
+                    let _ = guest::set_timer_op(time::now_ns() + 10_000_000);
+                    events::wait();
+                }
+            }
+        }
+        println!(
+            "RESULT xenstore-watch: {} {:?}",
+            if seen.iter().any(|(p, t)| p == "data/w/x" && t == "tok") { "PASS" } else { "FAIL" },
+            seen
+        );
+        // A transaction that read a node someone else changed must not commit.
+        xs.write(0, "data/t", b"0").map_err(|x| e("write t", x))?;
+        let tx = xs.transaction_start().map_err(|x| e("tx start", x))?;
+        let _ = xs.read(tx, "data/t").map_err(|x| e("tx read", x))?;
+        xs.write(0, "data/t", b"outside").map_err(|x| e("write outside", x))?;
+        xs.write(tx, "data/t", b"inside").map_err(|x| e("tx write", x))?;
+        match xs.transaction_end(tx, true) {
+            Err(XsError(n)) if n == "EAGAIN" => {
+                println!("RESULT xenstore-transaction: PASS conflict gave EAGAIN")
+            }
+            other => println!("RESULT xenstore-transaction: FAIL commit gave {other:?}"),
+        }
+        if xs.read(0, "data/t").map_err(|x| e("read t", x))? != b"outside" {
+            return Err("the failed transaction's write leaked".into());
+        }
+        // Quota: a domU cannot fill dom0's memory with nodes.
+        let mut refused = None;
+        for i in 0..3000 {
+            if let Err(err) = xs.write(0, &alloc::format!("data/q/{i}"), b"x") {
+                refused = Some((i, err.0));
+                break;
+            }
+        }
+        println!("RESULT xenstore-quota: {:?}", refused);
+        Ok(())
+    });
+    match r {
+        Some(Ok(())) => println!("RESULT xenstore: PASS"),
+        Some(Err(why)) => println!("RESULT xenstore: FAIL {why}"),
+        None => println!("RESULT xenstore: FAIL no XenStore connection"),
+    }
+}
+
+/// Grants between two domUs: `role=granter peer=<domid>` grants two pages (one read-only),
+/// `role=grantee peer=<domid>` maps, copies and tries every refusal.
+pub fn grants(line: &str) {
+    use hypercall_abi::grant_table::*;
+    let peer = DomId(param(line, "peer", 0u16));
+    if crate::cmdline_value(line, "role") == Some("granter") {
+        let rw = mm::alloc_page().expect("page");
+        let ro = mm::alloc_page().expect("page");
+        rw.shared().u64_at(0).store(0x1111, Ordering::Relaxed);
+        ro.shared().u64_at(0).store(0x2222, Ordering::Relaxed);
+        let (g1, g2) = (grant::alloc_ref().expect("ref"), grant::alloc_ref().expect("ref"));
+        grant::grant_access(g1, peer, rw.mfn, false);
+        grant::grant_access(g2, peer, ro.mfn, true);
+        // A third ref granted to somebody else (dom0): the grantee must be refused it.
+        let other = grant::alloc_ref().expect("ref");
+        grant::grant_access(other, DomId(0), rw.mfn, false);
+        println!(
+            "grants: granted refs {} (rw) {} (ro) to d{}, {} to d0",
+            g1.0, g2.0, peer.0, other.0
+        );
+        // Wait until the grantee wrote through its mapping, then end access.
+        let deadline = time::now_ns() + 20_000_000_000;
+        while rw.shared().u64_at(8).load(Ordering::Acquire) != 0xBEEF && time::now_ns() < deadline {
+            time::sleep_ns(5_000_000);
+        }
+        let mut ended = false;
+        while !ended && time::now_ns() < deadline {
+            ended = grant::end_access(g1);
+            time::sleep_ns(5_000_000);
+        }
+        println!(
+            "RESULT grants-granter: saw write {:#x}, access ended {ended}",
+            rw.shared().u64_at(8).load(Ordering::Acquire)
+        );
+        return;
+    }
+    let fails = core::cell::RefCell::new(alloc::vec::Vec::<alloc::string::String>::new());
+    let check = |what: &str, got: i16, want: i16| {
+        if got != want {
+            fails
+                .borrow_mut()
+                .push(alloc::format!("{what}: {got} ({:?}) != {want}", gntst_name(got)));
+        }
+    };
+    let (g1, g2, other) = (GrantRef(8), GrantRef(9), GrantRef(10));
+    // The granter may not have granted yet: retry the first map for a while.
+    let deadline = time::now_ns() + 10_000_000_000;
+    let m = loop {
+        match grant::map(peer, g1, false) {
+            Ok(m) => break Some(m),
+            Err(_) if time::now_ns() < deadline => time::sleep_ns(5_000_000),
+            Err(_) => break None,
+        }
+    };
+    let Some(m) = m else {
+        println!("RESULT grants: FAIL could not map ref 8 of d{}", peer.0);
+        return;
+    };
+    check("map rw", 0, 0);
+    if m.page.u64_at(0).load(Ordering::Relaxed) != 0x1111 {
+        fails.borrow_mut().push("mapped page has the wrong contents".into());
+    }
+    // Refusals.
+    check(
+        "write through a readonly grant",
+        grant::map(peer, g2, false).map(|_| 0).unwrap_or_else(|s| s),
+        GNTST_PERMISSION_DENIED,
+    );
+    check(
+        "ref granted to another domain",
+        grant::map(peer, other, true).map(|_| 0).unwrap_or_else(|s| s),
+        GNTST_PERMISSION_DENIED,
+    );
+    check(
+        "ref out of range",
+        grant::map(peer, GrantRef(1_000_000), true).map(|_| 0).unwrap_or_else(|s| s),
+        GNTST_BAD_GNTREF,
+    );
+    check(
+        "a domain that does not exist",
+        grant::map(DomId(999), g1, true).map(|_| 0).unwrap_or_else(|s| s),
+        GNTST_BAD_DOMAIN,
+    );
+    check(
+        "unused ref",
+        grant::map(peer, GrantRef(100), true).map(|_| 0).unwrap_or_else(|s| s),
+        GNTST_PERMISSION_DENIED,
+    );
+    let ro = grant::map(peer, g2, true);
+    check("map ro", ro.map(|_| 0).unwrap_or_else(|s| s), 0);
+    // Copy: from the read-only grant into a page of ours, and from ours into the rw grant.
+    let mine = mm::alloc_page().expect("page");
+    let mut op = GnttabCopy {
+        source: GnttabCopyPtr::gref(peer, g2, 0),
+        dest: GnttabCopyPtr::gmfn(DomId::SELF_, mine.mfn.0, 0),
+        len: 8,
+        flags: GNTCOPY_SOURCE_GREF,
+        ..Default::default()
+    };
+    check("copy from a grant", grant::copy(&mut op), 0);
+    if mine.shared().u64_at(0).load(Ordering::Relaxed) != 0x2222 {
+        fails.borrow_mut().push("copy did not bring the data".into());
+    }
+    let mut op = GnttabCopy {
+        source: GnttabCopyPtr::gmfn(DomId::SELF_, mine.mfn.0, 0),
+        dest: GnttabCopyPtr::gref(peer, g2, 0),
+        len: 8,
+        flags: GNTCOPY_DEST_GREF,
+        ..Default::default()
+    };
+    check("copy into a readonly grant", grant::copy(&mut op), GNTST_PERMISSION_DENIED);
+    let mut op = GnttabCopy {
+        source: GnttabCopyPtr::gmfn(DomId::SELF_, mine.mfn.0, 4000),
+        dest: GnttabCopyPtr::gref(peer, g1, 0),
+        len: 200,
+        flags: GNTCOPY_DEST_GREF,
+        ..Default::default()
+    };
+    check("copy across a page end", grant::copy(&mut op), GNTST_BAD_COPY_ARG);
+    // Write through the rw mapping, unmap, and unmapping twice is a bad handle.
+    m.page.u64_at(8).store(0xBEEF, Ordering::Release);
+    check("unmap", grant::unmap(&m).map(|_| 0).unwrap_or_else(|s| s), 0);
+    check("unmap twice", grant::unmap(&m).map(|_| 0).unwrap_or_else(|s| s), GNTST_BAD_HANDLE);
+    let fails = fails.into_inner();
+    if fails.is_empty() {
+        println!("RESULT grants: PASS");
+    } else {
+        println!("RESULT grants: FAIL {fails:?}");
+    }
+}
+
+/// The secondary console over xenbus: `lines` lines, reconnecting if the backend restarts.
+pub fn vcons(line: &str) {
+    let lines: u64 = param(line, "lines", 20);
+    let dom =
+        crate::xenstore::with(|xs| crate::xenstore::Store::read_str(xs, 0, "domid").ok()).flatten();
+    let Some(dom) = dom.and_then(|d| d.trim_end_matches('\0').parse::<u16>().ok()) else {
+        println!("RESULT vcons: FAIL no domid in XenStore");
+        return;
+    };
+    let r = crate::xenstore::with(|xs| -> Result<u32, alloc::string::String> {
+        let mut v = crate::vcons::Vcons::connect(xs, dom, 1)?;
+        for i in 0..lines {
+            v.write_line(xs, &alloc::format!("vcons line {i}"))?;
+            time::sleep_ns(2_000_000);
+        }
+        Ok(v.reconnects)
+    });
+    match r {
+        Some(Ok(n)) => println!("RESULT vcons: PASS {lines} lines, {n} reconnects"),
+        Some(Err(e)) => println!("RESULT vcons: FAIL {e}"),
+        None => println!("RESULT vcons: FAIL no XenStore"),
+    }
+}
+
+/// Prints as fast as it can for `seconds` (a console flood).
+pub fn flood(line: &str) {
+    let secs: u64 = param(line, "seconds", 3);
+    let end = time::now_ns() + secs * 1_000_000_000;
+    let mut n = 0u64;
+    let t0 = time::now_ns();
+    while time::now_ns() < end {
+        println!("flood {n} xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+        n += 1;
+    }
+    let dt = (time::now_ns() - t0).max(1);
+    println!("RESULT flood: {n} lines, {} bytes/s", n * 80 * 1_000_000_000 / dt);
+}
+
+/// Prints `count` numbered lines, one every `period_ms`.
+pub fn ticker(line: &str) {
+    let count: u64 = param(line, "count", 20);
+    let period: u64 = param(line, "period_ms", 50);
+    for i in 0..count {
+        println!("tick {i}");
+        time::sleep_ns(period * 1_000_000);
+    }
+    println!("RESULT ticker: done");
+}
+
+/// Corrupts its own console ring's producer index (as a hostile guest would), then pokes dom0.
+pub fn corrupt_console() {
+    let si = crate::start_info();
+    let c = si.console.domu();
+    let page = shared::own_page_for(c.mfn.0).expect("console page");
+    println!("corrupt: about to break my console ring");
+    let out_prod = page.u32_at(hypercall_abi::console::OUT_PROD);
+    out_prod.store(out_prod.load(Ordering::Relaxed).wrapping_add(100_000), Ordering::Release);
+    let _ = events::send(c.evtchn);
+    time::sleep_ns(200_000_000);
+    let _ = guest::console_io_write(b"corrupt: still running after breaking my console\n");
+}
+
+/// Sends events on its console port as fast as it can for `seconds`, moving no data.
+pub fn storm(line: &str) {
+    let secs: u64 = param(line, "seconds", 2);
+    let port = crate::start_info().console.domu().evtchn;
+    let end = time::now_ns() + secs * 1_000_000_000;
+    let mut n = 0u64;
+    while time::now_ns() < end {
+        let _ = guest::evtchn_send(port);
+        n += 1;
+    }
+    let _ = guest::console_io_write(
+        alloc::format!("storm: sent {n} events, still running\n").as_bytes(),
+    );
+}
+
+/// Echoes console input lines until it has seen `lines` of them.
+pub fn echo(line: &str) {
+    let want: u64 = param(line, "lines", 1);
+    println!("echo: ready");
+    let mut got = 0;
+    let mut buf = [0u8; 128];
+    let mut cur = alloc::vec::Vec::new();
+    let deadline = time::now_ns() + 60_000_000_000;
+    while got < want && time::now_ns() < deadline {
+        let n = crate::console::read_input(&mut buf);
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                println!("echo: got '{}'", alloc::string::String::from_utf8_lossy(&cur));
+                cur.clear();
+                got += 1;
+            } else {
+                cur.push(b);
+            }
+        }
+        if n == 0 {
+            let _ = guest::set_timer_op(time::now_ns() + 20_000_000);
+            events::wait();
+        }
+    }
 }

@@ -111,3 +111,36 @@ pub fn read_table_entry(table_va: u64, index: usize) -> u64 {
     // ever changed by the hypervisor; a volatile read takes one consistent snapshot.
     unsafe { ((table_va + index as u64 * 8) as *const u64).read_volatile() }
 }
+
+/// The ring-buffers view of a page. Each page must back exactly one ring (one end), and stay
+/// mapped while the ring is used: the kernel drops the ring before unmapping the page.
+fn ring_mem(page: SharedPage) -> ring_buffers::SharedMem<'static> {
+    let base = core::ptr::NonNull::new(page.as_ptr()).expect("mapped pages are not at 0");
+    // SAFETY: the page is mapped for as long as the ring object lives (the callers below are
+    // the only places rings are made, each from a page dedicated to that ring), it is 4096
+    // bytes and page aligned, and it is accessed only through the ring's atomics.
+    unsafe { ring_buffers::SharedMem::from_raw(base, 4096).expect("a page is a valid ring size") }
+}
+
+/// The console ring on `page` (xencons_interface layout).
+pub fn console_ring(page: SharedPage) -> ring_buffers::ConsoleRing<'static> {
+    ring_buffers::ConsoleRing::new(ring_mem(page)).expect("console layout fits a page")
+}
+
+/// The XenStore ring on `page` (xenstore_domain_interface layout).
+pub fn xenstore_ring(page: SharedPage) -> ring_buffers::XenstoreRing<'static> {
+    ring_buffers::XenstoreRing::new(ring_mem(page)).expect("xenstore layout fits a page")
+}
+
+/// The page of the boot mapping that holds machine frame `mfn` of this kernel's (the builder
+/// puts the XenStore and console pages there).
+pub fn own_page_for(mfn: u64) -> Option<SharedPage> {
+    let si = crate::start_info();
+    let pfn = m2p_entry(mfn);
+    if pfn >= si.nr_pages || p2m_entry(si, pfn) != Some(mfn) {
+        return None;
+    }
+    // SAFETY: the frame is this kernel's (P2M and M2P agree) and lies in the boot mapping,
+    // which stays mapped; it is shared with dom0, so only accessed through SharedPage.
+    Some(unsafe { SharedPage::new(crate::arch::VIRT_BASE + pfn * 4096) })
+}

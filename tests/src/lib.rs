@@ -63,6 +63,8 @@ pub struct Boot {
     pub until: Option<String>,
     pub memory_mib: u32,
     pub extra_qemu: Vec<String>,
+    /// Serial input: when a line contains the first string, type the second.
+    pub input: Vec<(String, String)>,
 }
 
 impl Boot {
@@ -76,6 +78,7 @@ impl Boot {
             until: None,
             memory_mib: 512,
             extra_qemu: Vec::new(),
+            input: Vec::new(),
         }
     }
 
@@ -86,6 +89,12 @@ impl Boot {
 
     pub fn module(mut self, path: PathBuf, args: &str) -> Self {
         self.modules.push((path, args.into()));
+        self
+    }
+
+    /// Types `text` on the serial line once a line contains `marker`.
+    pub fn type_after(mut self, marker: &str, text: &str) -> Self {
+        self.input.push((marker.into(), text.into()));
         self
     }
 
@@ -135,7 +144,7 @@ impl Boot {
         let kernel = image("xen-core");
         let mut child = self
             .command(&kernel)
-            .stdin(Stdio::null())
+            .stdin(if self.input.is_empty() { Stdio::null() } else { Stdio::piped() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -152,6 +161,8 @@ impl Boot {
                 }
             }
         });
+        let mut stdin = child.stdin.take();
+        let mut pending_input: Vec<(String, String)> = self.input.clone();
         let mut lines = Vec::new();
         let mut timed_out = false;
         let mut stopped_early = false;
@@ -159,6 +170,16 @@ impl Boot {
             let left = self.timeout.saturating_sub(start.elapsed());
             match rx.recv_timeout(left.min(Duration::from_millis(200))) {
                 Ok((t, line)) => {
+                    if let Some(i) =
+                        pending_input.iter().position(|(m, _)| line.contains(m.as_str()))
+                    {
+                        let (_, text) = pending_input.remove(i);
+                        if let Some(w) = stdin.as_mut() {
+                            use std::io::Write;
+                            let _ = w.write_all(text.as_bytes());
+                            let _ = w.flush();
+                        }
+                    }
                     let hit = self.until.as_ref().is_some_and(|u| line.contains(u.as_str()));
                     lines.push((t, line));
                     if hit {

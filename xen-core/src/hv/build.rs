@@ -150,6 +150,11 @@ fn populate(
         spec.auto_destroy,
     );
     vcpu.is_up.store(true, core::sync::atomic::Ordering::Release);
+    // A domU starts paused: dom0 unpauses it once its XenStore and console are connected, as
+    // Xen's toolstack does, so nothing it prints is lost.
+    if spec.with_rings {
+        d.is_paused.store(true, core::sync::atomic::Ordering::Release);
+    }
     if let (Some(console), Some(store)) = (built.console_mfn, built.store_mfn) {
         let seed = grants::seed_entry(&d, 0, DomId(0), console, false).and(grants::seed_entry(
             &d,

@@ -373,14 +373,23 @@ fn destroy(d: &Arc<Domain>) {
         roots.extend([ctx.guest_table, ctx.guest_table_user].into_iter().filter(|m| m.0 != 0));
     }
     let before = with_mm(|mm| mm.free_frames());
-    with_mm(|mm| {
-        mm.domain_relinquish(&mut DirectPageMem, d.id, &roots);
-        if mm.domain(d.id).is_some_and(|m| m.tot_pages == 0) {
-            mm.domain_forget(d.id);
-        }
-    });
+    with_mm(|mm| mm.domain_relinquish(&mut DirectPageMem, d.id, &roots));
     let after = with_mm(|mm| mm.free_frames());
     DOMAINS.write().remove(&d.id);
     info!("domain {} ({}) destroyed: {} pages returned", d.id.0, d.name, after - before);
+    reap();
     notify_dom0();
+}
+
+/// Forgets destroyed domains whose last frames have come back (frames another domain still
+/// mapped when they died return when it unmaps them), logging it: the proof that nothing
+/// leaked. Called after destruction and after unmaps.
+pub fn reap() {
+    let done = with_mm(|mm| {
+        let ids = mm.drained_dying();
+        ids.into_iter().filter(|id| get(*id).is_none() && mm.domain_forget(*id)).collect::<Vec<_>>()
+    });
+    for id in done {
+        info!("domain {}: all frames returned", id.0);
+    }
 }

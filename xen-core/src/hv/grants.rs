@@ -222,6 +222,7 @@ fn unmap_inner(mapper: &Arc<Domain>, root: Mfn, handle: u32, host_addr: u64) -> 
         }
     }
     release_map(mapper, handle, &m);
+    domain::reap();
     Ok(())
 }
 

@@ -315,9 +315,15 @@ pub fn start() -> ! {
     let now = time::now_ns();
     let (first, slice) = {
         let mut s = CPU0.lock();
-        let id = s.policy.pick(now).expect("dom0 is runnable");
-        let v = s.vcpus[id].clone().expect("registered vCPU");
-        (v.clone(), s.policy.run_for(id, now))
+        // The first vCPU the policy offers that may really run (boot domUs wait paused).
+        loop {
+            let id = s.policy.pick(now).expect("dom0 is runnable");
+            let v = s.vcpus[id].clone().expect("registered vCPU");
+            if can_run(&v) {
+                break (v, s.policy.run_for(id, now));
+            }
+            s.policy.sleep(id);
+        }
     };
     let regs = {
         let ctx = first.ctx.lock();

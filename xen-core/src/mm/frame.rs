@@ -410,6 +410,15 @@ impl<'f> Mm<'f> {
         }
     }
 
+    /// Dying domains whose frames have all come back (nothing maps them any more).
+    pub fn drained_dying(&self) -> alloc::vec::Vec<DomId> {
+        self.doms
+            .iter()
+            .filter(|(_, d)| d.is_dying && d.tot_pages == 0 && d.xen_pages == 0)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// Marks a domain as dying: it can allocate nothing more and its shared pages may go.
     pub fn domain_mark_dying(&mut self, dom: DomId) {
         if let Some(d) = self.doms.get_mut(&dom) {

@@ -44,6 +44,7 @@ pub fn domctl(_hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
                 nr_online_vcpus: d.vcpus.iter().filter(|v| v.is_up.load(Ordering::Acquire)).count()
                     as u32,
                 max_vcpu_id: d.vcpus.len().saturating_sub(1) as u32,
+                handle: name_handle(&d.name),
                 ..Default::default()
             };
             op.domain = d.id;
@@ -118,4 +119,13 @@ pub fn domctl(_hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
         _ => return Err(Errno::ENOSYS),
     }
     Ok(Some(0))
+}
+
+/// The domain's name in the 16-byte `handle` (Xen's toolstack keeps a UUID there; ours carries
+/// the name the hypervisor gave a boot-time domain, NUL padded and cut at 16 bytes).
+fn name_handle(name: &str) -> [u8; 16] {
+    let mut h = [0u8; 16];
+    let n = name.len().min(16);
+    h[..n].copy_from_slice(&name.as_bytes()[..n]);
+    h
 }
