@@ -31,7 +31,13 @@ mod kernel {
         println!("dom0: xen-core dom0 starting");
         pv_guest::info::print_start_info("dom0", si);
         if let Some(tests) = pv_guest::cmdline_value(line, "test") {
-            selftest::run(tests);
+            // dom0's own (its xenstored is in-process), then the runtime's.
+            let (own, rest): (alloc::vec::Vec<&str>, alloc::vec::Vec<&str>) =
+                tests.split('+').partition(|t| *t == "xsbench");
+            if !own.is_empty() {
+                xenstore_bench();
+            }
+            selftest::run(&rest.join("+"));
         }
         let rounds = param(line, "frames", 0);
         if rounds > 0 {
@@ -46,6 +52,26 @@ mod kernel {
         serve(line, param(line, "cpushare", 0));
         println!("dom0: powering off");
         pv_guest::shutdown(SHUTDOWN_POWEROFF)
+    }
+
+    /// A XenStore read in dom0's own xenstored, with no ring or domain switch: the floor
+    /// under a domU's read over its ring (`scenario=drvbench`).
+    fn xenstore_bench() {
+        use pv_guest::xenstore::Store;
+        let mut svc = Services::new(Config::default());
+        let mut st = svc.store();
+        if let Err(e) = st.write(0, "/local/domain/0/bench", b"value") {
+            println!("TEST xsbench: FAIL write: {e:?}");
+            return;
+        }
+        let mut bad = 0u32;
+        let c = selftest::measure(11, 200, || {
+            bad += u32::from(st.read(0, "/local/domain/0/bench").is_err());
+        });
+        selftest::bench_line("xenstore-read-dom0-local", c);
+        if bad > 0 {
+            println!("TEST xsbench: FAIL {bad} reads failed");
+        }
     }
 
     /// The domUs alive now (not dying).

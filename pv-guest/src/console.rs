@@ -46,6 +46,23 @@ pub fn on_ring() -> bool {
     RING.lock().is_some()
 }
 
+/// Waits (up to `timeout_ns`) until the back end has taken everything written to the ring;
+/// false if it did not in time. Immediately true on `console_io`.
+pub fn flush(timeout_ns: u64) -> bool {
+    let deadline = crate::time::now_ns() + timeout_ns;
+    loop {
+        let space = match RING.lock().as_mut() {
+            None => return true,
+            Some(r) => r.ring.write_space(),
+        };
+        match space {
+            Ok(n) if n as usize == ring_buffers::CONSOLE_OUT.size as usize => return true,
+            Ok(_) if crate::time::now_ns() < deadline => crate::time::sleep_ns(200_000),
+            _ => return false,
+        }
+    }
+}
+
 /// Writes raw bytes to the console.
 pub fn write_bytes(bytes: &[u8]) {
     let mut ring = RING.lock();

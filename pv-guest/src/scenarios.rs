@@ -42,6 +42,7 @@ pub fn run(line: &str) {
         Some("corrupt-console") => corrupt_console(),
         Some("storm") => storm(line),
         Some("echo") => echo(line),
+        Some("drvbench") => crate::drvbench::run(line),
         Some("victim") => crate::hostile::victim(param(line, "seconds", 5)),
         Some(other) => println!("RESULT {other}: FAIL unknown scenario"),
         None => {}

@@ -32,7 +32,7 @@ pub fn run(list: &str) {
             "multicall" => report(name, multicall()),
             "iopl" => report(name, iopl()),
             "mmubench" => mmu_bench(),
-
+            "grantbench" => report(name, crate::drvbench::grant_self()),
             "fault-nohandler" => fault_without_handler(),
             _ => report(name, Err("unknown test".into())),
         }

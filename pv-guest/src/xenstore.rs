@@ -129,11 +129,16 @@ impl Xs {
     fn recv_exact(&mut self, buf: &mut [u8]) -> Result<(), XsError> {
         let mut got = 0;
         while got < buf.len() {
+            let was_full = self.ring.read_available().map_err(|_| XsError("EIO".into()))?
+                == ring_buffers::XENSTORE_RING_SIZE;
             let t = self.ring.read(&mut buf[got..]).map_err(|_| XsError("EIO".into()))?;
             got += t.bytes;
             if t.bytes > 0 {
-                // Tell xenstored there is room again (it may be waiting to write).
-                let _ = events::send(self.port);
+                // Only a full ring can have xenstored waiting for room: telling it otherwise
+                // costs two domain switches for nothing.
+                if was_full {
+                    let _ = events::send(self.port);
+                }
             } else {
                 events::wait();
             }

@@ -323,9 +323,7 @@ fn copy_inner(caller: &Arc<Domain>, op: &GnttabCopy) -> Result<(), i16> {
         mm.frame(dst.frame).is_some_and(|f| f.ptype.level().is_none() || f.type_count == 0)
     });
     if dst_ok && len > 0 {
-        let mut buf = alloc::vec![0u8; len];
-        mem::read_frame(src.frame, so, &mut buf);
-        mem::write_frame(dst.frame, dof, &buf);
+        mem::copy_frame_range(src.frame, so, dst.frame, dof, len);
     }
     unhold(&src);
     unhold(&dst);
