@@ -123,7 +123,9 @@
 //! - **Grant tables: version 1 only.** `GNTTABOP_set_version` accepts only 1; v2 entries and
 //!   status frames are not implemented.
 //! - 64-bit PV guests only: no 32-bit PV (compat) guests, no HVM/PVH.
-//! - `domctl` / `sysctl` are not part of this crate: they are our toolstack's private interface.
+//! - `domctl` / `sysctl` ([`domctl`], [`sysctl`]): only the operations our toolstack uses, at
+//!   interface version 0x15 for both. They are privileged and unstable in Xen too, so a
+//!   guest kernel never needs them; the `handle` of `getdomaininfo` carries the domain's name.
 
 #![no_std]
 #![deny(unsafe_code)]

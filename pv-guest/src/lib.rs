@@ -1,10 +1,13 @@
 //! The PV guest kernel runtime, shared by the `pv-guest` kernel and dom0: boot through Xen's
-//! ELF notes, the trap table and callbacks, the console, the heap, and (as they arrive) event
-//! dispatch, time, grant tables and the xenbus client with frontends. A kernel built on it
-//! names its main function with [`kernel_main!`]; everything before that is done here.
+//! ELF notes, the trap table and callbacks, the console (`console_io`, then the PV console
+//! ring), the heap, event dispatch, time, grant tables, the XenStore client and xenbus, and a
+//! secondary-console frontend. A kernel built on it names its main function with
+//! [`kernel_main!`]; everything before that is done here.
 //!
-//! Only `arch` (entry, stubs, hypercall page) and `shared` (memory shared with the hypervisor
-//! and other domains) may use `unsafe`.
+//! `unsafe` lives in `arch` (entry, stubs, hypercall page), `heap` (the arena), `shared`
+//! (memory shared with the hypervisor and other domains), and in single marked hypercalls that
+//! change this kernel's own mappings (`boot`, `grant`, `mm`, `traps`); `selftest` and `hostile`
+//! misuse the ABI on purpose to check the hypervisor refuses it.
 #![cfg_attr(target_os = "none", no_std)]
 #![deny(unsafe_code)]
 

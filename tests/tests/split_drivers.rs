@@ -181,3 +181,31 @@ fn driver_benchmarks_run_and_grant_copy_moves_the_right_bytes() {
     run.expect_not("FAIL");
     run.expect_status(EXIT_POWEROFF);
 }
+
+/// What a newcomer sees: `./scripts/run` with no arguments boots dom0 and two guests that print
+/// through their PV consoles (dom0 prefixes their lines), and ends with dom0 powering off.
+#[test]
+fn scripts_run_shows_dom0_and_guests_printing_through_pv_consoles() {
+    let out = std::process::Command::new(root().join("scripts/run"))
+        .env("TIMEOUT", "120")
+        .env_remove("GUESTS")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run scripts/run");
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::write(root().join("target/test-logs/scripts-run.log"), &text);
+    assert!(out.status.success(), "scripts/run failed:\n{text}");
+    for want in [
+        "dom0: xen-core dom0 starting",
+        "[guest1] pv-guest: hello from a PV guest",
+        "[guest1] tick 4",
+        "[guest2] pv-guest: hello from a PV guest",
+        "dom0: all domUs are gone",
+        "==> dom0 powered off",
+    ] {
+        assert!(text.contains(want), "no {want:?} in:\n{text}");
+    }
+    // Through the rings, not the emergency console (whose lines the hypervisor prefixes (dN)).
+    assert!(!text.contains("(d1) tick"), "{text}");
+}
