@@ -14,7 +14,7 @@ use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use crate::error::{Full, Notify, RingError};
 use crate::layout::{REQ_EVENT, REQ_PROD, RSP_EVENT, RSP_PROD};
 use crate::shm::{SharedMem, fence};
-use crate::sring::{RingItem, SharedRing, slot_offset, slot_runs};
+use crate::sring::{Advance, RingItem, SharedRing, slot_offset, slot_runs};
 
 /// The back end of a request/response ring: consumes requests, stages and pushes responses.
 ///
@@ -155,11 +155,11 @@ impl<'a, Req: RingItem, Rsp: RingItem> BackRing<'a, Req, Rsp> {
         let slot = SharedRing::<Req, Rsp>::SLOT_SIZE;
         for (pos, len) in slot_runs(self.req_cons, n, self.size) {
             let off = slot_offset(pos, self.size, slot);
-            // `req_cons` moves before `f` sees each copy, so a panic in `f` cannot make a
+            // `req_cons` counts each copy before `f` sees it, so a panic in `f` cannot make a
             // request be delivered twice.
-            let cons = &mut self.req_cons;
+            let mut cons = Advance::new(&mut self.req_cons);
             self.mem.read_each(off, slot, len as usize, |req| {
-                *cons = cons.wrapping_add(1);
+                cons.one();
                 f(req);
             });
         }

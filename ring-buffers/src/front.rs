@@ -13,7 +13,7 @@ use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use crate::error::{Full, Notify, RingError};
 use crate::layout::{REQ_EVENT, REQ_PROD, RSP_EVENT, RSP_PROD};
 use crate::shm::{SharedMem, fence};
-use crate::sring::{RingItem, SharedRing, slot_offset, slot_runs};
+use crate::sring::{Advance, RingItem, SharedRing, slot_offset, slot_runs};
 
 /// The front end of a request/response ring: stages and pushes requests, consumes responses.
 ///
@@ -150,7 +150,7 @@ impl<'a, Req: RingItem, Rsp: RingItem> FrontRing<'a, Req, Rsp> {
         let mut done = 0;
         for (pos, len) in slot_runs(self.req_prod_pvt, self.free_slots(), self.size) {
             let off = slot_offset(pos, self.size, slot);
-            let k = self.mem.write_each(off, slot, len as usize, || reqs.next());
+            let k = self.mem.write_each(off, slot, len as usize, reqs.by_ref());
             done += k;
             self.req_prod_pvt = self.req_prod_pvt.wrapping_add(k as u32);
             if k < len as usize {
@@ -259,10 +259,10 @@ impl<'a, Req: RingItem, Rsp: RingItem> FrontRing<'a, Req, Rsp> {
         let slot = SharedRing::<Req, Rsp>::SLOT_SIZE;
         for (pos, len) in slot_runs(self.rsp_cons, n, self.size) {
             let off = slot_offset(pos, self.size, slot);
-            // `rsp_cons` moves before `f` sees each copy (no double delivery if `f` panics).
-            let cons = &mut self.rsp_cons;
+            // `rsp_cons` counts each copy before `f` sees it (no double delivery if `f` panics).
+            let mut cons = Advance::new(&mut self.rsp_cons);
             self.mem.read_each(off, slot, len as usize, |rsp| {
-                *cons = cons.wrapping_add(1);
+                cons.one();
                 f(rsp);
             });
         }

@@ -153,7 +153,10 @@ impl<'a> SharedMem<'a> {
     fn check(&self, off: usize, n: usize) {
         // Offsets come from the crate's own layouts and masked indices; this cannot fail unless
         // the crate itself is wrong, and it is what keeps the unsafe blocks below sound.
-        assert!(off <= self.len && n <= self.len - off, "shared-memory access out of bounds");
+        // One comparison once the compiler sees that `off + n` cannot overflow (always, for the
+        // crate's own offsets).
+        let in_bounds = off.checked_add(n).is_some_and(|end| end <= self.len);
+        assert!(in_bounds, "shared-memory access out of bounds");
     }
 
     #[inline(always)]
@@ -165,11 +168,14 @@ impl<'a> SharedMem<'a> {
     #[inline]
     pub(crate) fn load_u32(&self, off: usize, order: Ordering) -> u32 {
         self.check(off, 4);
+        // `base` is 8-aligned, so testing `off` tests the address, and for the constant header
+        // offsets the compiler drops the test.
+        assert!(off.is_multiple_of(4), "misaligned index word");
         let p = self.ptr(off);
-        assert!((p as usize).is_multiple_of(4), "misaligned index word");
         // SAFETY: `p` is in bounds (checked above) of memory valid for reads and writes for 'a
-        // (`new`'s borrow or `from_raw`'s contract) and 4-aligned (asserted); all accesses to this
-        // memory from this program are atomic, so no non-atomic access races with this one.
+        // (`new`'s borrow or `from_raw`'s contract) and 4-aligned (`base` is 8-aligned and `off`
+        // a multiple of 4, asserted); all accesses to this memory from this program are atomic,
+        // so no non-atomic access races with this one.
         unsafe { AtomicU32::from_ptr(p.cast()) }.load(order)
     }
 
@@ -177,8 +183,8 @@ impl<'a> SharedMem<'a> {
     #[inline]
     pub(crate) fn store_u32(&self, off: usize, val: u32, order: Ordering) {
         self.check(off, 4);
+        assert!(off.is_multiple_of(4), "misaligned index word");
         let p = self.ptr(off);
-        assert!((p as usize).is_multiple_of(4), "misaligned index word");
         // SAFETY: as in `load_u32`: in bounds, aligned, valid for writes, atomic-only memory.
         unsafe { AtomicU32::from_ptr(p.cast()) }.store(val, order);
     }
@@ -188,7 +194,7 @@ impl<'a> SharedMem<'a> {
     pub(crate) fn read_bytes(&self, off: usize, dst: &mut [u8]) {
         self.check(off, dst.len());
         // SAFETY: the range `off..off + dst.len()` was bounds-checked just above.
-        unsafe { self.copy_out(off, dst) }
+        unsafe { copy_out(self.ptr(off), dst) }
     }
 
     /// Copies `src` into shared memory at `off`, each word written exactly once.
@@ -196,7 +202,7 @@ impl<'a> SharedMem<'a> {
     pub(crate) fn write_bytes(&self, off: usize, src: &[u8]) {
         self.check(off, src.len());
         // SAFETY: the range `off..off + src.len()` was bounds-checked just above.
-        unsafe { self.copy_in(off, src) }
+        unsafe { copy_in(self.ptr(off), src) }
     }
 
     /// Zeroes `len` bytes at `off`.
@@ -215,17 +221,23 @@ impl<'a> SharedMem<'a> {
     #[inline(always)]
     pub(crate) fn read<T: FromBytes + IntoBytes>(&self, off: usize) -> T {
         self.check(off, size_of::<T>());
-        // SAFETY: the item's range was bounds-checked just above.
-        unsafe { self.read_unchecked(off) }
+        // SAFETY: the item's range was bounds-checked just above; `base` is 8-aligned, so the
+        // item is 8-aligned exactly when `off` is.
+        unsafe { load_item(self.ptr(off), off.is_multiple_of(8)) }
     }
 
     /// Copies one item into shared memory, each word stored exactly once.
     #[inline(always)]
     pub(crate) fn write<T: IntoBytes + Immutable>(&self, off: usize, val: &T) {
         self.check(off, size_of::<T>());
-        // SAFETY: the item's range was bounds-checked just above.
-        unsafe { self.write_unchecked(off, val) }
+        // SAFETY: as in `read`: in bounds (checked just above), 8-aligned exactly when `off` is.
+        unsafe { store_item(self.ptr(off), val, off.is_multiple_of(8)) }
     }
+
+    // The run copies below take the run's start address once, into a local: the compiler then
+    // need not reload `self.base` after every atomic store (it cannot prove that a store into
+    // shared memory leaves the ring end's own fields alone), and the per-item work is one
+    // address increment and the item's word accesses.
 
     /// Copies `count` items out of slots `stride` bytes apart, the first at `off`, handing each
     /// copy to `f` in order: one bounds check for the whole run.
@@ -238,9 +250,13 @@ impl<'a> SharedMem<'a> {
         mut f: impl FnMut(T),
     ) {
         self.check_run::<T>(off, stride, count);
-        for k in 0..count {
-            // SAFETY: item k lies at `off + k * stride`, inside the run checked above.
-            f(unsafe { self.read_unchecked(off + k * stride) });
+        let (mut p, aligned) = (self.ptr(off), run_aligned(off, stride));
+        for _ in 0..count {
+            // SAFETY: item k (the loop's k-th turn) lies at `p = off + k * stride`, inside the
+            // run checked above, and is 8-aligned if `aligned` (`base`, `off` and `stride` all
+            // are).
+            f(unsafe { load_item(p, aligned) });
+            p = p.wrapping_add(stride);
         }
     }
 
@@ -253,9 +269,12 @@ impl<'a> SharedMem<'a> {
         dst: &mut [T],
     ) {
         self.check_run::<T>(off, stride, dst.len());
-        for (k, item) in dst.iter_mut().enumerate() {
-            // SAFETY: item k lies at `off + k * stride`, inside the run checked above.
-            *item = unsafe { self.read_unchecked(off + k * stride) };
+        let (mut p, aligned) = (self.ptr(off), run_aligned(off, stride));
+        for item in dst.iter_mut() {
+            // SAFETY: as in `read_each`: item k is at `p`, inside the checked run, aligned if
+            // `aligned`.
+            *item = unsafe { load_item(p, aligned) };
+            p = p.wrapping_add(stride);
         }
     }
 
@@ -263,181 +282,203 @@ impl<'a> SharedMem<'a> {
     #[inline(always)]
     pub(crate) fn write_run<T: IntoBytes + Immutable>(&self, off: usize, stride: usize, src: &[T]) {
         self.check_run::<T>(off, stride, src.len());
-        for (k, item) in src.iter().enumerate() {
-            // SAFETY: item k lies at `off + k * stride`, inside the run checked above.
-            unsafe { self.write_unchecked(off + k * stride, item) };
+        let (mut p, aligned) = (self.ptr(off), run_aligned(off, stride));
+        for item in src {
+            // SAFETY: as in `read_each`: item k is at `p`, inside the checked run, aligned if
+            // `aligned`.
+            unsafe { store_item(p, item, aligned) };
+            p = p.wrapping_add(stride);
         }
     }
 
     /// Fills up to `count` slots `stride` bytes apart, the first at `off`, with items from
-    /// `next` until it returns `None`; returns how many were written.
+    /// `items` until it runs out; returns how many were written. No item beyond the `count`th is
+    /// taken from `items`.
     #[inline(always)]
     pub(crate) fn write_each<T: IntoBytes + Immutable>(
         &self,
         off: usize,
         stride: usize,
         count: usize,
-        mut next: impl FnMut() -> Option<T>,
+        items: impl Iterator<Item = T>,
     ) -> usize {
         self.check_run::<T>(off, stride, count);
-        for k in 0..count {
-            let Some(item) = next() else { return k };
-            // SAFETY: item k lies at `off + k * stride`, inside the run checked above.
-            unsafe { self.write_unchecked(off + k * stride, &item) };
-        }
-        count
+        let (mut p, aligned) = (self.ptr(off), run_aligned(off, stride));
+        // Slot numbers first: `Zip` asks `items` for an item only after it got a slot for it. For
+        // an iterator of trusted length (ranges, slices, their maps) `Zip` runs a counted loop,
+        // with no per-item check for the end of `items`.
+        (0..count).zip(items).fold(0, |_, (k, item)| {
+            // SAFETY: as in `read_each`: item k < count is at `p = off + k * stride`, inside the
+            // checked run, and aligned if `aligned`.
+            unsafe { store_item(p, &item, aligned) };
+            p = p.wrapping_add(stride);
+            k + 1
+        })
     }
 
     /// Checks that `count` items of type `T`, `stride` bytes apart from `off`, are in bounds.
     #[inline(always)]
     fn check_run<T>(&self, off: usize, stride: usize, count: usize) {
-        if count == 0 {
+        // A zero-sized item is no access at all: nothing to keep in bounds.
+        if count == 0 || size_of::<T>() == 0 {
             return;
         }
         assert!(size_of::<T>() <= stride, "ring items overlap");
         let span = (count - 1).checked_mul(stride).and_then(|s| s.checked_add(size_of::<T>()));
         self.check(off, span.unwrap_or(usize::MAX));
     }
+}
 
-    /// # Safety
-    ///
-    /// `off..off + size_of::<T>()` must lie within `0..self.len`.
-    #[inline(always)]
-    unsafe fn read_unchecked<T: FromBytes + IntoBytes>(&self, off: usize) -> T {
-        let n = size_of::<T>();
-        // `base` is 8-aligned, so `off` decides; for slot offsets (64 + index * slot size) the
-        // compiler usually proves this at compile time and drops the other branch.
-        #[cfg(target_has_atomic = "64")]
-        if n.is_multiple_of(8) && off.is_multiple_of(8) {
-            // The common case (slot sizes multiple of 8): a loop with a constant trip count,
-            // unrolled into plain 8-byte loads straight into the result.
-            let start = self.ptr(off);
-            let mut val = MaybeUninit::<T>::uninit();
-            let dst = val.as_mut_ptr().cast::<u8>();
-            for i in 0..n / 8 {
-                // SAFETY: `start + 8 * i .. + 8` is inside the caller-checked range, 8-aligned
-                // (`base` is 8-aligned and `off` a multiple of 8, tested above), and the memory
-                // is valid for 'a and accessed only atomically.
-                let v = unsafe { AtomicU64::from_ptr(start.wrapping_add(8 * i).cast()) }
-                    .load(Ordering::Relaxed);
-                // SAFETY: `8 * i + 8 <= n`, so the write stays inside `val`; unaligned is fine.
-                unsafe { dst.add(8 * i).cast::<u64>().write_unaligned(v) };
-            }
-            // SAFETY: the loop wrote all `n` bytes of `val`, and `T: FromBytes` makes any
-            // initialised bytes a valid `T`.
-            return unsafe { val.assume_init() };
+/// Whether every item of a run starting at offset `off`, `stride` bytes apart, is 8-aligned
+/// (`base` is). For ring slots (offset 64 + index * slot size) the compiler usually proves this
+/// at compile time.
+#[inline(always)]
+fn run_aligned(off: usize, stride: usize) -> bool {
+    off.is_multiple_of(8) && stride.is_multiple_of(8)
+}
+
+/// Loads one `T` from shared memory at `p`, each word exactly once.
+///
+/// # Safety
+///
+/// `p..p + size_of::<T>()` must lie inside the range of one `SharedMem` (valid for its
+/// lifetime, accessed only atomically), and `p` must be 8-aligned if `aligned8` is true.
+#[inline(always)]
+unsafe fn load_item<T: FromBytes + IntoBytes>(p: *mut u8, aligned8: bool) -> T {
+    let n = size_of::<T>();
+    #[cfg(target_has_atomic = "64")]
+    if n.is_multiple_of(8) && aligned8 {
+        // The common case (slot sizes multiple of 8): a loop with a constant trip count,
+        // unrolled into plain 8-byte loads straight into the result.
+        let mut val = MaybeUninit::<T>::uninit();
+        let dst = val.as_mut_ptr().cast::<u8>();
+        for i in 0..n / 8 {
+            // SAFETY: `p + 8 * i .. + 8` is inside the caller's range, 8-aligned (`aligned8`),
+            // and the memory is valid and accessed only atomically (caller's contract).
+            let v = unsafe { AtomicU64::from_ptr(p.wrapping_add(8 * i).cast()) }
+                .load(Ordering::Relaxed);
+            // SAFETY: `8 * i + 8 <= n`, so the write stays inside `val`; unaligned is fine.
+            unsafe { dst.add(8 * i).cast::<u64>().write_unaligned(v) };
         }
-        let mut val = T::new_zeroed();
-        if n > 0 {
-            // SAFETY: the caller guarantees the range `off..off + n` is in bounds.
-            unsafe { self.copy_out(off, val.as_mut_bytes()) };
-        }
-        val
+        // SAFETY: the loop wrote all `n` bytes of `val`, and `T: FromBytes` makes any
+        // initialised bytes a valid `T`.
+        return unsafe { val.assume_init() };
     }
-
-    /// # Safety
-    ///
-    /// `off..off + size_of::<T>()` must lie within `0..self.len`.
-    #[inline(always)]
-    unsafe fn write_unchecked<T: IntoBytes + Immutable>(&self, off: usize, val: &T) {
-        let n = size_of::<T>();
-        let src = val.as_bytes();
-        #[cfg(target_has_atomic = "64")]
-        if n.is_multiple_of(8) && off.is_multiple_of(8) {
-            let start = self.ptr(off);
-            for (i, chunk) in src.chunks_exact(8).enumerate() {
-                let v = u64::from_ne_bytes(chunk.try_into().unwrap_or([0; 8]));
-                // SAFETY: as in `read_unchecked`: in the caller-checked range, 8-aligned,
-                // atomic-only memory.
-                unsafe { AtomicU64::from_ptr(start.wrapping_add(8 * i).cast()) }
-                    .store(v, Ordering::Relaxed);
-            }
-            return;
-        }
-        if n > 0 {
-            // SAFETY: the caller guarantees the range `off..off + n` is in bounds.
-            unsafe { self.copy_in(off, src) };
-        }
+    #[cfg(not(target_has_atomic = "64"))]
+    let _ = aligned8;
+    let mut val = T::new_zeroed();
+    if n > 0 {
+        // SAFETY: the caller guarantees the range `p..p + n` is in bounds.
+        unsafe { copy_out(p, val.as_mut_bytes()) };
     }
+    val
+}
 
-    /// The general copy: any length, any alignment. Kept out of line so that the item fast
-    /// paths above stay small enough to inline.
-    ///
-    /// # Safety
-    ///
-    /// `off..off + dst.len()` must lie within `0..self.len`.
-    #[inline(never)]
-    unsafe fn copy_out(&self, off: usize, dst: &mut [u8]) {
-        let start = self.ptr(off);
-        let mut i = 0;
-        while i < dst.len() {
-            let p = start.wrapping_add(i);
-            let width = word_width(p as usize, dst.len() - i);
-            // In every arm: `p..p + width` is inside the caller-checked range (`word_width` never
-            // exceeds the bytes left), `p` is `width`-aligned (`word_width` picks the width from
-            // the address), and the memory is valid for 'a and accessed only atomically.
-            match width {
-                #[cfg(target_has_atomic = "64")]
-                8 => {
-                    // SAFETY: in bounds, 8-aligned, atomic-only memory (see above).
-                    let v = unsafe { AtomicU64::from_ptr(p.cast()) }.load(Ordering::Relaxed);
-                    dst[i..i + 8].copy_from_slice(&v.to_ne_bytes());
-                }
-                4 => {
-                    // SAFETY: in bounds, 4-aligned, atomic-only memory (see above).
-                    let v = unsafe { AtomicU32::from_ptr(p.cast()) }.load(Ordering::Relaxed);
-                    dst[i..i + 4].copy_from_slice(&v.to_ne_bytes());
-                }
-                2 => {
-                    // SAFETY: in bounds, 2-aligned, atomic-only memory (see above).
-                    let v = unsafe { AtomicU16::from_ptr(p.cast()) }.load(Ordering::Relaxed);
-                    dst[i..i + 2].copy_from_slice(&v.to_ne_bytes());
-                }
-                _ => {
-                    // SAFETY: in bounds, atomic-only memory (see above).
-                    dst[i] = unsafe { AtomicU8::from_ptr(p) }.load(Ordering::Relaxed);
-                }
-            }
-            i += width;
+/// Stores `val` into shared memory at `p`, each word exactly once.
+///
+/// # Safety
+///
+/// As for [`load_item`].
+#[inline(always)]
+unsafe fn store_item<T: IntoBytes + Immutable>(p: *mut u8, val: &T, aligned8: bool) {
+    let n = size_of::<T>();
+    let src = val.as_bytes();
+    #[cfg(target_has_atomic = "64")]
+    if n.is_multiple_of(8) && aligned8 {
+        for (i, chunk) in src.chunks_exact(8).enumerate() {
+            let v = u64::from_ne_bytes(chunk.try_into().unwrap_or([0; 8]));
+            // SAFETY: as in `load_item`: in the caller's range, 8-aligned, atomic-only memory.
+            unsafe { AtomicU64::from_ptr(p.wrapping_add(8 * i).cast()) }
+                .store(v, Ordering::Relaxed);
         }
+        return;
     }
+    #[cfg(not(target_has_atomic = "64"))]
+    let _ = aligned8;
+    if n > 0 {
+        // SAFETY: the caller guarantees the range `p..p + n` is in bounds.
+        unsafe { copy_in(p, src) };
+    }
+}
 
-    /// # Safety
-    ///
-    /// `off..off + src.len()` must lie within `0..self.len`.
-    #[inline(never)]
-    unsafe fn copy_in(&self, off: usize, src: &[u8]) {
-        let start = self.ptr(off);
-        let mut i = 0;
-        while i < src.len() {
-            let p = start.wrapping_add(i);
-            let width = word_width(p as usize, src.len() - i);
-            let b = &src[i..i + width];
-            // In every arm: as in `copy_out`'s general loop.
-            match width {
-                #[cfg(target_has_atomic = "64")]
-                8 => {
-                    let v = u64::from_ne_bytes(b.try_into().unwrap_or([0; 8]));
-                    // SAFETY: in bounds, 8-aligned, atomic-only memory (see above).
-                    unsafe { AtomicU64::from_ptr(p.cast()) }.store(v, Ordering::Relaxed);
-                }
-                4 => {
-                    let v = u32::from_ne_bytes(b.try_into().unwrap_or([0; 4]));
-                    // SAFETY: in bounds, 4-aligned, atomic-only memory (see above).
-                    unsafe { AtomicU32::from_ptr(p.cast()) }.store(v, Ordering::Relaxed);
-                }
-                2 => {
-                    let v = u16::from_ne_bytes(b.try_into().unwrap_or([0; 2]));
-                    // SAFETY: in bounds, 2-aligned, atomic-only memory (see above).
-                    unsafe { AtomicU16::from_ptr(p.cast()) }.store(v, Ordering::Relaxed);
-                }
-                _ => {
-                    // SAFETY: in bounds, atomic-only memory (see above).
-                    unsafe { AtomicU8::from_ptr(p) }.store(b[0], Ordering::Relaxed);
-                }
+/// The general copy out of shared memory: any length, any alignment. Kept out of line so that
+/// the item fast paths above stay small enough to inline.
+///
+/// # Safety
+///
+/// `start..start + dst.len()` must lie inside the range of one `SharedMem` (valid for its
+/// lifetime, accessed only atomically).
+#[inline(never)]
+unsafe fn copy_out(start: *mut u8, dst: &mut [u8]) {
+    let mut i = 0;
+    while i < dst.len() {
+        let p = start.wrapping_add(i);
+        let width = word_width(p as usize, dst.len() - i);
+        // In every arm: `p..p + width` is inside the caller-checked range (`word_width` never
+        // exceeds the bytes left), `p` is `width`-aligned (`word_width` picks the width from
+        // the address), and the memory is valid and accessed only atomically.
+        match width {
+            #[cfg(target_has_atomic = "64")]
+            8 => {
+                // SAFETY: in bounds, 8-aligned, atomic-only memory (see above).
+                let v = unsafe { AtomicU64::from_ptr(p.cast()) }.load(Ordering::Relaxed);
+                dst[i..i + 8].copy_from_slice(&v.to_ne_bytes());
             }
-            i += width;
+            4 => {
+                // SAFETY: in bounds, 4-aligned, atomic-only memory (see above).
+                let v = unsafe { AtomicU32::from_ptr(p.cast()) }.load(Ordering::Relaxed);
+                dst[i..i + 4].copy_from_slice(&v.to_ne_bytes());
+            }
+            2 => {
+                // SAFETY: in bounds, 2-aligned, atomic-only memory (see above).
+                let v = unsafe { AtomicU16::from_ptr(p.cast()) }.load(Ordering::Relaxed);
+                dst[i..i + 2].copy_from_slice(&v.to_ne_bytes());
+            }
+            _ => {
+                // SAFETY: in bounds, atomic-only memory (see above).
+                dst[i] = unsafe { AtomicU8::from_ptr(p) }.load(Ordering::Relaxed);
+            }
         }
+        i += width;
+    }
+}
+
+/// The general copy into shared memory.
+///
+/// # Safety
+///
+/// As for [`copy_out`], with `src.len()` bytes.
+#[inline(never)]
+unsafe fn copy_in(start: *mut u8, src: &[u8]) {
+    let mut i = 0;
+    while i < src.len() {
+        let p = start.wrapping_add(i);
+        let width = word_width(p as usize, src.len() - i);
+        let b = &src[i..i + width];
+        // In every arm: as in `copy_out`.
+        match width {
+            #[cfg(target_has_atomic = "64")]
+            8 => {
+                let v = u64::from_ne_bytes(b.try_into().unwrap_or([0; 8]));
+                // SAFETY: in bounds, 8-aligned, atomic-only memory (see above).
+                unsafe { AtomicU64::from_ptr(p.cast()) }.store(v, Ordering::Relaxed);
+            }
+            4 => {
+                let v = u32::from_ne_bytes(b.try_into().unwrap_or([0; 4]));
+                // SAFETY: in bounds, 4-aligned, atomic-only memory (see above).
+                unsafe { AtomicU32::from_ptr(p.cast()) }.store(v, Ordering::Relaxed);
+            }
+            2 => {
+                let v = u16::from_ne_bytes(b.try_into().unwrap_or([0; 2]));
+                // SAFETY: in bounds, 2-aligned, atomic-only memory (see above).
+                unsafe { AtomicU16::from_ptr(p.cast()) }.store(v, Ordering::Relaxed);
+            }
+            _ => {
+                // SAFETY: in bounds, atomic-only memory (see above).
+                unsafe { AtomicU8::from_ptr(p) }.store(b[0], Ordering::Relaxed);
+            }
+        }
+        i += width;
     }
 }
 

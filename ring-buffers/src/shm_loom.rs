@@ -150,13 +150,13 @@ impl<'a> SharedMem<'a> {
         off: usize,
         stride: usize,
         count: usize,
-        mut next: impl FnMut() -> Option<T>,
+        items: impl Iterator<Item = T>,
     ) -> usize {
-        for k in 0..count {
-            let Some(item) = next() else { return k };
+        // As in `shm.rs`: slot numbers first, so no item beyond the `count`th is taken.
+        (0..count).zip(items).fold(0, |_, (k, item)| {
             self.write(off + k * stride, &item);
-        }
-        count
+            k + 1
+        })
     }
 
     pub(crate) fn read_run<T: FromBytes + IntoBytes>(

@@ -133,3 +133,32 @@ pub(crate) fn slot_runs(idx: u32, n: u32, size: u32) -> [(u32, u32); 2] {
     let first = n.min(size - pos);
     [(pos, first), (0, n - first)]
 }
+
+/// A consumer index advanced as a run of copies is handed to a callback: counted in a local and
+/// added to the index once, when the run ends or while unwinding if the callback panics. So the
+/// index has moved past every copy the callback has been given (no copy is delivered twice,
+/// even if the callback panics), without a store to the ring end's fields per item.
+pub(crate) struct Advance<'r> {
+    index: &'r mut u32,
+    taken: u32,
+}
+
+impl<'r> Advance<'r> {
+    #[inline(always)]
+    pub(crate) fn new(index: &'r mut u32) -> Self {
+        Advance { index, taken: 0 }
+    }
+
+    /// Counts one more copy handed out; call before handing it to the callback.
+    #[inline(always)]
+    pub(crate) fn one(&mut self) {
+        self.taken = self.taken.wrapping_add(1);
+    }
+}
+
+impl Drop for Advance<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        *self.index = self.index.wrapping_add(self.taken);
+    }
+}

@@ -330,3 +330,99 @@ fn stage_iter_takes_only_what_fits() {
     assert_eq!(front.stage_iter([7u64]), 1, "iterator shorter than the space");
     assert_eq!(front.staged(), 1);
 }
+
+#[test]
+fn stage_iter_untrusted_length_takes_only_what_fits() {
+    // An iterator without a trusted length (`from_fn`) takes the general path: it is asked for
+    // an item only when a slot is ready for it, across the wrap of the slot array and index.
+    let mut pages = [Page::new()];
+    let (mut front, mut back, _) = small_ring(&mut pages, 4, u32::MAX - 1);
+    let mut next = 10u64;
+    let mut asked = 0;
+    let it = core::iter::from_fn(|| {
+        asked += 1;
+        next += 1;
+        Some(next - 1)
+    });
+    assert_eq!(front.stage_iter(it), 4);
+    assert_eq!(asked, 4, "no item taken beyond the free slots");
+    let _ = front.push_requests();
+    let mut got = Vec::new();
+    assert_eq!(back.consume_requests(u32::MAX, |r| got.push(r)), Ok(4));
+    assert_eq!(got, [10, 11, 12, 13]);
+    // One that runs out in the second run (after the wrap).
+    assert_eq!(back.stage_responses(&[0; 4]), 4);
+    let _ = back.push_responses();
+    assert_eq!(front.poll_responses(drop), Ok(4));
+    let mut left = 3;
+    let it = core::iter::from_fn(|| {
+        (left > 0).then(|| {
+            left -= 1;
+            20 + left
+        })
+    });
+    assert_eq!(front.stage_iter(it), 3);
+    assert_eq!(front.staged(), 3);
+}
+
+#[test]
+fn a_panicking_consumer_callback_loses_and_repeats_nothing() {
+    // The consumer index moves past each copy before the callback sees it, whatever the
+    // callback does: after a panic on the third request, the fourth is next.
+    let mut pages = [Page::new()];
+    let (mut front, mut back, _) = small_ring(&mut pages, 8, u32::MAX - 2);
+    assert_eq!(front.stage_iter(0..6u64), 6);
+    let _ = front.push_requests();
+    let mut got = Vec::new();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = back.consume_requests(u32::MAX, |r| {
+            got.push(r);
+            assert_ne!(r, 2, "callback panics");
+        });
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(got, [0, 1, 2]);
+    assert_eq!(back.pending_responses(), 3);
+    assert_eq!(back.consume_requests(u32::MAX, |r| got.push(r)), Ok(3));
+    assert_eq!(got, [0, 1, 2, 3, 4, 5]);
+    // The same on the front end's responses (crossing the index wrap).
+    assert_eq!(back.stage_responses(&[10, 11, 12, 13, 14, 15]), 6);
+    let _ = back.push_responses();
+    let mut rsps = Vec::new();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = front.poll_responses(|r| {
+            rsps.push(r);
+            assert_ne!(r, 13, "callback panics");
+        });
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(rsps, [10, 11, 12, 13]);
+    assert_eq!(front.outstanding(), 2);
+    assert_eq!(front.poll_responses(|r| rsps.push(r)), Ok(2));
+    assert_eq!(rsps, [10, 11, 12, 13, 14, 15]);
+    assert_eq!(front.outstanding(), 0);
+}
+
+#[test]
+fn zero_sized_responses_across_the_wrap() {
+    // A response type with no bytes (a bare acknowledgement): nothing is copied, but the
+    // indices move exactly as for any other type, across the wrap.
+    let mut pages = [Page::new()];
+    let mem = SharedMem::new(&mut pages).shrink_to(64 + 8 * 4);
+    let mut ring = SharedRing::<u64, ()>::new(mem).unwrap();
+    ring.init_at(u32::MAX - 1);
+    let (mut front, mut back) = ring.split_at(u32::MAX - 1);
+    for round in 0..3u64 {
+        assert_eq!(front.stage_iter(round * 10..round * 10 + 4), 4);
+        let _ = front.push_requests();
+        let mut got = [0u64; 4];
+        assert_eq!(back.consume_requests_into(&mut got), Ok(4));
+        assert_eq!(got, [round * 10, round * 10 + 1, round * 10 + 2, round * 10 + 3]);
+        assert_eq!(back.stage_responses(&[(); 8]), 4);
+        let _ = back.push_responses();
+        let mut acks = 0;
+        assert_eq!(front.poll_responses(|()| acks += 1), Ok(4));
+        assert_eq!(acks, 4);
+        assert_eq!(front.outstanding(), 0);
+    }
+}
