@@ -32,13 +32,17 @@ build_images() {
   mkdir -p "$IMAGES"
   local out="$ROOT/target/$TARGET/release"
   for img in xen-core dom0 pv-guest; do
-    cp "$out/$img" "$IMAGES/$img.elf"
+    # Each file is written aside and renamed into place: a QEMU starting meanwhile (another
+    # test, another terminal) sees the old image or the new one, never a missing or half one.
+    cp "$out/$img" "$IMAGES/.$img.elf.tmp"
+    mv -f "$IMAGES/.$img.elf.tmp" "$IMAGES/$img.elf"
     # The boot images without debug sections (what gets loaded is the same).
     if command -v objcopy >/dev/null 2>&1; then
-      objcopy --strip-debug "$out/$img" "$IMAGES/$img"
+      objcopy --strip-debug "$out/$img" "$IMAGES/.$img.tmp"
     else
-      cp "$out/$img" "$IMAGES/$img"
+      cp "$out/$img" "$IMAGES/.$img.tmp"
     fi
+    mv -f "$IMAGES/.$img.tmp" "$IMAGES/$img"
   done
   say "images in $IMAGES: $(cd "$IMAGES" && ls xen-core dom0 pv-guest | tr '\n' ' ')"
 }

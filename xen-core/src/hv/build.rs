@@ -6,7 +6,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use hypercall_abi::start_info::{SIF_INITDOMAIN, SIF_PRIVILEGED};
 use hypercall_abi::{DomId, Mfn, PAddr};
@@ -41,19 +41,55 @@ pub struct DomainSpec<'a> {
 }
 
 /// Where the new domain's memory is, for the builder.
+/// The new domain's pfn -> mfn table while it is built. It lives in hypervisor frames (512
+/// entries each) rather than the heap: the heap is 1 MiB and a 1 GiB domain's table alone is
+/// 2 MiB. Only the list of those frames (8 bytes per 2 MiB of guest) is on the heap. The
+/// frames go back when the build is over.
 struct Frames {
-    p2m: Vec<Mfn>,
+    chunks: Vec<Mfn>,
+    len: u64,
+}
+
+const P2M_PER_FRAME: u64 = 512;
+
+impl Frames {
+    fn new(nr_pages: u64) -> Option<Frames> {
+        let n = usize::try_from(nr_pages.div_ceil(P2M_PER_FRAME)).ok()?;
+        let mut chunks = Vec::new();
+        chunks.try_reserve_exact(n).ok()?;
+        let mut f = Frames { chunks, len: 0 };
+        for _ in 0..n {
+            // On failure `f` drops and returns what it took.
+            f.chunks.push(with_mm(|mm| mm.alloc_xen_frame())?);
+        }
+        Some(f)
+    }
+
+    /// Appends the next pfn's frame (there is room for the `nr_pages` given to `new`).
+    fn push(&mut self, mfn: Mfn) {
+        let chunk = self.chunks[(self.len / P2M_PER_FRAME) as usize];
+        mem::frame_word(chunk, (self.len % P2M_PER_FRAME) as usize).store(mfn.0, Ordering::Relaxed);
+        self.len += 1;
+    }
+}
+
+impl Drop for Frames {
+    fn drop(&mut self) {
+        with_mm(|mm| self.chunks.iter().for_each(|&f| mm.free_xen_frame(f)));
+    }
 }
 
 impl GuestMemory for Frames {
     fn nr_pages(&self) -> u64 {
-        self.p2m.len() as u64
+        self.len
     }
     fn mfn(&self, pfn: u64) -> Mfn {
-        self.p2m[pfn as usize]
+        assert!(pfn < self.len, "the builder asked for pfn {pfn} of {}", self.len);
+        let chunk = self.chunks[(pfn / P2M_PER_FRAME) as usize];
+        Mfn(mem::frame_word(chunk, (pfn % P2M_PER_FRAME) as usize).load(Ordering::Relaxed))
     }
     fn write(&mut self, pfn: u64, offset: usize, bytes: &[u8]) {
-        mem::write_frame(self.p2m[pfn as usize], offset, bytes);
+        mem::write_frame(self.mfn(pfn), offset, bytes);
     }
 }
 
@@ -67,12 +103,8 @@ pub fn create(spec: &DomainSpec<'_>) -> Result<(Arc<Domain>, pvbuild::Built), St
         .map_err(|e| format!("{}: {e:?}", spec.name))?;
     let result = populate(spec, &img, nr_pages);
     if result.is_err() {
-        let frames = with_mm(|mm| mm.domain_frames(id));
         with_mm(|mm| {
-            mm.domain_mark_dying(id);
-            for f in frames {
-                let _ = mm.domain_release(id, f);
-            }
+            mm.domain_relinquish(&mut DirectPageMem, id, &[]);
             mm.domain_forget(id);
         });
     }
@@ -85,7 +117,8 @@ fn populate(
     nr_pages: u64,
 ) -> Result<(Arc<Domain>, pvbuild::Built), String> {
     let id = spec.id;
-    let mut p2m = Vec::with_capacity(nr_pages as usize);
+    let mut p2m = Frames::new(nr_pages)
+        .ok_or_else(|| format!("{}: no memory for the build's P2M table", spec.name))?;
     let t0 = super::arch::time::now_ns();
     for pfn in 0..nr_pages {
         let mfn = with_mm(|mm| mm.domain_alloc(id))
@@ -118,7 +151,7 @@ fn populate(
         store_evtchn,
         console_evtchn,
     };
-    let mut frames = Frames { p2m };
+    let mut frames = p2m;
     let built = pvbuild::build(&mut frames, img, spec.kernel, spec.ramdisk, &params)
         .map_err(|e| format!("{}: {e}", spec.name))?;
     log::debug!(

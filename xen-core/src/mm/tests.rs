@@ -41,6 +41,10 @@ fn pte(mfn: Mfn, flags: u64) -> u64 {
 /// A 4-level chain for D1 mapping `data` at VA 0: returns (l4, l3, l2, l1).
 fn chain(mm: &mut Mm<'_>, mem: &mut FakeMem, data: Mfn, rw: bool) -> [Mfn; 4] {
     let t: Vec<Mfn> = (0..4).map(|_| mm.domain_alloc(D1).unwrap()).collect();
+    // Fresh tables are zero, as the hypervisor hands them out (a reused frame keeps nothing).
+    for f in &t {
+        mem.0.remove(&f.0);
+    }
     mem.write_pte(t[3], 0, pte(data, PTE_PRESENT | if rw { PTE_RW } else { 0 }));
     mem.write_pte(t[2], 0, pte(t[3], PTE_PRESENT | PTE_RW));
     mem.write_pte(t[1], 0, pte(t[2], PTE_PRESENT | PTE_RW));

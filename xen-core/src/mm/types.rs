@@ -331,17 +331,21 @@ impl Mm<'_> {
         for &root in roots {
             self.put_page_and_type(mem, root);
         }
-        for mfn in self.domain_frames(dom) {
-            let i = mfn.0 as usize;
-            if self.frames[i].has(flags::PINNED) {
+        // Both passes walk the frame table rather than the domain's page list: dropping a pin
+        // can free frames of the list under a walk (a page the guest gave back while a table
+        // still mapped it), and a copy of the list is 8 bytes per page, more than the
+        // hypervisor's heap holds for a large domain. A frame freed ahead of the scan no longer
+        // belongs to `dom` when the scan reaches it.
+        for i in 0..self.frames.len() {
+            if self.frames[i].owner == dom && self.frames[i].has(flags::PINNED) {
                 self.frames[i].flags &= !flags::PINNED;
-                self.put_page_and_type(mem, mfn);
+                self.put_page_and_type(mem, Mfn(i as u64));
             }
         }
-        for mfn in self.domain_frames(dom) {
-            // Frames may already be gone: dropping a pin above can free frames listed earlier.
-            if self.frame(mfn).is_some_and(|f| f.owner == dom && f.has(flags::ALLOCATED)) {
-                let _ = self.domain_release(dom, mfn);
+        for i in 0..self.frames.len() {
+            let f = &self.frames[i];
+            if f.owner == dom && f.has(flags::ALLOCATED) {
+                let _ = self.domain_release(dom, Mfn(i as u64));
             }
         }
     }

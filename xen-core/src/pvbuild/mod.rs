@@ -79,8 +79,18 @@ pub fn build(
         write_va(mem, &lay, va, src);
     }
     write_va(mem, &lay, lay.ramdisk.0, ramdisk);
-    let p2m: alloc::vec::Vec<u64> = (0..mem.nr_pages()).map(|pfn| mem.mfn(pfn).0).collect();
-    write_va(mem, &lay, lay.p2m.0, p2m.as_bytes());
+    // The P2M list, a page of entries at a time: the whole list is 8 bytes per page of the
+    // domain, more than a hypervisor heap should hold at once.
+    let mut chunk = [0u64; 512];
+    let mut pfn = 0;
+    while pfn < mem.nr_pages() {
+        let n = (mem.nr_pages() - pfn).min(512) as usize;
+        for (i, e) in chunk[..n].iter_mut().enumerate() {
+            *e = mem.mfn(pfn + i as u64).0;
+        }
+        write_va(mem, &lay, lay.p2m.0 + pfn * 8, chunk[..n].as_bytes());
+        pfn += n as u64;
+    }
     if let Some(hp) = img.hypercall_page {
         let mut page = [0u8; 4096];
         hypercall_abi::hypercall_page::fill_page(&mut page);

@@ -178,9 +178,13 @@ fn builds_the_start_of_day_layout() {
     assert_eq!(f & 2, 0);
     assert!(mem.walk(l4, lay.v_end).is_none());
     // P2M and start_info.
-    let (p2m_pfn, _) = mem.walk(l4, lay.p2m.0).unwrap();
-    let first = u64::from_le_bytes(mem.pages[p2m_pfn as usize][..8].try_into().unwrap());
-    assert_eq!(first, mem.mfn(0).0);
+    // Every entry, across the page boundaries of the list (2048 entries: four pages).
+    for pfn in 0..mem.nr_pages() {
+        let (p2m_pfn, _) = mem.walk(l4, lay.p2m.0 + pfn * 8).unwrap();
+        let at = ((pfn * 8) % 4096) as usize;
+        let e = u64::from_le_bytes(mem.pages[p2m_pfn as usize][at..at + 8].try_into().unwrap());
+        assert_eq!(e, mem.mfn(pfn).0, "P2M entry {pfn}");
+    }
     let (si_pfn, _) = mem.walk(l4, b.start_info).unwrap();
     let si = StartInfo::read_from_prefix(&mem.pages[si_pfn as usize]).unwrap().0;
     assert!(si.has_valid_magic());
