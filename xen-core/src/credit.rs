@@ -42,6 +42,8 @@ struct Entity {
     is_boosted: bool,
     is_parked: bool,
     is_dead: bool,
+    /// Asked to step aside (SCHEDOP_yield) at the next pick.
+    yielded: bool,
     last_run: u64,
 }
 
@@ -87,6 +89,7 @@ impl Credit {
             is_boosted: false,
             is_parked: false,
             is_dead: false,
+            yielded: false,
             last_run: 0,
         });
         self.ents.len() - 1
@@ -176,14 +179,25 @@ impl Credit {
         }
     }
 
+    /// The entity yields (SCHEDOP_yield): at the next pick any other runnable entity goes
+    /// first, whatever its priority, once. As with Xen's credit1, a yield is a real yield even
+    /// to a domain that has used more than its share; the yielder is back at the pick after.
+    pub fn yield_(&mut self, id: usize) {
+        if let Some(e) = self.ents.get_mut(id) {
+            e.yielded = true;
+        }
+    }
+
     /// Chooses what runs next at time `now` (ns); `None` means idle.
     pub fn pick(&mut self, now: u64) -> Option<usize> {
         self.refill(now);
+        let eligible = |e: &Entity| e.is_runnable && !e.is_parked && !e.is_dead;
+        let someone_else = self.ents.iter().any(|e| eligible(e) && !e.yielded);
         let best = self
             .ents
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.is_runnable && !e.is_parked && !e.is_dead)
+            .filter(|(_, e)| eligible(e) && !(someone_else && e.yielded))
             .max_by_key(|(_, e)| {
                 let class = if e.is_boosted {
                     2
@@ -197,6 +211,9 @@ impl Credit {
             .map(|(i, _)| i)?;
         self.clock += 1;
         self.ents[best].last_run = self.clock;
+        for e in &mut self.ents {
+            e.yielded = false;
+        }
         Some(best)
     }
 
@@ -263,6 +280,26 @@ mod tests {
         let used = simulate(&mut c, 2, 3000 * MS);
         let ratio = used[a] as f64 / used[b] as f64;
         assert!((1.9..=2.1).contains(&ratio), "ratio {ratio}");
+    }
+
+    #[test]
+    fn a_yield_lets_another_run_even_one_with_less_credit_once() {
+        let mut c = Credit::new(10 * MS, 30 * MS);
+        let (a, b) = (c.add(Params::default()), c.add(Params::default()));
+        c.wake(a);
+        c.wake(b);
+        assert!(c.pick(0).is_some());
+        // b has used more than its share: OVER, while a is UNDER.
+        c.account(b, 25 * MS);
+        c.account(a, MS);
+        assert_eq!(c.pick(MS), Some(a), "without a yield, the one with credit runs");
+        c.yield_(a);
+        assert_eq!(c.pick(MS), Some(b), "a yield steps aside for the other, OVER or not");
+        assert_eq!(c.pick(MS), Some(a), "once: then the policy decides again");
+        // Alone, a yield comes straight back.
+        c.sleep(b);
+        c.yield_(a);
+        assert_eq!(c.pick(MS), Some(a));
     }
 
     #[test]

@@ -106,6 +106,14 @@ pub fn set_params(v: &Vcpu, p: Params) {
     CPU0.lock().policy.set_params(v.sched_id, p);
 }
 
+/// The running vCPU yields: another runnable one goes first at the next decision, which
+/// happens on the way back to the guest.
+pub fn yield_current() {
+    let v = current();
+    CPU0.lock().policy.yield_(v.sched_id);
+    request_resched();
+}
+
 /// Asks for a scheduling decision on the next exit to a guest.
 pub fn request_resched() {
     NEED_RESCHED.store(true, Ordering::Release);

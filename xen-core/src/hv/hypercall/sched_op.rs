@@ -18,7 +18,7 @@ const MAX_POLL_PORTS: u32 = 128;
 pub fn sched_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     match a[0] as u32 {
         SCHEDOP_YIELD => {
-            sched::request_resched();
+            sched::yield_current();
             Ok(Some(0))
         }
         SCHEDOP_BLOCK => {
