@@ -1,5 +1,5 @@
 //! dom0's side of domain control: thin wrappers over the `domctl` hypercall (list domains and
-//! their state, destroy, pause, scheduling weights).
+//! their state, create, destroy, unpause, scheduling weights, memory).
 
 use alloc::vec::Vec;
 
@@ -38,10 +38,6 @@ pub fn destroy(dom: DomId) -> Result<(), Errno> {
     simple(XEN_DOMCTL_DESTROYDOMAIN, dom)
 }
 
-pub fn pause(dom: DomId) -> Result<(), Errno> {
-    simple(XEN_DOMCTL_PAUSEDOMAIN, dom)
-}
-
 pub fn unpause(dom: DomId) -> Result<(), Errno> {
     simple(XEN_DOMCTL_UNPAUSEDOMAIN, dom)
 }
@@ -57,17 +53,6 @@ pub fn sched_get(dom: DomId) -> Result<(u16, u16), Errno> {
     domctl(&mut op)?;
     let s: SchedulerOp = op.op();
     Ok((s.weight, s.cap))
-}
-
-pub fn sched_put(dom: DomId, weight: u16, cap: u16) -> Result<(), Errno> {
-    let q = SchedulerOp {
-        sched_id: XEN_SCHEDULER_CREDIT,
-        cmd: XEN_DOMCTL_SCHEDOP_PUTINFO,
-        weight,
-        cap,
-        _pad: 0,
-    };
-    domctl(&mut Domctl::new(XEN_DOMCTL_SCHEDULER_OP, dom, &q))
 }
 
 /// Free and total machine frames (sysctl physinfo).
@@ -97,7 +82,7 @@ pub fn max_mem(dom: DomId, kib: u64) -> Result<(), Errno> {
 pub fn populate(dom: DomId, count: u64) -> Result<u64, Errno> {
     use hypercall_abi::memory::{XENMEM_POPULATE_PHYSMAP, XenMemoryReservation};
     let mut frames: Vec<u64> = (0..count).collect();
-    let r = XenMemoryReservation {
+    let mut r = XenMemoryReservation {
         extent_start: frames.as_mut_ptr() as u64,
         nr_extents: count,
         extent_order: 0,
@@ -106,9 +91,9 @@ pub fn populate(dom: DomId, count: u64) -> Result<u64, Errno> {
         _pad: [0; 6],
     };
     #[allow(unsafe_code)]
-    // SAFETY: `r` and the `frames` array it names are live for the call.
-    let n = unsafe {
-        raw::hypercall2(nr::MEMORY_OP, XENMEM_POPULATE_PHYSMAP.into(), &r as *const _ as u64)
-    };
-    hypercall_abi::ret_to_result(n)
+    // SAFETY: `r` is XENMEM_populate_physmap's argument and the `frames` array it names is
+    // live for the call; the frames go to `dom`, not into this kernel's memory.
+    unsafe {
+        hypercall_abi::guest::memory_op(XENMEM_POPULATE_PHYSMAP, &mut r)
+    }
 }

@@ -22,10 +22,6 @@ mod kernel {
 
     static DOM_EXC: AtomicU64 = AtomicU64::new(0);
 
-    fn param(line: &str, key: &str, default: u64) -> u64 {
-        pv_guest::cmdline_value(line, key).and_then(|v| v.parse().ok()).unwrap_or(default)
-    }
-
     fn main(si: &'static StartInfo) -> ! {
         let line = pv_guest::cmdline(si);
         println!("dom0: xen-core dom0 starting");
@@ -39,7 +35,7 @@ mod kernel {
             }
             selftest::run(&rest.join("+"));
         }
-        let rounds = param(line, "frames", 0);
+        let rounds = pv_guest::cmdline_param(line, "frames", 0u64);
         if rounds > 0 {
             frame_accounting(rounds);
         }
@@ -49,7 +45,7 @@ mod kernel {
             });
             let _ = events::unmask(port);
         }
-        serve(line, param(line, "cpushare", 0));
+        serve(line, pv_guest::cmdline_param(line, "cpushare", 0u64));
         println!("dom0: powering off");
         pv_guest::shutdown(SHUTDOWN_POWEROFF)
     }
@@ -88,14 +84,15 @@ mod kernel {
     /// once that one is gone, the others (CPU hogs) are destroyed. `serve=1`: never stop.
     fn serve(line: &str, cpushare_s: u64) {
         let cfg = Config {
-            vcons: param(line, "vcons", 0) != 0,
-            vcons_restart_after: param(line, "vcons_restart_after", 0),
-            serve: param(line, "serve", 0) != 0,
+            vcons: pv_guest::cmdline_param(line, "vcons", 0u64) != 0,
+            vcons_restart_after: pv_guest::cmdline_param(line, "vcons_restart_after", 0u64),
+            serve: pv_guest::cmdline_param(line, "serve", 0u64) != 0,
         };
         let serve_forever = cfg.serve;
         let wait_for =
             pv_guest::cmdline_value(line, "wait_for").and_then(|v| v.parse::<u16>().ok());
-        let limit = time::now_ns() + param(line, "domu_timeout_s", 120) * 1_000_000_000;
+        let limit = time::now_ns()
+            + pv_guest::cmdline_param(line, "domu_timeout_s", 120u64) * 1_000_000_000;
         let mut svc = Services::new(cfg);
         let mut seen_exc = u64::MAX;
         let mut measured = cpushare_s == 0;
@@ -105,8 +102,8 @@ mod kernel {
                 seen_exc = exc;
                 let live = live_domus();
                 for d in &live {
-                    if !svc.guest_ids().contains(&d.domain.0) {
-                        let name = domain_name(d.domain);
+                    if !svc.serves(d.domain) {
+                        let name = domain_name(d);
                         svc.adopt(d.domain, &name);
                         // Everything it needs is connected: let it run.
                         let _ = ctl::unpause(d.domain);
@@ -151,16 +148,11 @@ mod kernel {
     }
 
     /// A domain's name, which the hypervisor passes in getdomaininfo's handle (`d<id>` if none).
-    fn domain_name(d: DomId) -> alloc::string::String {
-        let handle = ctl::domains()
-            .into_iter()
-            .find(|x| x.domain == d)
-            .map(|x| x.handle)
-            .unwrap_or_default();
-        let end = handle.iter().position(|&b| b == 0).unwrap_or(handle.len());
-        match core::str::from_utf8(&handle[..end]) {
+    fn domain_name(d: &hypercall_abi::domctl::GetDomainInfo) -> alloc::string::String {
+        let end = d.handle.iter().position(|&b| b == 0).unwrap_or(d.handle.len());
+        match core::str::from_utf8(&d.handle[..end]) {
             Ok(n) if !n.is_empty() => n.into(),
-            _ => alloc::format!("d{}", d.0),
+            _ => alloc::format!("d{}", d.domain.0),
         }
     }
 
@@ -205,20 +197,7 @@ mod kernel {
             let got = ctl::populate(d, 2048).unwrap_or(0);
             let mut frames = [hypercall_abi::Mfn(0); 2];
             let gnt = guest::gnttab_setup_table(d, &mut frames).is_ok();
-            let mut op = hypercall_abi::event_channel::EvtchnAllocUnbound {
-                dom: d,
-                remote_dom: DomId(0),
-                port: hypercall_abi::EvtchnPort(0),
-            };
-            #[allow(unsafe_code)]
-            // SAFETY: the op matches EVTCHNOP_alloc_unbound.
-            let ev = unsafe {
-                guest::event_channel_op(
-                    hypercall_abi::event_channel::EVTCHNOP_ALLOC_UNBOUND,
-                    &mut op,
-                )
-            }
-            .is_ok();
+            let ev = guest::evtchn_alloc_unbound_in(d, DomId(0)).is_ok();
             // Over the ceiling: nothing more.
             let over = ctl::populate(d, 1).unwrap_or(0);
             lowest = lowest.min(free());

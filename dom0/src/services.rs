@@ -30,26 +30,124 @@ const STORM_EVENTS: u32 = 500;
 /// Bytes of XenStore requests taken from one guest per round.
 const STORE_BUDGET: usize = 4096;
 
+/// Longest console line kept before it is printed anyway: a guest that never sends a newline
+/// cannot make dom0 hold more than this.
+const MAX_LINE: usize = 200;
+
+/// Maps `gref` of `dom` and binds to its port `remote`, with events queued for the service
+/// loop; on any failure nothing is left mapped or bound.
+fn connect(dom: DomId, gref: GrantRef, remote: EvtchnPort) -> Option<(Mapping, EvtchnPort)> {
+    let map = grant::map(dom, gref, false).ok()?;
+    match events::bind_interdomain(dom, remote, |_| {}) {
+        Ok(port) => {
+            events::on_queue(port);
+            Some((map, port))
+        }
+        Err(_) => {
+            let _ = grant::unmap(map);
+            None
+        }
+    }
+}
+
+/// Undoes [`connect`].
+fn disconnect(port: EvtchnPort, map: Mapping) {
+    events::off(port);
+    let _ = hypercall_abi::guest::evtchn_close(port);
+    let _ = grant::unmap(map);
+}
+
 struct StoreConn {
     ring: XenstoreServer<'static>,
     port: EvtchnPort,
-    _map: Mapping,
+    map: Mapping,
+}
+
+impl StoreConn {
+    fn connect(dom: DomId, remote: EvtchnPort) -> Option<Self> {
+        let (map, port) = connect(dom, GrantRef(1), remote)?;
+        Some(StoreConn { ring: shared::xenstore_ring(map.page()).server(), port, map })
+    }
+
+    fn close(self) {
+        // The ring view goes with `self`; the mapping under it is released last.
+        disconnect(self.port, self.map);
+    }
 }
 
 struct ConsoleConn {
     ring: ConsoleBackend<'static>,
     port: EvtchnPort,
-    _map: Mapping,
+    map: Mapping,
     line: Vec<u8>,
     /// Events and bytes in the current one-second window (storm detection).
     window_start: u64,
     events: u32,
 }
 
+impl ConsoleConn {
+    fn connect(dom: DomId, gref: GrantRef, remote: EvtchnPort) -> Option<Self> {
+        let (map, port) = connect(dom, gref, remote)?;
+        Some(ConsoleConn {
+            ring: shared::console_ring(map.page()).backend(),
+            port,
+            map,
+            line: Vec::new(),
+            window_start: time::now_ns(),
+            events: 0,
+        })
+    }
+
+    fn close(self) {
+        disconnect(self.port, self.map);
+    }
+
+    /// Takes up to [`CONSOLE_BUDGET`] bytes of output, printing each complete line (or each
+    /// [`MAX_LINE`] bytes) as `[label] ...`; returns the bytes taken and the lines printed, or
+    /// the ring's error. Tells the guest when it made room.
+    fn drain(&mut self, label: &str) -> Result<(usize, u64), ring_buffers::RingError> {
+        let mut buf = [0u8; 256];
+        let (mut taken, mut lines) = (0, 0);
+        let mut result = Ok(());
+        while taken < CONSOLE_BUDGET {
+            match self.ring.read(&mut buf) {
+                Ok(t) if t.bytes > 0 => {
+                    taken += t.bytes;
+                    for &b in &buf[..t.bytes] {
+                        if b == b'\n' || self.line.len() >= MAX_LINE {
+                            flush_line(label, &self.line);
+                            self.line.clear();
+                            lines += 1;
+                            if b == b'\n' {
+                                continue;
+                            }
+                        }
+                        if b != b'\r' {
+                            self.line.push(b);
+                        }
+                    }
+                }
+                Ok(_) => break,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        if taken > 0 {
+            // Room again: a writer waiting on a full ring may go on.
+            let _ = events::send(self.port);
+        }
+        result.map(|()| (taken, lines))
+    }
+}
+
 /// A secondary console reached through xenbus.
 struct Vcons {
     fe_dir: String,
     be_dir: String,
+    /// `name/id`, the prefix of its lines.
+    label: String,
     conn: Option<ConsoleConn>,
     lines: u64,
 }
@@ -81,7 +179,9 @@ pub struct Services {
     guests: BTreeMap<u16, Guest>,
     /// The guest serial input goes to (None: dom0 itself).
     input_to: Option<u16>,
-    input_line: Vec<u8>,
+    /// The line being typed, and whole lines waiting to go to `input_to`.
+    input_partial: Vec<u8>,
+    input_pending: Vec<u8>,
     cfg: Config,
     restarted: bool,
 }
@@ -112,7 +212,8 @@ impl Services {
             local_events: Vec::new(),
             guests: BTreeMap::new(),
             input_to: None,
-            input_line: Vec::new(),
+            input_partial: Vec::new(),
+            input_pending: Vec::new(),
             cfg,
             restarted: false,
         }
@@ -120,12 +221,22 @@ impl Services {
 
     /// dom0's own XenStore client (in-process).
     pub fn store(&mut self) -> LocalStore<'_> {
-        LocalStore { s: self }
+        LocalStore {
+            xs: &mut self.xs,
+            conn: self.local,
+            next_req: &mut self.local_req,
+            events: &mut self.local_events,
+        }
     }
 
-    /// Number of domUs being served.
-    pub fn guests(&self) -> usize {
-        self.guests.len()
+    /// Whether `dom` is being served.
+    pub fn serves(&self, dom: DomId) -> bool {
+        self.guests.contains_key(&dom.0)
+    }
+
+    /// Ids of the domUs being served.
+    pub fn guest_ids(&self) -> Vec<u16> {
+        self.guests.keys().copied().collect()
     }
 
     /// Takes on a domU the hypervisor (or the toolstack) started: its XenStore home, its
@@ -138,27 +249,8 @@ impl Services {
         let _ = self.xs.create_domain_home(dom, name);
         let ports = offered_ports(dom);
         let (store_port, console_port) = (ports.first().copied(), ports.get(1).copied());
-        let store = store_port.and_then(|rp| {
-            let map = grant::map(dom, GrantRef(1), false).ok()?;
-            let port = events::bind_interdomain(dom, rp, |_| {}).ok()?;
-            events::on_queue(port);
-            let ring = shared::xenstore_ring(map.page).server();
-            Some(StoreConn { ring, port, _map: map })
-        });
-        let console = console_port.and_then(|rp| {
-            let map = grant::map(dom, GrantRef(0), false).ok()?;
-            let port = events::bind_interdomain(dom, rp, |_| {}).ok()?;
-            events::on_queue(port);
-            let ring = shared::console_ring(map.page).backend();
-            Some(ConsoleConn {
-                ring,
-                port,
-                _map: map,
-                line: Vec::new(),
-                window_start: time::now_ns(),
-                events: 0,
-            })
-        });
+        let store = store_port.and_then(|rp| StoreConn::connect(dom, rp));
+        let console = console_port.and_then(|rp| ConsoleConn::connect(dom, GrantRef(0), rp));
         if let (Some(s), Some(c)) = (&store, &console) {
             let home = format!("/local/domain/{}", dom.0);
             let _ = self.xs.write_privileged(&format!("{home}/console/ring-ref"), b"0");
@@ -194,17 +286,14 @@ impl Services {
         if let Some(mut g) = self.guests.remove(&dom.0) {
             if let Some(c) = g.console.take() {
                 flush_line(&g.name, &c.line);
-                drop_console(c);
+                c.close();
             }
             if let Some(s) = g.store.take() {
-                // The ring view goes with `s`; the mapping under it is released last.
-                let StoreConn { port, _map, .. } = s;
-                let _ = hypercall_abi::guest::evtchn_close(port);
-                let _ = grant::unmap(&_map);
+                s.close();
             }
             for (_, v) in core::mem::take(&mut g.vcons) {
                 if let Some(c) = v.conn {
-                    drop_console(c);
+                    c.close();
                 }
             }
             self.xs.domain_died(dom);
@@ -236,7 +325,8 @@ impl Services {
         let _ =
             w(&mut self.xs, &format!("{be}/state"), &format!("{}", XenbusState::InitWait as u32));
         if let Some(g) = self.guests.get_mut(&dom.0) {
-            g.vcons.insert(id, Vcons { fe_dir: fe, be_dir: be, conn: None, lines: 0 });
+            let label = format!("{}/{id}", g.name);
+            g.vcons.insert(id, Vcons { fe_dir: fe, be_dir: be, label, conn: None, lines: 0 });
         }
     }
 
@@ -265,13 +355,13 @@ impl Services {
         let mut notify = false;
         // Requests in: as many bytes as xenstored wants, within the budget.
         let mut taken = 0;
+        let mut buf = [0u8; 1024];
         loop {
-            let want = self.xs.input_wanted(conn).min(STORE_BUDGET - taken);
+            let want = self.xs.input_wanted(conn).min(STORE_BUDGET - taken).min(buf.len());
             if want == 0 {
                 break;
             }
-            let mut buf = alloc::vec![0u8; want];
-            match s.ring.read(&mut buf) {
+            match s.ring.read(&mut buf[..want]) {
                 Ok(t) if t.bytes > 0 => {
                     taken += t.bytes;
                     if self.xs.feed(conn, &buf[..t.bytes]).is_err() {
@@ -309,13 +399,12 @@ impl Services {
             let _ = events::send(s.port);
         }
         if broken {
-            let name = g.name.clone();
             if let Some(s) = g.store.take() {
                 s.ring.control().set_error(1);
-                let _ = hypercall_abi::guest::evtchn_close(s.port);
+                s.close();
             }
             self.xs.domain_died(dom);
-            println!("dom0: d{id} ({name}): XenStore protocol broken: ring disconnected");
+            println!("dom0: d{id} ({}): XenStore protocol broken: ring disconnected", g.name);
         }
     }
 
@@ -326,37 +415,11 @@ impl Services {
         if fired.contains(&c.port) {
             c.events += 1;
         }
-        let mut buf = [0u8; 256];
-        let mut taken = 0;
         let mut why = None;
-        while taken < CONSOLE_BUDGET {
-            match c.ring.read(&mut buf) {
-                Ok(t) if t.bytes > 0 => {
-                    taken += t.bytes;
-                    for &b in &buf[..t.bytes] {
-                        if b == b'\n' || c.line.len() >= 200 {
-                            flush_line(&g.name, &c.line);
-                            c.line.clear();
-                            if b == b'\n' {
-                                continue;
-                            }
-                        }
-                        if b != b'\r' {
-                            c.line.push(b);
-                        }
-                    }
-                }
-                Ok(_) => break,
-                Err(e) => {
-                    why = Some(format!("ring indices out of range ({e:?})"));
-                    break;
-                }
-            }
-        }
-        if taken > 0 {
-            // Room again: a writer waiting on a full ring may go on.
-            let _ = events::send(c.port);
-            c.events = 0;
+        match c.drain(&g.name) {
+            Ok((taken, _)) if taken > 0 => c.events = 0,
+            Ok(_) => {}
+            Err(e) => why = Some(format!("ring indices out of range ({e:?})")),
         }
         if now.saturating_sub(c.window_start) > 1_000_000_000 {
             c.window_start = now;
@@ -364,27 +427,25 @@ impl Services {
         } else if c.events > STORM_EVENTS {
             why = Some(format!("event storm ({} events in under a second, no data)", c.events));
         }
-        if route == Some(id) && !self.input_line.is_empty() {
-            let _ = c.ring.write(&self.input_line);
+        if route == Some(id) && !self.input_pending.is_empty() {
+            let _ = c.ring.write(&self.input_pending);
             let _ = events::send(c.port);
-            self.input_line.clear();
+            self.input_pending.clear();
         }
         if let Some(why) = why {
             // One line, then silence: the device is gone until the guest is rebuilt.
             println!("dom0: d{id} ({}): console disconnected: {why}", g.name);
             if let Some(c) = g.console.take() {
-                drop_console(c);
+                c.close();
             }
         }
     }
 
     fn serve_vcons(&mut self, id: u16) {
-        let restart_after = self.cfg.vcons_restart_after;
-        let Some(g) = self.guests.get_mut(&id) else { return };
-        let name = g.name.clone();
-        let mut lsvc =
-            LocalStore::raw(&mut self.xs, self.local, &mut self.local_req, &mut self.local_events);
-        for (n, v) in g.vcons.iter_mut() {
+        let Services { xs, local, local_req, local_events, guests, cfg, restarted, .. } = self;
+        let Some(g) = guests.get_mut(&id) else { return };
+        let mut lsvc = LocalStore { xs, conn: *local, next_req: local_req, events: local_events };
+        for v in g.vcons.values_mut() {
             let fe_state = xenbus::state(&mut lsvc, &v.fe_dir);
             match (&v.conn, fe_state) {
                 // Only a frontend that (re)published its ring: after a back-end restart, one
@@ -393,26 +454,11 @@ impl Services {
                     let gref = xenbus::read_u64(&mut lsvc, &format!("{}/ring-ref", v.fe_dir));
                     let port = xenbus::read_u64(&mut lsvc, &format!("{}/port", v.fe_dir));
                     if let (Some(gref), Some(port)) = (gref, port) {
-                        let conn = grant::map(DomId(id), GrantRef(gref as u32), false)
-                            .ok()
-                            .and_then(|map| {
-                                let p = events::bind_interdomain(
-                                    DomId(id),
-                                    EvtchnPort(port as u32),
-                                    |_| {},
-                                )
-                                .ok()?;
-                                events::on_queue(p);
-                                let ring = shared::console_ring(map.page).backend();
-                                Some(ConsoleConn {
-                                    ring,
-                                    port: p,
-                                    _map: map,
-                                    line: Vec::new(),
-                                    window_start: 0,
-                                    events: 0,
-                                })
-                            });
+                        let conn = ConsoleConn::connect(
+                            DomId(id),
+                            GrantRef(gref as u32),
+                            EvtchnPort(port as u32),
+                        );
                         if conn.is_some() {
                             v.conn = conn;
                             let _ = xenbus::set_state(&mut lsvc, &v.be_dir, XenbusState::Connected);
@@ -421,45 +467,25 @@ impl Services {
                 }
                 (Some(_), XenbusState::Closing | XenbusState::Closed) => {
                     if let Some(c) = v.conn.take() {
-                        drop_console(c);
+                        c.close();
                     }
                     let _ = xenbus::set_state(&mut lsvc, &v.be_dir, XenbusState::InitWait);
                 }
                 _ => {}
             }
-            let label = format!("{name}/{n}");
-            if let Some(c) = v.conn.as_mut() {
-                let mut buf = [0u8; 256];
-                let mut taken = 0;
-                while taken < CONSOLE_BUDGET {
-                    match c.ring.read(&mut buf) {
-                        Ok(t) if t.bytes > 0 => {
-                            taken += t.bytes;
-                            for &b in &buf[..t.bytes] {
-                                if b == b'\n' {
-                                    flush_line(&label, &c.line);
-                                    c.line.clear();
-                                    v.lines += 1;
-                                } else {
-                                    c.line.push(b);
-                                }
-                            }
-                        }
-                        _ => break,
-                    }
-                }
-                if taken > 0 {
-                    let _ = events::send(c.port);
-                }
+            if let Some(c) = v.conn.as_mut()
+                && let Ok((_, lines)) = c.drain(&v.label)
+            {
+                v.lines += lines;
             }
             // A back-end restart, on request (tests): close, then come back as if new.
-            if restart_after > 0 && !self.restarted && v.lines >= restart_after && v.conn.is_some()
-            {
-                self.restarted = true;
-                println!("dom0: restarting the console back end of {label}");
+            let restart_after = cfg.vcons_restart_after;
+            if restart_after > 0 && !*restarted && v.lines >= restart_after && v.conn.is_some() {
+                *restarted = true;
+                println!("dom0: restarting the console back end of {}", v.label);
                 let _ = xenbus::set_state(&mut lsvc, &v.be_dir, XenbusState::Closing);
                 if let Some(c) = v.conn.take() {
-                    drop_console(c);
+                    c.close();
                 }
                 let _ = xenbus::set_state(&mut lsvc, &v.be_dir, XenbusState::Closed);
                 let _ = xenbus::set_state(&mut lsvc, &v.be_dir, XenbusState::InitWait);
@@ -483,7 +509,7 @@ impl Services {
         };
         for &b in &buf[..n] {
             if b == b'\r' || b == b'\n' {
-                let line = core::mem::take(&mut self.input_line);
+                let line = core::mem::take(&mut self.input_partial);
                 let text = String::from_utf8_lossy(&line).into_owned();
                 if let Some(d) =
                     text.strip_prefix("route ").and_then(|d| d.trim().parse::<u16>().ok())
@@ -494,14 +520,13 @@ impl Services {
                         if d == 0 { String::from("dom0") } else { format!("d{d}") }
                     );
                 } else if self.input_to.is_some() {
-                    let mut l = line;
-                    l.push(b'\n');
-                    self.input_line = l;
+                    self.input_pending.extend_from_slice(&line);
+                    self.input_pending.push(b'\n');
                 } else if !text.is_empty() {
                     println!("dom0: input '{text}' (send it to a guest with: route <domid>)");
                 }
-            } else {
-                self.input_line.push(b);
+            } else if self.input_partial.len() < 1024 {
+                self.input_partial.push(b);
             }
         }
     }
@@ -519,39 +544,15 @@ fn flush_line(name: &str, line: &[u8]) {
     println!("[{name}] {text}");
 }
 
-fn drop_console(c: ConsoleConn) {
-    let ConsoleConn { port, _map, .. } = c;
-    events::off(port);
-    let _ = hypercall_abi::guest::evtchn_close(port);
-    let _ = grant::unmap(&_map);
-}
-
-/// dom0's in-process client of its own xenstored.
+/// dom0's in-process client of its own xenstored (it acts as the privileged domain).
 pub struct LocalStore<'a> {
-    s: &'a mut Services,
-}
-
-/// The same, over the parts of [`Services`] it needs (so a caller can hold other parts).
-pub struct RawLocalStore<'a> {
     xs: &'a mut XenStore,
     conn: ConnId,
     next_req: &'a mut u32,
     events: &'a mut Vec<(String, String)>,
 }
 
-impl LocalStore<'_> {
-    #[allow(clippy::new_ret_no_self)]
-    fn raw<'b>(
-        xs: &'b mut XenStore,
-        conn: ConnId,
-        next_req: &'b mut u32,
-        events: &'b mut Vec<(String, String)>,
-    ) -> RawLocalStore<'b> {
-        RawLocalStore { xs, conn, next_req, events }
-    }
-}
-
-impl Store for RawLocalStore<'_> {
+impl Store for LocalStore<'_> {
     fn request(&mut self, kind: XsType, tx: u32, payload: &[u8]) -> Result<Vec<u8>, XsError> {
         let req_id = *self.next_req;
         *self.next_req = req_id.wrapping_add(1);
@@ -578,24 +579,5 @@ impl Store for RawLocalStore<'_> {
 
     fn watch_event(&mut self) -> Option<(String, String)> {
         (!self.events.is_empty()).then(|| self.events.remove(0))
-    }
-}
-
-impl Store for LocalStore<'_> {
-    fn request(&mut self, kind: XsType, tx: u32, payload: &[u8]) -> Result<Vec<u8>, XsError> {
-        let s = &mut *self.s;
-        LocalStore::raw(&mut s.xs, s.local, &mut s.local_req, &mut s.local_events)
-            .request(kind, tx, payload)
-    }
-
-    fn watch_event(&mut self) -> Option<(String, String)> {
-        (!self.s.local_events.is_empty()).then(|| self.s.local_events.remove(0))
-    }
-}
-
-impl Services {
-    /// Ids of the domUs being served.
-    pub fn guest_ids(&self) -> Vec<u16> {
-        self.guests.keys().copied().collect()
     }
 }

@@ -56,13 +56,18 @@ pub fn shutdown(reason: u32) -> ! {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    crate::println!("guest panic: {info}");
+    crate::console::emergency_print(format_args!("guest panic: {info}\n"));
     shutdown(hypercall_abi::sched::SHUTDOWN_CRASH)
 }
 
 /// Parses a `key=value` word from the kernel command line.
 pub fn cmdline_value<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     line.split_ascii_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// Parses `key=value` from the command line as a `T`; `default` when absent or malformed.
+pub fn cmdline_param<T: core::str::FromStr>(line: &str, key: &str, default: T) -> T {
+    cmdline_value(line, key).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 /// The kernel command line as text.

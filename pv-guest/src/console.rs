@@ -11,15 +11,6 @@ use spin::Mutex;
 
 static LOCK: Mutex<()> = Mutex::new(());
 
-struct ConsoleIo;
-
-impl Write for ConsoleIo {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        write_bytes(s.as_bytes());
-        Ok(())
-    }
-}
-
 struct Ring {
     ring: ring_buffers::ConsoleGuest<'static>,
     port: hypercall_abi::EvtchnPort,
@@ -103,12 +94,57 @@ pub fn read_input(buf: &mut [u8]) -> usize {
     RING.lock().as_mut().and_then(|r| r.ring.read(buf).ok()).map_or(0, |t| t.bytes)
 }
 
+/// Formats into a buffer on the stack and hands it to `sink` when full and at the end: one
+/// write for any print up to 256 bytes, so lines from different writers do not interleave, and
+/// no heap (the panic handler prints too, possibly with the heap exhausted or locked).
+struct LineBuf {
+    buf: [u8; 256],
+    len: usize,
+    sink: fn(&[u8]),
+}
+
+impl LineBuf {
+    fn new(sink: fn(&[u8])) -> Self {
+        LineBuf { buf: [0; 256], len: 0, sink }
+    }
+
+    fn flush(&mut self) {
+        if self.len > 0 {
+            (self.sink)(&self.buf[..self.len]);
+            self.len = 0;
+        }
+    }
+}
+
+impl Write for LineBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for chunk in s.as_bytes().chunks(self.buf.len()) {
+            if self.len + chunk.len() > self.buf.len() {
+                self.flush();
+            }
+            self.buf[self.len..self.len + chunk.len()].copy_from_slice(chunk);
+            self.len += chunk.len();
+        }
+        Ok(())
+    }
+}
+
 #[doc(hidden)]
 pub fn _print(args: fmt::Arguments<'_>) {
-    // One write per print, so lines from different writers never interleave mid-line.
-    let text = alloc::fmt::format(args);
     let _g = LOCK.lock();
-    let _ = ConsoleIo.write_str(&text);
+    let mut b = LineBuf::new(write_bytes);
+    let _ = b.write_fmt(args);
+    b.flush();
+}
+
+/// Prints straight through `console_io`, taking no lock and no heap: for the panic handler,
+/// which may run with the console or the heap locked by the code that panicked.
+pub fn emergency_print(args: fmt::Arguments<'_>) {
+    let mut b = LineBuf::new(|bytes| {
+        let _ = guest::console_io_write(bytes);
+    });
+    let _ = b.write_fmt(args);
+    b.flush();
 }
 
 /// Prints to the console.

@@ -26,19 +26,18 @@ const ITERS: u64 = 200;
 
 /// Grant figures for `gref` of `dom`, which must grant us read access to a page.
 pub fn grant_bench(dom: DomId, gref: GrantRef) -> Result<(), String> {
-    let va = mm::alloc_slot().ok_or("no free slot")?;
     let mine = mm::alloc_page().ok_or("no free page")?;
     let mut buf = vec![0u8; 4096];
     // Once by hand, so a refusal is an error rather than a fast figure, and the copy must
     // bring exactly what the mapping shows.
-    let m = grant::map_at(va, dom, gref, true).map_err(|s| alloc::format!("map: {s}"))?;
+    let m = grant::map(dom, gref, true).map_err(|s| alloc::format!("map: {s}"))?;
     let mut seen = vec![0u8; 4096];
-    m.page.read(0, &mut seen);
-    grant::unmap(&m).map_err(|s| alloc::format!("unmap: {s}"))?;
+    m.page().read(0, &mut seen);
+    grant::unmap(m).map_err(|s| alloc::format!("unmap: {s}"))?;
     mine.shared().write(0, &[0xFF; 4096]);
     let mut copy = GnttabCopy {
         source: GnttabCopyPtr::gref(dom, gref, 0),
-        dest: GnttabCopyPtr::gmfn(DomId::SELF_, mine.mfn.0, 0),
+        dest: GnttabCopyPtr::gmfn(DomId::SELF_, mine.mfn().0, 0),
         len: 4096,
         flags: GNTCOPY_SOURCE_GREF,
         ..Default::default()
@@ -54,17 +53,17 @@ pub fn grant_bench(dom: DomId, gref: GrantRef) -> Result<(), String> {
     let mut failures = 0u32;
     bench_line(
         "grant-map-unmap",
-        measure(BATCHES, ITERS, || match grant::map_at(va, dom, gref, true) {
-            Ok(m) => failures += u32::from(grant::unmap(&m).is_err()),
+        measure(BATCHES, ITERS, || match grant::map(dom, gref, true) {
+            Ok(m) => failures += u32::from(grant::unmap(m).is_err()),
             Err(_) => failures += 1,
         }),
     );
     bench_line(
         "grant-map-read4k-unmap",
-        measure(BATCHES, ITERS, || match grant::map_at(va, dom, gref, true) {
+        measure(BATCHES, ITERS, || match grant::map(dom, gref, true) {
             Ok(m) => {
-                m.page.read(0, &mut buf);
-                failures += u32::from(grant::unmap(&m).is_err());
+                m.page().read(0, &mut buf);
+                failures += u32::from(grant::unmap(m).is_err());
             }
             Err(_) => failures += 1,
         }),
@@ -103,7 +102,7 @@ pub fn grant_self() -> Result<(), String> {
     let pattern: alloc::vec::Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
     page.shared().write(0, &pattern);
     let gref = grant::alloc_ref().ok_or("no free grant ref")?;
-    grant::grant_access(gref, DomId(0), page.mfn, true);
+    grant::grant_access(gref, DomId(0), page.mfn(), true);
     let r = grant_bench(DomId(0), gref);
     grant::end_access(gref);
     r
@@ -112,8 +111,7 @@ pub fn grant_self() -> Result<(), String> {
 /// A domU's driver figures against `peer`'s granted ref 8 and dom0's services.
 pub fn run(line: &str) {
     let peer = crate::cmdline_value(line, "peer").and_then(|v| v.parse().ok()).map(DomId);
-    let bytes: usize =
-        crate::cmdline_value(line, "bytes").and_then(|v| v.parse().ok()).unwrap_or(1 << 18);
+    let bytes: usize = crate::cmdline_param(line, "bytes", 1 << 18);
     bench_line(
         "null-hypercall",
         measure(BATCHES, 2000, || {
@@ -149,8 +147,8 @@ fn grant_with_peer(peer: DomId) -> Result<(), String> {
         }
     };
     let r = grant_bench(peer, gref);
-    m.page.u64_at(8).store(0xBEEF, Ordering::Release);
-    let _ = grant::unmap(&m);
+    m.page().u64_at(8).store(0xBEEF, Ordering::Release);
+    let _ = grant::unmap(m);
     r
 }
 

@@ -7,29 +7,37 @@
 //! lock they might need.
 
 use alloc::collections::BTreeMap;
+use core::mem::offset_of;
 use core::sync::atomic::Ordering;
 
 use hypercall_abi::event_channel::VIRQ_TIMER;
 use hypercall_abi::guest;
+use hypercall_abi::shared_info::{SharedInfo, VcpuInfo, evtchn_word_bit};
 use hypercall_abi::{DomId, Errno, EvtchnPort};
 use spin::{Mutex, Once};
 
 use crate::arch::TrapFrame;
 use crate::shared::SharedPage;
 
-/// shared_info offsets: vcpu_info[0] at 0, evtchn_pending at 2048, evtchn_mask at 2560.
-const UPCALL_PENDING: usize = 0;
-const UPCALL_MASK: usize = 1;
-const PENDING_SEL: usize = 8;
-const PENDING: usize = 2048;
-const MASK: usize = 2560;
+/// shared_info offsets: vcpu_info[0]'s flags and selector, the pending and mask bitmaps.
+const VCPU0: usize = offset_of!(SharedInfo, vcpu_info);
+const UPCALL_PENDING: usize = VCPU0 + offset_of!(VcpuInfo, evtchn_upcall_pending);
+const UPCALL_MASK: usize = VCPU0 + offset_of!(VcpuInfo, evtchn_upcall_mask);
+const PENDING_SEL: usize = VCPU0 + offset_of!(VcpuInfo, evtchn_pending_sel);
+const PENDING: usize = offset_of!(SharedInfo, evtchn_pending);
+const MASK: usize = offset_of!(SharedInfo, evtchn_mask);
+
+/// The bitmap word (byte offset within a bitmap) and bit of `port`.
+fn word_bit(port: EvtchnPort) -> (usize, u64) {
+    let (w, b) = evtchn_word_bit(port);
+    (w * 8, 1u64 << b)
+}
 
 /// A port's handler: runs in the upcall, with events masked.
 pub type Handler = fn(EvtchnPort);
 
 static SHARED_INFO: Once<SharedPage> = Once::new();
 static HANDLERS: Mutex<BTreeMap<u32, Handler>> = Mutex::new(BTreeMap::new());
-static TIMER_PORT: Once<EvtchnPort> = Once::new();
 static TIMER_EVENTS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 /// How many VIRQ_TIMER events have been dispatched so far.
@@ -48,17 +56,11 @@ pub fn init(si: &hypercall_abi::start_info::StartInfo) {
     SHARED_INFO.call_once(|| page);
     crate::traps::set_event_hook(upcall);
     if let Ok(port) = guest::evtchn_bind_virq(VIRQ_TIMER, 0) {
-        TIMER_PORT.call_once(|| port);
         on(port, |_| {
             TIMER_EVENTS.fetch_add(1, Ordering::SeqCst);
         });
         let _ = unmask(port);
     }
-}
-
-/// The port VIRQ_TIMER arrives on.
-pub fn timer_port() -> Option<EvtchnPort> {
-    TIMER_PORT.get().copied()
 }
 
 /// Registers `h` for `port` (replacing any earlier handler).
@@ -129,23 +131,20 @@ pub fn wait() {
 
 /// Whether `port` is pending (masked or not).
 pub fn is_pending(port: EvtchnPort) -> bool {
-    let s = shared_info();
-    s.u64_at(PENDING + (port.0 as usize / 64) * 8).load(Ordering::SeqCst) & (1u64 << (port.0 % 64))
-        != 0
+    let (w, bit) = word_bit(port);
+    shared_info().u64_at(PENDING + w).load(Ordering::SeqCst) & bit != 0
 }
 
 /// Clears `port`'s pending bit.
 pub fn clear(port: EvtchnPort) {
-    let s = shared_info();
-    s.u64_at(PENDING + (port.0 as usize / 64) * 8)
-        .fetch_and(!(1u64 << (port.0 % 64)), Ordering::SeqCst);
+    let (w, bit) = word_bit(port);
+    shared_info().u64_at(PENDING + w).fetch_and(!bit, Ordering::SeqCst);
 }
 
 /// Masks `port`.
 pub fn mask(port: EvtchnPort) {
-    shared_info()
-        .u64_at(MASK + (port.0 as usize / 64) * 8)
-        .fetch_or(1u64 << (port.0 % 64), Ordering::SeqCst);
+    let (w, bit) = word_bit(port);
+    shared_info().u64_at(MASK + w).fetch_or(bit, Ordering::SeqCst);
 }
 
 /// Unmasks `port` (through the hypervisor, which re-raises it if it is pending).
@@ -159,15 +158,15 @@ pub fn bind_interdomain(
     remote_port: EvtchnPort,
     h: Handler,
 ) -> Result<EvtchnPort, Errno> {
-    let port = guest::evtchn_bind_interdomain(dom, remote_port)?;
-    on(port, h);
-    unmask(port)?;
-    Ok(port)
+    attach(guest::evtchn_bind_interdomain(dom, remote_port)?, h)
 }
 
 /// A port `remote` may bind to, with `h` as its handler and unmasked.
 pub fn alloc_unbound(remote: DomId, h: Handler) -> Result<EvtchnPort, Errno> {
-    let port = guest::evtchn_alloc_unbound(remote)?;
+    attach(guest::evtchn_alloc_unbound(remote)?, h)
+}
+
+fn attach(port: EvtchnPort, h: Handler) -> Result<EvtchnPort, Errno> {
     on(port, h);
     unmask(port)?;
     Ok(port)

@@ -60,21 +60,30 @@ pub fn end_access(gref: GrantRef) -> bool {
     w.compare_exchange(cur, cur & !0xFFFF, Ordering::SeqCst, Ordering::SeqCst).is_ok()
 }
 
-/// A mapping of another domain's granted page.
-#[derive(Clone, Copy, Debug)]
+/// A mapping of another domain's granted page, in a slot of its own. Not `Copy`: [`unmap`]
+/// consumes it, so the page cannot be reached through it once it is gone.
+#[derive(Debug)]
 pub struct Mapping {
-    pub page: SharedPage,
-    pub handle: GrantHandle,
+    page: SharedPage,
+    handle: GrantHandle,
 }
 
-/// Maps `gref` of `dom` (read-only if asked); the status is the hypervisor's GNTST_ code.
+impl Mapping {
+    /// The mapped page.
+    pub fn page(&self) -> SharedPage {
+        self.page
+    }
+
+    /// The hypervisor's handle for the mapping.
+    pub fn handle(&self) -> GrantHandle {
+        self.handle
+    }
+}
+
+/// Maps `gref` of `dom` (read-only if asked) at a fresh slot; the status is the hypervisor's
+/// GNTST_ code. A refused map gives the slot back.
 pub fn map(dom: DomId, gref: GrantRef, readonly: bool) -> Result<Mapping, i16> {
     let va = mm::alloc_slot().ok_or(GNTST_NO_SPACE)?;
-    map_at(va, dom, gref, readonly)
-}
-
-/// Maps `gref` of `dom` at `va` (a slot the kernel gave up).
-pub fn map_at(va: u64, dom: DomId, gref: GrantRef, readonly: bool) -> Result<Mapping, i16> {
     let mut op = GnttabMapGrantRef {
         host_addr: va,
         flags: GNTMAP_HOST_MAP | if readonly { GNTMAP_READONLY } else { 0 },
@@ -83,14 +92,14 @@ pub fn map_at(va: u64, dom: DomId, gref: GrantRef, readonly: bool) -> Result<Map
         ..Default::default()
     };
     #[allow(unsafe_code)]
-    // SAFETY: the op matches GNTTABOP_map_grant_ref and the slot is the kernel's to replace.
+    // SAFETY: the op matches GNTTABOP_map_grant_ref and `va` is a slot from `alloc_slot`, which
+    // nothing else in the kernel uses.
     let r =
         unsafe { guest::grant_table_op(GNTTABOP_MAP_GRANT_REF, core::slice::from_mut(&mut op)) };
-    if r.is_err() {
-        return Err(GNTST_GENERAL_ERROR);
-    }
-    if op.status != GNTST_OKAY {
-        return Err(op.status);
+    let status = if r.is_err() { GNTST_GENERAL_ERROR } else { op.status };
+    if status != GNTST_OKAY {
+        mm::free_slot(va);
+        return Err(status);
     }
     #[allow(unsafe_code)]
     // SAFETY: the hypervisor mapped the granted frame at `va`; it is shared with the granter.
@@ -98,18 +107,34 @@ pub fn map_at(va: u64, dom: DomId, gref: GrantRef, readonly: bool) -> Result<Map
     Ok(Mapping { page, handle: op.handle })
 }
 
-/// Unmaps a mapping made by [`map`].
-pub fn unmap(m: &Mapping) -> Result<(), i16> {
-    let mut op =
-        GnttabUnmapGrantRef { host_addr: m.page.va(), handle: m.handle, ..Default::default() };
+/// Unmaps a mapping made by [`map`] and gives its slot back. If the hypervisor refuses, the
+/// slot stays taken (what it maps is then unknown).
+pub fn unmap(m: Mapping) -> Result<(), i16> {
+    let va = m.page.va();
     #[allow(unsafe_code)]
-    // SAFETY: the op matches GNTTABOP_unmap_grant_ref.
+    // SAFETY: `m` is consumed, so nothing reaches the page through it after this.
+    let status = unsafe { unmap_handle(va, m.handle) };
+    if status != GNTST_OKAY {
+        return Err(status);
+    }
+    mm::free_slot(va);
+    Ok(())
+}
+
+/// GNTTABOP_unmap_grant_ref of `handle` at `va`, as given; the hypervisor's status. For tests
+/// of stale handles; everything else uses [`unmap`].
+///
+/// # Safety
+///
+/// No live [`Mapping`] may be at `va` with `handle`: its page would vanish under it.
+#[allow(unsafe_code)]
+pub unsafe fn unmap_handle(va: u64, handle: GrantHandle) -> i16 {
+    let mut op = GnttabUnmapGrantRef { host_addr: va, handle, ..Default::default() };
+    #[allow(unsafe_code)]
+    // SAFETY: the op matches GNTTABOP_unmap_grant_ref; the caller vouches for the mapping.
     let r =
         unsafe { guest::grant_table_op(GNTTABOP_UNMAP_GRANT_REF, core::slice::from_mut(&mut op)) };
-    if r.is_err() {
-        return Err(GNTST_GENERAL_ERROR);
-    }
-    if op.status == GNTST_OKAY { Ok(()) } else { Err(op.status) }
+    if r.is_err() { GNTST_GENERAL_ERROR } else { op.status }
 }
 
 /// One GNTTABOP_copy; returns its status.

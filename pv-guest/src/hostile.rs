@@ -5,18 +5,15 @@
 
 use alloc::format;
 use alloc::string::{String, ToString};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 
 use hypercall_abi::guest::{self, raw};
-use hypercall_abi::memory::{
-    XENMEM_DECREASE_RESERVATION, XENMEM_MAXIMUM_RAM_PAGE, XenMemoryReservation,
-};
+use hypercall_abi::memory::XENMEM_DECREASE_RESERVATION;
 use hypercall_abi::mmu::{
     MMUEXT_NEW_BASEPTR, MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L2_TABLE, MmuUpdate, MmuextOp,
 };
 use hypercall_abi::{DomId, Errno, Mfn, PAddr, nr};
 
-use crate::arch::TrapFrame;
 use crate::{mm, println, shared, time};
 
 const DATA: u64 = 0x67; // present, rw, user, accessed, dirty
@@ -57,7 +54,7 @@ pub fn run() {
     report("map-hypervisor-frame", refused(write_pte(slot, (0x200 << 12) | DATA)));
     report("map-hypervisor-frame-readonly", refused(write_pte(slot, (0x200 << 12) | 0x25)));
     // 2. Every other domain's frames: sweep RAM, skipping our own.
-    let max = memory_op_raw(XENMEM_MAXIMUM_RAM_PAGE, 0).unwrap_or(0);
+    let max = guest::maximum_ram_page().unwrap_or(0);
     let step = (max / 4096).max(1);
     let (mut tried, mut mapped) = (0u64, 0u64);
     let mut mfn = 0;
@@ -98,31 +95,23 @@ pub fn run() {
     for i in 0..512 {
         bad.u64_at(i * 8).store((0x200 << 12) | 0x27, Ordering::Relaxed);
     }
-    let _ = write_pte(page.va, (page.mfn.0 << 12) | 0x25);
-    report("pin-l1-mapping-hypervisor", refused(pin(MMUEXT_PIN_L1_TABLE, page.mfn)));
+    let _ = write_pte(page.va(), (page.mfn().0 << 12) | 0x25);
+    report("pin-l1-mapping-hypervisor", refused(pin(MMUEXT_PIN_L1_TABLE, page.mfn())));
     let page2 = mm::alloc_page().expect("a page");
     for i in 0..512 {
         page2.shared().u64_at(i * 8).store(0x27 | 0x80, Ordering::Relaxed); // large pages
     }
-    let _ = write_pte(page2.va, (page2.mfn.0 << 12) | 0x25);
-    report("pin-l2-with-superpages", refused(pin(MMUEXT_PIN_L2_TABLE, page2.mfn)));
+    let _ = write_pte(page2.va(), (page2.mfn().0 << 12) | 0x25);
+    report("pin-l2-with-superpages", refused(pin(MMUEXT_PIN_L2_TABLE, page2.mfn())));
     // 5. Loading a CR3 that was never validated (garbage, a hypervisor frame).
     report(
         "new-baseptr-garbage",
-        refused(mmuext(MmuextOp::new(MMUEXT_NEW_BASEPTR, page.mfn.0, 0))),
+        refused(mmuext(MmuextOp::new(MMUEXT_NEW_BASEPTR, page.mfn().0, 0))),
     );
     report("new-baseptr-hypervisor", refused(mmuext(MmuextOp::new(MMUEXT_NEW_BASEPTR, 0x200, 0))));
     // 6. Freeing a page still in use as a page table.
-    let mut l1_buf = [l1.0];
-    let r = XenMemoryReservation {
-        extent_start: l1_buf.as_mut_ptr() as u64,
-        nr_extents: 1,
-        extent_order: 0,
-        mem_flags: 0,
-        domid: DomId::SELF_,
-        _pad: [0; 6],
-    };
-    let done = memory_op_raw(XENMEM_DECREASE_RESERVATION, &r as *const _ as u64);
+    let done =
+        crate::selftest::reservation(XENMEM_DECREASE_RESERVATION, &mut [l1.0], 0, DomId::SELF_);
     report(
         "free-page-table-in-use",
         match done {
@@ -158,23 +147,21 @@ fn wild_pointers() {
     const NOWHERE: u64 = 0x10;
     // A page of harmless requests, then a hole: a huge count must fault at the hole.
     let hole = mm::alloc_slot().expect("slot");
-    let arr = mm::alloc_slot().expect("slot");
     let _ = write_pte(hole, 0);
     let arr_page = mm::alloc_page().expect("page");
-    let _ = arr;
     for i in 0..512 {
         arr_page.shared().u64_at(i * 8).store(0xFFFF, Ordering::Relaxed); // op 0xFFFF: ENOSYS
     }
     let cases: &[(u64, [u64; 5])] = &[
         (nr::SET_TRAP_TABLE, [HV, 0, 0, 0, 0]),
         (nr::MMU_UPDATE, [HV, 1, 0, 0x7FF0, 0]),
-        (nr::MMU_UPDATE, [arr_page.va, 0xFFFF_FFFF, NOWHERE, 0x7FF0, 0]),
+        (nr::MMU_UPDATE, [arr_page.va(), 0xFFFF_FFFF, NOWHERE, 0x7FF0, 0]),
         (nr::SET_CALLBACKS, [HV, HV, HV, 0, 0]),
         (nr::STACK_SWITCH, [0xe02b, HV, 0, 0, 0]),
         (nr::UPDATE_VA_MAPPING, [HV, 0x200 << 12 | 0x27, 2, 0, 0]),
         (nr::MEMORY_OP, [0, HV, 0, 0, 0]),
         (nr::MEMORY_OP, [6, NOWHERE, 0, 0, 0]),
-        (nr::MULTICALL, [arr_page.va, 0xFFFF_FFFF, 0, 0, 0]),
+        (nr::MULTICALL, [arr_page.va(), 0xFFFF_FFFF, 0, 0, 0]),
         (nr::MULTICALL, [HV, 4, 0, 0, 0]),
         (nr::XEN_VERSION, [6, HV, 0, 0, 0]),
         (nr::CONSOLE_IO, [0, 0xFFFF_FFFF, HV, 0, 0]),
@@ -188,7 +175,7 @@ fn wild_pointers() {
         (nr::VCPU_OP, [1, 0xFFFF_FFFF, 0, 0, 0]),
         (nr::SET_SEGMENT_BASE, [0, 0x8000_0000_0000_0000, 0, 0, 0]),
         (nr::MMUEXT_OP, [HV, 1, HV, 0x7FF0, 0]),
-        (nr::MMUEXT_OP, [arr_page.va, 0xFFFF_FFFF, 0, 0x7FF0, 0]),
+        (nr::MMUEXT_OP, [arr_page.va(), 0xFFFF_FFFF, 0, 0x7FF0, 0]),
         (nr::SCHED_OP, [3, HV, 0, 0, 0]),
         (nr::SCHED_OP, [2, HV, 0, 0, 0]),
         (nr::CALLBACK_OP, [0, HV, 0, 0, 0]),
@@ -201,9 +188,11 @@ fn wild_pointers() {
     let mut bad = String::new();
     for (n, a) in cases {
         #[allow(unsafe_code)]
-        // SAFETY: deliberately hostile arguments; the hypervisor must reject them. None of these
-        // calls can change this kernel's memory (the pointers are not ours, or the requests are
-        // harmless) except clearing handlers, which are reinstalled below.
+        // SAFETY: deliberately hostile arguments; the hypervisor must reject them. The pointers
+        // are not ours, or the requests are harmless, with two exceptions: handlers may be
+        // cleared (reinstalled below), and the huge multicall over `arr_page` writes its
+        // results into that page and the free own pages above it up to `hole`, which nothing
+        // else uses (pages handed out later are no longer guaranteed zero).
         let r = unsafe { raw::hypercall5(*n, a[0], a[1], a[2], a[3], a[4]) };
         if r >= 0 && !matches!(*n, nr::MULTICALL | nr::MEMORY_OP) {
             bad.push_str(&format!(" {}->{r}", nr::name(*n).unwrap_or("?")));
@@ -216,35 +205,15 @@ fn wild_pointers() {
     );
 }
 
-static RESUME: AtomicU64 = AtomicU64::new(0);
-static SEEN: AtomicU64 = AtomicU64::new(u64::MAX);
-
-fn hook(frame: &mut TrapFrame) -> bool {
-    let resume = RESUME.swap(0, Ordering::SeqCst);
-    if resume == 0 {
-        return false;
-    }
-    SEEN.store(frame.vector, Ordering::SeqCst);
-    frame.rip = resume;
-    true
-}
-
 macro_rules! attempt {
     ($name:literal, $asm:literal $(, $($arg:tt)*)?) => {{
-        SEEN.store(u64::MAX, Ordering::SeqCst);
-        #[allow(unsafe_code)]
-        // SAFETY: the privileged instruction traps (#GP); the hook resumes at label 2.
-        unsafe {
-            core::arch::asm!("lea {t}, [rip + 2f]", "mov [{r}], {t}", $asm, "2:",
-                r = in(reg) RESUME.as_ptr(), t = out(reg) _, $($($arg)*)?);
-        }
-        let v = SEEN.load(Ordering::SeqCst);
+        let v = crate::selftest::trap_vector!($asm $(, $($arg)*)?);
         report($name, if v == 13 || v == 6 { Ok(format!("#{}", if v == 13 { "GP" } else { "UD" })) } else { Err(format!("vector {}", v as i64)) });
     }};
 }
 
 fn privileged() {
-    crate::traps::set_exception_hook(hook);
+    crate::traps::set_exception_hook(crate::selftest::resume_hook);
     attempt!("cli", "cli");
     attempt!("hlt", "hlt");
     attempt!("mov-to-cr0", "mov cr0, {x}", x = in(reg) 0x8000_0001u64);
@@ -258,13 +227,7 @@ fn privileged() {
 
 /// The victim: fills pages with a pattern, checksums them, waits `seconds`, checksums again.
 pub fn victim(seconds: u64) {
-    let mut pages = alloc::vec::Vec::new();
-    while let Some(p) = mm::alloc_page() {
-        if pages.len() >= 64 {
-            break;
-        }
-        pages.push(p);
-    }
+    let pages: alloc::vec::Vec<mm::OwnPage> = (0..64).map_while(|_| mm::alloc_page()).collect();
     let sum = |pages: &[mm::OwnPage]| {
         pages.iter().fold(0xCBF2_9CE4_8422_2325u64, |acc, p| {
             (0..512).fold(acc, |h, i| {
@@ -286,12 +249,4 @@ pub fn victim(seconds: u64) {
         "RESULT victim: after {after:#018x} {}",
         if before == after { "unchanged" } else { "CHANGED" }
     );
-}
-
-/// memory_op with a raw argument (an address, or nothing).
-fn memory_op_raw(cmd: u32, arg: u64) -> Result<u64, Errno> {
-    #[allow(unsafe_code)]
-    // SAFETY: the argument is a pointer to a live struct of the command's type, or ignored.
-    let r = unsafe { raw::hypercall2(nr::MEMORY_OP, cmd.into(), arg) };
-    hypercall_abi::ret_to_result(r)
 }

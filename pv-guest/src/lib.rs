@@ -5,8 +5,9 @@
 //! [`kernel_main!`]; everything before that is done here.
 //!
 //! `unsafe` lives in `arch` (entry, stubs, hypercall page), `heap` (the arena), `shared`
-//! (memory shared with the hypervisor and other domains), and in single marked hypercalls that
-//! change this kernel's own mappings (`boot`, `grant`, `mm`, `traps`); `selftest` and `hostile`
+//! (memory shared with the hypervisor and other domains), and in single marked calls that
+//! change this kernel's own mappings or wrap a page just mapped as a `SharedPage` (`boot`,
+//! `grant`, `mm`, `traps`); `selftest`, `hostile` and one stale-handle check in `scenarios`
 //! misuse the ABI on purpose to check the hypervisor refuses it.
 #![cfg_attr(target_os = "none", no_std)]
 #![deny(unsafe_code)]
@@ -54,7 +55,7 @@ pub mod xenbus;
 pub mod xenstore;
 
 #[cfg(target_os = "none")]
-pub use boot::{cmdline, cmdline_value, shutdown, start_info};
+pub use boot::{cmdline, cmdline_param, cmdline_value, shutdown, start_info};
 pub use hypercall_abi as abi;
 
 /// Declares the kernel's main function, called once the runtime is up with the domain's

@@ -38,18 +38,29 @@ pub fn init(si: &StartInfo) {
     NEXT_SLOT.store(boot_region_end(si), Ordering::Relaxed);
 }
 
-/// A page of the kernel's own memory: zeroed, mapped writable.
+/// A page of the kernel's own memory: zeroed, mapped writable. Only [`alloc_page`] makes
+/// one (the fields are private), so [`OwnPage::shared`] always names a real page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OwnPage {
-    pub va: u64,
-    pub mfn: Mfn,
+    va: u64,
+    mfn: Mfn,
 }
 
 impl OwnPage {
+    /// Its virtual address in the boot mapping.
+    pub fn va(&self) -> u64 {
+        self.va
+    }
+
+    /// Its machine frame.
+    pub fn mfn(&self) -> Mfn {
+        self.mfn
+    }
+
     pub fn shared(&self) -> SharedPage {
+        #[allow(unsafe_code)]
         // SAFETY: own pages are mapped for the kernel's life and handed out once; the caller
         // shares them with another domain, so they are only accessed through SharedPage.
-        #[allow(unsafe_code)]
         unsafe {
             SharedPage::new(self.va)
         }
@@ -75,11 +86,7 @@ pub fn alloc_page() -> Option<OwnPage> {
 /// Maps machine frame `mfn` (not the kernel's own: shared_info, a granted page) at a fresh
 /// slot with update_va_mapping; the frame the slot held before is given up.
 pub fn map_frame(mfn: Mfn) -> Option<SharedPage> {
-    let va = NEXT_SLOT.fetch_sub(4096, Ordering::Relaxed) - 4096;
-    if va < NEXT_OWN.load(Ordering::Relaxed) {
-        NEXT_SLOT.fetch_add(4096, Ordering::Relaxed);
-        return None;
-    }
+    let va = alloc_slot()?;
     #[allow(unsafe_code)]
     // SAFETY: the slot is inside this kernel's boot mapping, past everything it uses; the new
     // mapping is a data page.
@@ -90,14 +97,26 @@ pub fn map_frame(mfn: Mfn) -> Option<SharedPage> {
     Some(unsafe { SharedPage::new(va) })
 }
 
+/// Slots given back by [`free_slot`], taken again before new ones.
+static FREE_SLOTS: spin::Mutex<alloc::vec::Vec<u64>> = spin::Mutex::new(alloc::vec::Vec::new());
+
 /// A mapping slot (for grant maps): its VA, whose PTE the caller will replace.
 pub fn alloc_slot() -> Option<u64> {
+    if let Some(va) = FREE_SLOTS.lock().pop() {
+        return Some(va);
+    }
     let va = NEXT_SLOT.fetch_sub(4096, Ordering::Relaxed) - 4096;
     if va < NEXT_OWN.load(Ordering::Relaxed) {
         NEXT_SLOT.fetch_add(4096, Ordering::Relaxed);
         return None;
     }
     Some(va)
+}
+
+/// Gives back a slot from [`alloc_slot`] whose mapping is gone (a grant unmap leaves it
+/// empty), so a kernel that maps and unmaps in a loop does not run out of slack.
+pub fn free_slot(va: u64) {
+    FREE_SLOTS.lock().push(va);
 }
 
 /// The L1 table (machine frame) and slot that map `va` in the kernel's page tables, walking

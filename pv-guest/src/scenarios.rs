@@ -21,10 +21,6 @@ use hypercall_abi::{DomId, EvtchnPort, GrantRef};
 
 use crate::{events, grant, mm, println, time};
 
-fn param<T: core::str::FromStr>(line: &str, key: &str, default: T) -> T {
-    crate::cmdline_value(line, key).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 /// Runs the scenario named on the command line, if any.
 pub fn run(line: &str) {
     match crate::cmdline_value(line, "scenario") {
@@ -43,7 +39,7 @@ pub fn run(line: &str) {
         Some("storm") => storm(line),
         Some("echo") => echo(line),
         Some("drvbench") => crate::drvbench::run(line),
-        Some("victim") => crate::hostile::victim(param(line, "seconds", 5)),
+        Some("victim") => crate::hostile::victim(crate::cmdline_param(line, "seconds", 5)),
         Some(other) => println!("RESULT {other}: FAIL unknown scenario"),
         None => {}
     }
@@ -65,16 +61,16 @@ const PROBE_PORTS: u32 = 16;
 const PINGPONG_GREF: GrantRef = GrantRef(8);
 
 fn pingpong(line: &str) {
-    let peer = DomId(param(line, "peer", 2u16));
-    let rounds: u64 = param(line, "rounds", 1000);
-    let die_after: u64 = param(line, "die_after", u64::MAX);
+    let peer = DomId(crate::cmdline_param(line, "peer", 2u16));
+    let rounds: u64 = crate::cmdline_param(line, "rounds", 1000);
+    let die_after: u64 = crate::cmdline_param(line, "die_after", u64::MAX);
     let is_ping = crate::cmdline_value(line, "role") == Some("ping");
     let t0 = time::now_ns();
     let (page, port) = if is_ping {
         let page = mm::alloc_page().expect("a page to share");
         let gref = grant::alloc_ref().expect("a grant ref");
         assert_eq!(gref, PINGPONG_GREF, "first free grant ref");
-        grant::grant_access(gref, peer, page.mfn, false);
+        grant::grant_access(gref, peer, page.mfn(), false);
         let port = events::alloc_unbound(peer, |_| {}).expect("alloc_unbound");
         println!("pingpong: ping port {} gref {} for d{}", port.0, gref.0, peer.0);
         (page.shared(), port)
@@ -95,9 +91,9 @@ fn pingpong(line: &str) {
                 Err(_) => time::sleep_ns(1_000_000),
             }
         };
-        m.page.u64_at(READY).store(1, Ordering::Release);
+        m.page().u64_at(READY).store(1, Ordering::Release);
         let _ = events::send(port);
-        (m.page, port)
+        (m.page(), port)
     };
     let counter = page.u64_at(COUNTER);
     let data = page.u64_at(PAYLOAD);
@@ -191,8 +187,8 @@ fn pct(sorted: &[u64], p: usize) -> u64 {
 }
 
 fn latency(line: &str) {
-    let period_ms: u64 = param(line, "period_ms", 5);
-    let samples: usize = param(line, "samples", 200);
+    let period_ms: u64 = crate::cmdline_param(line, "period_ms", 5);
+    let samples: usize = crate::cmdline_param(line, "samples", 200);
     let period = period_ms * 1_000_000;
     let mut late = alloc::vec::Vec::with_capacity(samples);
     let mut next = time::now_ns() + period;
@@ -247,7 +243,7 @@ fn timers() {
 /// Two domains yielding to each other: every yield is a hypercall and a switch to the other
 /// domain, so a loop iteration here is two hypercalls and two domain switches.
 fn yieldpair(line: &str) {
-    let n: u64 = param(line, "iters", 500);
+    let n: u64 = crate::cmdline_param(line, "iters", 500);
     // Let the other domain start spinning too before measuring.
     for _ in 0..100 {
         let _ = guest::sched_yield();
@@ -261,7 +257,7 @@ fn yieldpair(line: &str) {
 /// XenStore from a domU: its home, permissions, a watch, a transaction conflict, quotas.
 pub fn xenstore_test(line: &str) {
     use crate::xenstore::{self, Store, XsError};
-    let peer: u16 = param(line, "peer", 0);
+    let peer: u16 = crate::cmdline_param(line, "peer", 0);
     let r = xenstore::with(|xs| -> Result<(), alloc::string::String> {
         let e = |what: &str, err: XsError| alloc::format!("{what}: {}", err.0);
         let name = xs.read_str(0, "name").map_err(|x| e("read name", x))?;
@@ -337,18 +333,18 @@ pub fn xenstore_test(line: &str) {
 /// `role=grantee peer=<domid>` maps, copies and tries every refusal.
 pub fn grants(line: &str) {
     use hypercall_abi::grant_table::*;
-    let peer = DomId(param(line, "peer", 0u16));
+    let peer = DomId(crate::cmdline_param(line, "peer", 0u16));
     if crate::cmdline_value(line, "role") == Some("granter") {
         let rw = mm::alloc_page().expect("page");
         let ro = mm::alloc_page().expect("page");
         rw.shared().u64_at(0).store(0x1111, Ordering::Relaxed);
         ro.shared().u64_at(0).store(0x2222, Ordering::Relaxed);
         let (g1, g2) = (grant::alloc_ref().expect("ref"), grant::alloc_ref().expect("ref"));
-        grant::grant_access(g1, peer, rw.mfn, false);
-        grant::grant_access(g2, peer, ro.mfn, true);
+        grant::grant_access(g1, peer, rw.mfn(), false);
+        grant::grant_access(g2, peer, ro.mfn(), true);
         // A third ref granted to somebody else (dom0): the grantee must be refused it.
         let other = grant::alloc_ref().expect("ref");
-        grant::grant_access(other, DomId(0), rw.mfn, false);
+        grant::grant_access(other, DomId(0), rw.mfn(), false);
         println!(
             "grants: granted refs {} (rw) {} (ro) to d{}, {} to d0",
             g1.0, g2.0, peer.0, other.0
@@ -392,7 +388,7 @@ pub fn grants(line: &str) {
         return;
     };
     check("map rw", 0, 0);
-    if m.page.u64_at(0).load(Ordering::Relaxed) != 0x1111 {
+    if m.page().u64_at(0).load(Ordering::Relaxed) != 0x1111 {
         fails.borrow_mut().push("mapped page has the wrong contents".into());
     }
     // Refusals.
@@ -427,7 +423,7 @@ pub fn grants(line: &str) {
     let mine = mm::alloc_page().expect("page");
     let mut op = GnttabCopy {
         source: GnttabCopyPtr::gref(peer, g2, 0),
-        dest: GnttabCopyPtr::gmfn(DomId::SELF_, mine.mfn.0, 0),
+        dest: GnttabCopyPtr::gmfn(DomId::SELF_, mine.mfn().0, 0),
         len: 8,
         flags: GNTCOPY_SOURCE_GREF,
         ..Default::default()
@@ -437,7 +433,7 @@ pub fn grants(line: &str) {
         fails.borrow_mut().push("copy did not bring the data".into());
     }
     let mut op = GnttabCopy {
-        source: GnttabCopyPtr::gmfn(DomId::SELF_, mine.mfn.0, 0),
+        source: GnttabCopyPtr::gmfn(DomId::SELF_, mine.mfn().0, 0),
         dest: GnttabCopyPtr::gref(peer, g2, 0),
         len: 8,
         flags: GNTCOPY_DEST_GREF,
@@ -445,7 +441,7 @@ pub fn grants(line: &str) {
     };
     check("copy into a readonly grant", grant::copy(&mut op), GNTST_PERMISSION_DENIED);
     let mut op = GnttabCopy {
-        source: GnttabCopyPtr::gmfn(DomId::SELF_, mine.mfn.0, 4000),
+        source: GnttabCopyPtr::gmfn(DomId::SELF_, mine.mfn().0, 4000),
         dest: GnttabCopyPtr::gref(peer, g1, 0),
         len: 200,
         flags: GNTCOPY_DEST_GREF,
@@ -453,9 +449,13 @@ pub fn grants(line: &str) {
     };
     check("copy across a page end", grant::copy(&mut op), GNTST_BAD_COPY_ARG);
     // Write through the rw mapping, unmap, and unmapping twice is a bad handle.
-    m.page.u64_at(8).store(0xBEEF, Ordering::Release);
-    check("unmap", grant::unmap(&m).map(|_| 0).unwrap_or_else(|s| s), 0);
-    check("unmap twice", grant::unmap(&m).map(|_| 0).unwrap_or_else(|s| s), GNTST_BAD_HANDLE);
+    m.page().u64_at(8).store(0xBEEF, Ordering::Release);
+    let (va, handle) = (m.page().va(), m.handle());
+    check("unmap", grant::unmap(m).map(|_| 0).unwrap_or_else(|s| s), 0);
+    #[allow(unsafe_code)]
+    // SAFETY: the mapping at `va` is gone (unmapped just above) and nothing mapped since.
+    let again = unsafe { grant::unmap_handle(va, handle) };
+    check("unmap twice", again, GNTST_BAD_HANDLE);
     let fails = fails.into_inner();
     if fails.is_empty() {
         println!("RESULT grants: PASS");
@@ -466,10 +466,9 @@ pub fn grants(line: &str) {
 
 /// The secondary console over xenbus: `lines` lines, reconnecting if the backend restarts.
 pub fn vcons(line: &str) {
-    let lines: u64 = param(line, "lines", 20);
-    let dom =
-        crate::xenstore::with(|xs| crate::xenstore::Store::read_str(xs, 0, "domid").ok()).flatten();
-    let Some(dom) = dom.and_then(|d| d.trim_end_matches('\0').parse::<u16>().ok()) else {
+    let lines: u64 = crate::cmdline_param(line, "lines", 20);
+    let dom = crate::xenstore::with(|xs| crate::xenbus::read_u64(xs, "domid")).flatten();
+    let Some(dom) = dom.and_then(|d| u16::try_from(d).ok()) else {
         println!("RESULT vcons: FAIL no domid in XenStore");
         return;
     };
@@ -490,7 +489,7 @@ pub fn vcons(line: &str) {
 
 /// Prints as fast as it can for `seconds` (a console flood).
 pub fn flood(line: &str) {
-    let secs: u64 = param(line, "seconds", 3);
+    let secs: u64 = crate::cmdline_param(line, "seconds", 3);
     let end = time::now_ns() + secs * 1_000_000_000;
     let mut n = 0u64;
     let t0 = time::now_ns();
@@ -504,8 +503,8 @@ pub fn flood(line: &str) {
 
 /// Prints `count` numbered lines, one every `period_ms`.
 pub fn ticker(line: &str) {
-    let count: u64 = param(line, "count", 20);
-    let period: u64 = param(line, "period_ms", 50);
+    let count: u64 = crate::cmdline_param(line, "count", 20);
+    let period: u64 = crate::cmdline_param(line, "period_ms", 50);
     for i in 0..count {
         println!("tick {i}");
         time::sleep_ns(period * 1_000_000);
@@ -528,7 +527,7 @@ pub fn corrupt_console() {
 
 /// Sends events on its console port as fast as it can for `seconds`, moving no data.
 pub fn storm(line: &str) {
-    let secs: u64 = param(line, "seconds", 2);
+    let secs: u64 = crate::cmdline_param(line, "seconds", 2);
     let port = crate::start_info().console.domu().evtchn;
     let end = time::now_ns() + secs * 1_000_000_000;
     let mut n = 0u64;
@@ -543,7 +542,7 @@ pub fn storm(line: &str) {
 
 /// Echoes console input lines until it has seen `lines` of them.
 pub fn echo(line: &str) {
-    let want: u64 = param(line, "lines", 1);
+    let want: u64 = crate::cmdline_param(line, "lines", 1);
     println!("echo: ready");
     let mut got = 0;
     let mut buf = [0u8; 128];

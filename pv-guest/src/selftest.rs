@@ -73,11 +73,13 @@ fn efault() -> Result<(), alloc::string::String> {
     Ok(())
 }
 
-static RESUME: AtomicU64 = AtomicU64::new(0);
-static SEEN: AtomicU64 = AtomicU64::new(u64::MAX);
+pub(crate) static RESUME: AtomicU64 = AtomicU64::new(0);
+pub(crate) static SEEN: AtomicU64 = AtomicU64::new(u64::MAX);
 static SEEN_ERR: AtomicU64 = AtomicU64::new(0);
 
-fn resume_hook(frame: &mut TrapFrame) -> bool {
+/// The exception hook for [`trap_vector!`]: records the vector and error code and resumes
+/// after the instruction, if an attempt is armed.
+pub(crate) fn resume_hook(frame: &mut TrapFrame) -> bool {
     let resume = RESUME.swap(0, Ordering::SeqCst);
     if resume == 0 {
         return false;
@@ -88,10 +90,11 @@ fn resume_hook(frame: &mut TrapFrame) -> bool {
     true
 }
 
-macro_rules! expect_trap {
-    ($vector:expr, $asm:literal $(, $($arg:tt)*)?) => {{
-        let what: &str = $asm;
-        SEEN.store(u64::MAX, Ordering::SeqCst);
+/// Runs `asm` (an instruction expected to trap) with [`resume_hook`] armed to resume after it;
+/// evaluates to the vector seen (`u64::MAX` if nothing trapped). The hook must be installed.
+macro_rules! trap_vector {
+    ($asm:literal $(, $($arg:tt)*)?) => {{
+        $crate::selftest::SEEN.store(u64::MAX, core::sync::atomic::Ordering::SeqCst);
         #[allow(unsafe_code)]
         // SAFETY: the instruction under test traps; the hook resumes at label 2, and the
         // asm declares the registers it touches.
@@ -101,12 +104,20 @@ macro_rules! expect_trap {
                 "mov [{resume}], {tmp}",
                 $asm,
                 "2:",
-                resume = in(reg) RESUME.as_ptr(),
+                resume = in(reg) $crate::selftest::RESUME.as_ptr(),
                 tmp = out(reg) _,
                 $($($arg)*)?
             );
         }
-        let seen = SEEN.load(Ordering::SeqCst);
+        $crate::selftest::SEEN.load(core::sync::atomic::Ordering::SeqCst)
+    }};
+}
+pub(crate) use trap_vector;
+
+macro_rules! expect_trap {
+    ($vector:expr, $asm:literal $(, $($arg:tt)*)?) => {{
+        let what: &str = $asm;
+        let seen = trap_vector!($asm $(, $($arg)*)?);
         if seen != $vector {
             return Err(alloc::format!("{what}: expected vector {}, saw {}", $vector, seen as i64));
         }
@@ -183,7 +194,7 @@ fn fault_without_handler() {
 
 /// Bad port numbers, foreign ports and impossible bindings are errnos and nothing else.
 fn evtchn() -> Result<(), alloc::string::String> {
-    use hypercall_abi::event_channel::{EvtchnStatusDetail, VIRQ_DOM_EXC, VIRQ_TIMER};
+    use hypercall_abi::event_channel::{EvtchnStatusDetail, VIRQ_TIMER};
     use hypercall_abi::{DomId, EvtchnPort};
     let expect =
         |what: &str, r: Result<u64, Errno>, want: Errno| -> Result<(), alloc::string::String> {
@@ -238,7 +249,6 @@ fn evtchn() -> Result<(), alloc::string::String> {
             guest::event_channel_op(hypercall_abi::event_channel::EVTCHNOP_ALLOC_UNBOUND, &mut op)
         };
         expect("alloc_unbound in dom0", r, Errno::EPERM)?;
-        let _ = VIRQ_DOM_EXC;
     }
     // Binding to a port nobody offered us.
     expect(
@@ -267,15 +277,6 @@ fn evtchn() -> Result<(), alloc::string::String> {
     Ok(())
 }
 
-/// Cycles to ns with the hypervisor's published TSC scale.
-fn cycles_to_ns(c: u64) -> u64 {
-    let s = crate::events::shared_info();
-    let scale = s.u64_at(32 + 24).load(core::sync::atomic::Ordering::Relaxed);
-    let (mul, shift) = (scale as u32, (scale >> 32) as u8 as i8);
-    let c = if shift >= 0 { c << shift } else { c >> -shift };
-    ((u128::from(c) * u128::from(mul)) >> 32) as u64
-}
-
 /// Median over `batches` of the mean cost of `iters` runs of `f`, in TSC cycles.
 pub fn measure(batches: usize, iters: u64, mut f: impl FnMut()) -> u64 {
     let mut per = alloc::vec::Vec::with_capacity(batches);
@@ -292,7 +293,7 @@ pub fn measure(batches: usize, iters: u64, mut f: impl FnMut()) -> u64 {
 
 /// Prints one benchmark figure.
 pub fn bench_line(name: &str, cycles: u64) {
-    println!("BENCH {name}: median {cycles} cycles ({} ns)", cycles_to_ns(cycles));
+    println!("BENCH {name}: median {cycles} cycles ({} ns)", crate::time::cycles_to_ns(cycles));
 }
 
 /// Single-domain micro-benchmarks (they run the same on real Xen, except the floor probe).
@@ -341,11 +342,30 @@ fn bench() {
     );
 }
 
-fn memory_op(cmd: u32, arg: u64) -> Result<u64, Errno> {
+/// One XENMEM reservation op (`increase`/`decrease_reservation`, `populate_physmap`) over
+/// `extents`: frame numbers given, or pseudo-physical frames to fill; returns how many extents
+/// were done.
+pub(crate) fn reservation(
+    cmd: u32,
+    extents: &mut [u64],
+    extent_order: u32,
+    domid: hypercall_abi::DomId,
+) -> Result<u64, Errno> {
+    let mut r = hypercall_abi::memory::XenMemoryReservation {
+        extent_start: extents.as_mut_ptr() as u64,
+        nr_extents: extents.len() as u64,
+        extent_order,
+        mem_flags: 0,
+        domid,
+        _pad: [0; 6],
+    };
     #[allow(unsafe_code)]
-    // SAFETY: `arg` points at a live struct of the command's type (or is a plain value).
-    let r = unsafe { raw::hypercall2(nr::MEMORY_OP, cmd.into(), arg) };
-    hypercall_abi::ret_to_result(r)
+    // SAFETY: `r` is the reservation struct and names `extents`, live for the call. A frame
+    // given back stays alive while anything still maps it (the hypervisor's reference rules),
+    // and frames gained are not mapped until the caller maps them.
+    unsafe {
+        guest::memory_op(cmd, &mut r)
+    }
 }
 
 /// Ballooning: give pages back, get them back, and the reservation follows.
@@ -355,16 +375,13 @@ fn memory() -> Result<(), alloc::string::String> {
     use hypercall_abi::{DomId, VAddr};
     let si = crate::start_info();
     let me = DomId::SELF_;
-    let current = |what: &str| {
-        memory_op(XENMEM_CURRENT_RESERVATION, &me as *const DomId as u64)
-            .map_err(|e| alloc::format!("{what}: {e:?}"))
-    };
+    let current =
+        |what: &str| guest::current_reservation(me).map_err(|e| alloc::format!("{what}: {e:?}"));
     let start = current("current_reservation")?;
     if start != si.nr_pages {
         return Err(alloc::format!("current_reservation {start} != nr_pages {}", si.nr_pages));
     }
-    let max = memory_op(XENMEM_MAXIMUM_RESERVATION, &me as *const DomId as u64)
-        .map_err(|e| alloc::format!("max: {e:?}"))?;
+    let max = guest::maximum_reservation(me).map_err(|e| alloc::format!("max: {e:?}"))?;
     if max < start {
         return Err(alloc::format!("maximum_reservation {max} < current {start}"));
     }
@@ -380,50 +397,45 @@ fn memory() -> Result<(), alloc::string::String> {
     }
     // Balloon down 16 pages: unmap each, then give the frames back.
     let pages: alloc::vec::Vec<crate::mm::OwnPage> =
-        (0..16).filter_map(|_| crate::mm::alloc_page()).collect();
-    let mut frames: alloc::vec::Vec<u64> = pages.iter().map(|p| p.mfn.0).collect();
+        (0..16).map_while(|_| crate::mm::alloc_page()).collect();
+    if pages.len() < 16 {
+        // The reservation below names 16 extents: never pass fewer.
+        return Err(alloc::format!("only {} free pages for the balloon test", pages.len()));
+    }
+    let mut frames: alloc::vec::Vec<u64> = pages.iter().map(|p| p.mfn().0).collect();
     for p in &pages {
         #[allow(unsafe_code)]
         // SAFETY: the page is this kernel's and unused; unmapping it loses nothing.
-        unsafe { guest::update_va_mapping(VAddr(p.va), 0, UVMF_INVLPG) }
+        unsafe { guest::update_va_mapping(VAddr(p.va()), 0, UVMF_INVLPG) }
             .map_err(|e| alloc::format!("unmap: {e:?}"))?;
     }
-    let mut r = XenMemoryReservation {
-        extent_start: frames.as_mut_ptr() as u64,
-        nr_extents: 16,
-        extent_order: 0,
-        mem_flags: 0,
-        domid: me,
-        _pad: [0; 6],
-    };
-    let gone = memory_op(XENMEM_DECREASE_RESERVATION, &mut r as *mut _ as u64)
+    let gone = reservation(XENMEM_DECREASE_RESERVATION, &mut frames, 0, me)
         .map_err(|e| alloc::format!("decrease: {e:?}"))?;
     let after = current("after decrease")?;
     if gone != 16 || after != start - 16 {
         return Err(alloc::format!("decrease released {gone}, reservation {start} -> {after}"));
     }
     // Giving back a frame that is no longer ours is refused (0 extents).
-    let again = memory_op(XENMEM_DECREASE_RESERVATION, &mut r as *mut _ as u64)
+    let again = reservation(XENMEM_DECREASE_RESERVATION, &mut frames, 0, me)
         .map_err(|e| alloc::format!("decrease again: {e:?}"))?;
     if again != 0 {
         return Err(alloc::format!("released {again} frames twice"));
     }
     // Balloon up: populate the same pseudo-physical frames, map the new machine frames back.
     let mut pfns: alloc::vec::Vec<u64> =
-        pages.iter().map(|p| (p.va - crate::arch::VIRT_BASE) >> 12).collect();
-    r.extent_start = pfns.as_mut_ptr() as u64;
-    let got = memory_op(XENMEM_POPULATE_PHYSMAP, &mut r as *mut _ as u64)
+        pages.iter().map(|p| (p.va() - crate::arch::VIRT_BASE) >> 12).collect();
+    let got = reservation(XENMEM_POPULATE_PHYSMAP, &mut pfns, 0, me)
         .map_err(|e| alloc::format!("populate: {e:?}"))?;
     if got != 16 || current("after populate")? != start {
         return Err(alloc::format!("populate gave {got}"));
     }
     for (p, &mfn) in pages.iter().zip(&pfns) {
-        if crate::shared::m2p_entry(mfn) != (p.va - crate::arch::VIRT_BASE) >> 12 {
+        if crate::shared::m2p_entry(mfn) != (p.va() - crate::arch::VIRT_BASE) >> 12 {
             return Err("M2P not updated for a populated frame".into());
         }
         #[allow(unsafe_code)]
         // SAFETY: maps a frame populate_physmap just gave this kernel at its own VA.
-        unsafe { guest::update_va_mapping(VAddr(p.va), (mfn << 12) | 0x67, UVMF_INVLPG) }
+        unsafe { guest::update_va_mapping(VAddr(p.va()), (mfn << 12) | 0x67, UVMF_INVLPG) }
             .map_err(|e| alloc::format!("remap: {e:?}"))?;
         let page = p.shared();
         if page.u64_at(0).load(core::sync::atomic::Ordering::Relaxed) != 0 {
@@ -433,23 +445,14 @@ fn memory() -> Result<(), alloc::string::String> {
     }
     // Beyond the ceiling, nothing is given.
     let mut one = [0u64];
-    let mut inc = XenMemoryReservation {
-        extent_start: one.as_mut_ptr() as u64,
-        nr_extents: 1,
-        extent_order: 0,
-        mem_flags: 0,
-        domid: me,
-        _pad: [0; 6],
-    };
     if max == start {
-        let n = memory_op(XENMEM_INCREASE_RESERVATION, &mut inc as *mut _ as u64)
+        let n = reservation(XENMEM_INCREASE_RESERVATION, &mut one, 0, me)
             .map_err(|e| alloc::format!("increase: {e:?}"))?;
         if n != 0 {
             return Err(alloc::format!("increase beyond the ceiling gave {n}"));
         }
     }
-    inc.extent_order = 9;
-    if memory_op(XENMEM_INCREASE_RESERVATION, &mut inc as *mut _ as u64) != Err(Errno::EINVAL) {
+    if reservation(XENMEM_INCREASE_RESERVATION, &mut one, 9, me) != Err(Errno::EINVAL) {
         return Err("a 2 MiB extent was not refused".into());
     }
     Ok(())
@@ -519,9 +522,10 @@ fn mmu_bench() {
     #[allow(unsafe_code)]
     // SAFETY: remaps this kernel's own scratch page read-only, then pins it as an empty L1.
     unsafe {
-        let _ = guest::update_va_mapping(VAddr(table.va), (table.mfn.0 << 12) | 0x25, UVMF_INVLPG);
         let _ =
-            guest::mmuext_op(&[MmuextOp::new(MMUEXT_PIN_L1_TABLE, table.mfn.0, 0)], DomId::SELF_);
+            guest::update_va_mapping(VAddr(table.va()), (table.mfn().0 << 12) | 0x25, UVMF_INVLPG);
+        let _ =
+            guest::mmuext_op(&[MmuextOp::new(MMUEXT_PIN_L1_TABLE, table.mfn().0, 0)], DomId::SELF_);
     }
     let mut reqs = alloc::vec::Vec::with_capacity(512);
     let mut flip = false;
@@ -531,8 +535,8 @@ fn mmu_bench() {
             flip = !flip;
             reqs.clear();
             for i in 0..512u64 {
-                let pte = if flip { (data.mfn.0 << 12) | 0x25 } else { 0 };
-                reqs.push(MmuUpdate::normal(PAddr((table.mfn.0 << 12) + i * 8), pte));
+                let pte = if flip { (data.mfn().0 << 12) | 0x25 } else { 0 };
+                reqs.push(MmuUpdate::normal(PAddr((table.mfn().0 << 12) + i * 8), pte));
             }
             #[allow(unsafe_code)]
             // SAFETY: every request targets the pinned scratch L1 and maps this kernel's own page.
@@ -545,7 +549,7 @@ fn mmu_bench() {
         "update-va-mapping",
         measure(21, 100, || {
             flip = !flip;
-            let pte = if flip { (data.mfn.0 << 12) | 0x25 } else { 0 };
+            let pte = if flip { (data.mfn().0 << 12) | 0x25 } else { 0 };
             #[allow(unsafe_code)]
             // SAFETY: the slot is this kernel's to remap.
             let _ = unsafe { guest::update_va_mapping(VAddr(slot), pte, UVMF_INVLPG) };

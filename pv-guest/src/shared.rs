@@ -1,7 +1,7 @@
 //! Memory this kernel shares with the hypervisor or other domains, reached only through
 //! volatile or atomic accesses: start_info (written once by the builder), the shared_info page
-//! (event bitmaps, vcpu_info, time), and pages mapped from or granted to other domains. This and
-//! `arch` are the runtime's only `unsafe` modules.
+//! (event bitmaps, vcpu_info, time), and pages mapped from or granted to other domains. Every
+//! [`SharedPage`] is made here or by the marked single calls `lib.rs` lists.
 
 use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 

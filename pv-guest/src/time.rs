@@ -1,51 +1,51 @@
 //! Guest time from the hypervisor's `vcpu_time_info` (read with the version protocol: retry
-//! while the version is odd or changed), the wall clock from shared_info, and sleeping with
-//! `set_timer_op` + block.
+//! while the version is odd or changed), and sleeping with `set_timer_op` + block.
 
+use core::mem::offset_of;
 use core::sync::atomic::Ordering;
 
 use hypercall_abi::guest;
+use hypercall_abi::shared_info::{SharedInfo, VcpuInfo, VcpuTimeInfo, scale_delta};
 
 use crate::arch::rdtsc;
 use crate::events;
 
-/// vcpu_info[0].time in shared_info.
-const TIME: usize = 32;
+/// vcpu_info[0].time in shared_info, and its fields.
+const TIME: usize = offset_of!(SharedInfo, vcpu_info) + offset_of!(VcpuInfo, time);
+const VERSION: usize = TIME + offset_of!(VcpuTimeInfo, version);
+const TSC_TIMESTAMP: usize = TIME + offset_of!(VcpuTimeInfo, tsc_timestamp);
+const SYSTEM_TIME: usize = TIME + offset_of!(VcpuTimeInfo, system_time);
+/// `tsc_to_system_mul` (low 32 bits) and `tsc_shift` (the byte after) read as one word.
+const SCALE: usize = TIME + offset_of!(VcpuTimeInfo, tsc_to_system_mul);
 
-/// System time in ns (the hypervisor's clock, shared by all domains).
-pub fn now_ns() -> u64 {
+/// A consistent (tsc_timestamp, system_time, mul, shift) from vcpu_info[0].time.
+fn snapshot() -> (u64, u64, u32, i8) {
     let s = events::shared_info();
     loop {
-        let v1 = s.u32_at(TIME).load(Ordering::Acquire);
+        let v1 = s.u32_at(VERSION).load(Ordering::Acquire);
         if v1 & 1 != 0 {
             core::hint::spin_loop();
             continue;
         }
-        let tsc_ts = s.u64_at(TIME + 8).load(Ordering::Acquire);
-        let sys = s.u64_at(TIME + 16).load(Ordering::Acquire);
-        let scale = s.u64_at(TIME + 24).load(Ordering::Acquire);
-        let v2 = s.u32_at(TIME).load(Ordering::Acquire);
-        if v1 != v2 {
-            continue;
+        let tsc_ts = s.u64_at(TSC_TIMESTAMP).load(Ordering::Acquire);
+        let sys = s.u64_at(SYSTEM_TIME).load(Ordering::Acquire);
+        let scale = s.u64_at(SCALE).load(Ordering::Acquire);
+        if s.u32_at(VERSION).load(Ordering::Acquire) == v1 {
+            return (tsc_ts, sys, scale as u32, (scale >> 32) as u8 as i8);
         }
-        let mul = scale as u32;
-        let shift = (scale >> 32) as u8 as i8;
-        let mut delta = rdtsc().wrapping_sub(tsc_ts);
-        if shift >= 0 {
-            delta <<= shift;
-        } else {
-            delta >>= -shift;
-        }
-        return sys + ((u128::from(delta) * u128::from(mul)) >> 32) as u64;
     }
 }
 
-/// Wall-clock seconds since the epoch.
-pub fn wallclock_secs() -> u64 {
-    let s = events::shared_info();
-    let sec = u64::from(s.u32_at(3076).load(Ordering::Acquire))
-        | (u64::from(s.u32_at(3084).load(Ordering::Acquire)) << 32);
-    sec + now_ns() / 1_000_000_000
+/// System time in ns (the hypervisor's clock, shared by all domains).
+pub fn now_ns() -> u64 {
+    let (tsc_ts, sys, mul, shift) = snapshot();
+    sys + scale_delta(rdtsc().wrapping_sub(tsc_ts), mul, shift)
+}
+
+/// A TSC interval in ns, with the hypervisor's published scale.
+pub fn cycles_to_ns(cycles: u64) -> u64 {
+    let (_, _, mul, shift) = snapshot();
+    scale_delta(cycles, mul, shift)
 }
 
 /// Sleeps until system time `deadline_ns` (events that arrive meanwhile are dispatched).

@@ -66,7 +66,7 @@ impl Vcons {
         }
         let mut ring = shared::console_ring(self.page.shared());
         ring.reset();
-        grant::grant_access(self.gref, DomId(self.be.domid), self.page.mfn, false);
+        grant::grant_access(self.gref, DomId(self.be.domid), self.page.mfn(), false);
         let port = events::alloc_unbound(DomId(self.be.domid), |_| {})
             .map_err(|e| format!("evtchn: {e:?}"))?;
         let fe = self.fe.clone();

@@ -20,16 +20,15 @@ pub use crate::xenstore::{Store, XsError};
 /// The state written at `dir/state` (Unknown when absent or unreadable).
 pub fn state(store: &mut dyn Store, dir: &str) -> XenbusState {
     store
-        .read_str(0, &format!("{dir}/state"))
+        .read(0, &format!("{dir}/state"))
         .ok()
-        .and_then(|s| s.trim_end_matches('\0').parse::<u32>().ok())
-        .and_then(XenbusState::from_u32)
+        .and_then(|v| XenbusState::parse(&v))
         .unwrap_or(XenbusState::Unknown)
 }
 
 /// Writes `s` at `dir/state`.
 pub fn set_state(store: &mut dyn Store, dir: &str, s: XenbusState) -> Result<(), XsError> {
-    store.write(0, &format!("{dir}/state"), format!("{}", s as u32).as_bytes())
+    store.write(0, &format!("{dir}/state"), s.as_str().as_bytes())
 }
 
 /// The frontend directory of device `ty`/`id` of domain `dom`.

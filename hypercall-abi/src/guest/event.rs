@@ -29,7 +29,13 @@ pub unsafe fn event_channel_op<T: IntoBytes + FromBytes>(cmd: u32, arg: &mut T) 
 /// Allocate a port in this domain that `remote` may bind to; returns the port (advertise it,
 /// usually through XenStore).
 pub fn evtchn_alloc_unbound(remote: DomId) -> Result<EvtchnPort, Errno> {
-    let mut op = EvtchnAllocUnbound { dom: DomId::SELF_, remote_dom: remote, ..Default::default() };
+    evtchn_alloc_unbound_in(DomId::SELF_, remote)
+}
+
+/// Allocates a port of `dom` (itself, or any domain for the privileged domain) that `remote`
+/// may bind to.
+pub fn evtchn_alloc_unbound_in(dom: DomId, remote: DomId) -> Result<EvtchnPort, Errno> {
+    let mut op = EvtchnAllocUnbound { dom, remote_dom: remote, ..Default::default() };
     // SAFETY: `op` is the struct of EVTCHNOP_alloc_unbound.
     unsafe { event_channel_op(EVTCHNOP_ALLOC_UNBOUND, &mut op) }?;
     Ok(op.port)
