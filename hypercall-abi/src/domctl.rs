@@ -25,7 +25,8 @@ pub const XEN_DOMCTL_MAX_MEM: u32 = 11;
 /// Get or set scheduling parameters ([`SchedulerOp`]).
 pub const XEN_DOMCTL_SCHEDULER_OP: u32 = 16;
 
-/// `XEN_DOMINF_*` flags of [`GetDomainInfo::flags`].
+// ---- XEN_DOMINF_* flags of GetDomainInfo::flags ----
+
 /// Being destroyed.
 pub const XEN_DOMINF_DYING: u32 = 1 << 0;
 /// Shut down (reason in the high bits).
@@ -39,7 +40,8 @@ pub const XEN_DOMINF_RUNNING: u32 = 1 << 5;
 /// The guest's shutdown reason sits in bits 16-23 when SHUTDOWN is set.
 pub const XEN_DOMINF_SHUTDOWN_SHIFT: u32 = 16;
 
-/// Scheduler id for [`SchedulerOp::sched_id`].
+// ---- Scheduler ids (SchedulerOp::sched_id) and scheduler commands ----
+
 /// The credit scheduler.
 pub const XEN_SCHEDULER_CREDIT: u32 = 5;
 /// Set parameters.
@@ -95,7 +97,8 @@ pub struct GetDomainInfo {
     pub max_vcpu_id: u32,
     /// OUT: security label (unused).
     pub ssidref: u32,
-    /// OUT: toolstack handle (unused).
+    /// OUT: Xen's toolstack handle (a UUID). xen-core puts the domain's name here,
+    /// NUL-padded: its domains have no UUIDs, and dom0 names console lines after it.
     pub handle: [u8; 16],
     /// OUT: CPU pool (always 0).
     pub cpupool: u32,
@@ -146,21 +149,38 @@ crate::assert_layout!(
 crate::assert_layout!(MaxMem, size = 8, max_memkb = 0);
 crate::assert_layout!(SchedulerOp, size = 16, sched_id = 0, cmd = 4, weight = 8, cap = 10);
 
+/// Writes `op` at the start of a domctl/sysctl union and zeroes the rest. An op larger than
+/// the union does not compile.
+pub(crate) fn put_union<T: IntoBytes + Immutable>(u: &mut [u8; 128], op: &T) {
+    const { assert!(core::mem::size_of::<T>() <= 128, "the op does not fit the union") };
+    *u = [0; 128];
+    u[..core::mem::size_of::<T>()].copy_from_slice(op.as_bytes());
+}
+
+/// Reads a domctl/sysctl union as `T`.
+pub(crate) fn get_union<T: FromBytes>(u: &[u8; 128]) -> T {
+    T::read_from_prefix(u).map(|(t, _)| t).unwrap_or_else(|_| T::new_zeroed())
+}
+
 impl Domctl {
     /// An envelope for `cmd` on `domain` carrying `op`.
     #[must_use]
     pub fn new<T: IntoBytes + Immutable>(cmd: u32, domain: DomId, op: &T) -> Self {
         let mut d =
             Domctl { cmd, interface_version: INTERFACE_VERSION, domain, _pad: [0; 3], u: [0; 128] };
-        let b = op.as_bytes();
-        d.u[..b.len().min(128)].copy_from_slice(&b[..b.len().min(128)]);
+        d.set_op(op);
         d
     }
 
     /// The union read as `T`.
     #[must_use]
     pub fn op<T: FromBytes>(&self) -> T {
-        T::read_from_prefix(&self.u).map(|(t, _)| t).unwrap_or_else(|_| T::new_zeroed())
+        get_union(&self.u)
+    }
+
+    /// Replaces the union with `op` (the rest zeroed): how a reply is written.
+    pub fn set_op<T: IntoBytes + Immutable>(&mut self, op: &T) {
+        put_union(&mut self.u, op);
     }
 }
 

@@ -6,6 +6,10 @@
 //! with these numbers themselves: they `call` stub `nr` in the hypercall page
 //! (see [`crate::hypercall_page`]).
 
+/// Not Xen's: xen-core started with `floor_probe` returns at once from a `syscall` with this
+/// `rax`, so a benchmark can measure the bare syscall/sysret transition.
+pub const XEN_CORE_FLOOR_PROBE: i64 = -42;
+
 /// Install the virtual IDT: a [`crate::arch::TrapInfo`] array ended by a zero `address`.
 pub const SET_TRAP_TABLE: u64 = 0;
 /// Validated page-table writes: `(reqs, count, done*, foreigndom)`.

@@ -42,6 +42,10 @@ pub struct Physinfo {
     pub cpu_khz: u32,
     /// OUT: capability flags (none defined here).
     pub capabilities: u32,
+    /// OUT: architecture-specific capability flags (none here).
+    pub arch_capabilities: u32,
+    /// Padding.
+    pub _pad: u32,
     /// OUT: RAM frames the hypervisor manages.
     pub total_pages: u64,
     /// OUT: frames on the free list.
@@ -52,16 +56,24 @@ pub struct Physinfo {
     pub outstanding_pages: u64,
     /// OUT: highest machine frame number.
     pub max_mfn: u64,
+    /// OUT: CPU feature words.
+    pub hw_cap: [u32; 8],
 }
 
 crate::assert_layout!(Sysctl, size = 136, cmd = 0, interface_version = 4, u = 8);
+// Xen's layout at interface version 0x15 (arch_capabilities and its pad arrived with it).
 crate::assert_layout!(
     Physinfo,
-    size = 72,
+    size = 112,
     cpu_khz = 24,
-    total_pages = 32,
-    free_pages = 40,
-    max_mfn = 64
+    capabilities = 28,
+    arch_capabilities = 32,
+    total_pages = 40,
+    free_pages = 48,
+    scrub_pages = 56,
+    outstanding_pages = 64,
+    max_mfn = 72,
+    hw_cap = 80
 );
 
 impl Sysctl {
@@ -74,6 +86,11 @@ impl Sysctl {
     /// The union read as `T`.
     #[must_use]
     pub fn op<T: FromBytes>(&self) -> T {
-        T::read_from_prefix(&self.u).map(|(t, _)| t).unwrap_or_else(|_| T::new_zeroed())
+        crate::domctl::get_union(&self.u)
+    }
+
+    /// Replaces the union with `op` (the rest zeroed): how a reply is written.
+    pub fn set_op<T: IntoBytes + Immutable>(&mut self, op: &T) {
+        crate::domctl::put_union(&mut self.u, op);
     }
 }

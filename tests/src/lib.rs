@@ -92,6 +92,11 @@ impl Boot {
         self
     }
 
+    /// One `pv-guest` module per entry, with that command line (the domUs `domu=` names).
+    pub fn domus(self, args: &[&str]) -> Self {
+        args.iter().fold(self, |b, a| b.module(image("pv-guest"), a))
+    }
+
     /// Types `text` on the serial line once a line contains `marker`.
     pub fn type_after(mut self, marker: &str, text: &str) -> Self {
         self.input.push((marker.into(), text.into()));
@@ -256,6 +261,15 @@ impl Run {
         self.lines.iter().filter(|(_, l)| l.contains(s)).map(|(_, l)| l.as_str()).collect()
     }
 
+    /// The first line containing `s`; fails the test, showing the output, if there is none.
+    #[track_caller]
+    pub fn line(&self, s: &str) -> &str {
+        self.matching(s)
+            .first()
+            .copied()
+            .unwrap_or_else(|| panic!("no line contains {s:?}; serial output:\n{}", self.text()))
+    }
+
     /// Time of the first line containing `s`.
     pub fn time_of(&self, s: &str) -> Option<f64> {
         self.lines.iter().find(|(_, l)| l.contains(s)).map(|(t, _)| *t)
@@ -294,4 +308,33 @@ impl Run {
         }
         self.expect_not(": FAIL");
     }
+}
+
+/// Runs `../shared/tools/xen-reference` (real Xen 4.17 under the same QEMU) with `args` and no
+/// input; its standard output. `None`, with a note, where the tool is missing or cannot run.
+pub fn xen_reference(args: &[&str]) -> Option<String> {
+    let tool = root().join("../shared/tools/xen-reference");
+    if !tool.exists() {
+        eprintln!("{} not found: no Xen figures", tool.display());
+        return None;
+    }
+    let out = Command::new(&tool).args(args).stdin(Stdio::null()).output().ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The median of `v` (the upper one of an even count).
+pub fn median<T: Copy + PartialOrd>(v: &[T]) -> T {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v[v.len() / 2]
+}
+
+/// `(name, cycles, ns)` from a `BENCH name: median C cycles (N ns)` line (a guest's line may
+/// carry dom0's `[name] ` prefix).
+pub fn parse_bench(line: &str) -> Option<(&str, u64, u64)> {
+    let rest = line.split("BENCH ").nth(1)?;
+    let (name, rest) = rest.split_once(':')?;
+    let cycles = rest.split("median ").nth(1)?.split(' ').next()?.parse().ok()?;
+    let ns = rest.split('(').nth(1)?.split(' ').next()?.parse().ok()?;
+    Some((name, cycles, ns))
 }

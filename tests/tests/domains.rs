@@ -3,18 +3,8 @@
 
 use tests::*;
 
-fn pv_guest(args: &str) -> (std::path::PathBuf, String) {
-    (image("pv-guest"), args.to_string())
-}
-
 fn boot(name: &str, hv_args: &str, dom0_args: &str, domus: &[&str]) -> Run {
-    let mut b = Boot::new(name, "dom0", dom0_args).hv_args(hv_args);
-    for d in domus {
-        let (p, a) = pv_guest(d);
-        b = b.module(p, &a);
-    }
-    b.timeout = std::time::Duration::from_secs(300);
-    b.run()
+    Boot::new(name, "dom0", dom0_args).hv_args(hv_args).domus(domus).timeout_secs(300).run()
 }
 
 /// The number after `key` in `line` (e.g. `key 123`).
@@ -82,11 +72,7 @@ fn weights_two_to_one_get_two_to_one_of_the_cpu() {
 fn a_cap_limits_a_hog_even_on_an_idle_cpu() {
     let _machine = exclusive();
     let run = boot("cap", "loglvl=info domu=capped:1:16M:256:25", "cpushare=3", &["scenario=hog"]);
-    let line = run
-        .matching("RESULT cpushare:")
-        .first()
-        .copied()
-        .unwrap_or_else(|| panic!("{}", run.text()));
+    let line = run.line("RESULT cpushare:");
     let pct = num_after(line, "(");
     println!("{line}");
     assert!((20..=30).contains(&pct), "capped at 25% but used {pct}%: {line}");
@@ -103,11 +89,7 @@ fn an_interactive_domain_next_to_a_hog_keeps_low_latency() {
         "wait_for=2",
         &["scenario=hog", "scenario=latency period_ms=5 samples=400"],
     );
-    let line = run
-        .matching("RESULT latency:")
-        .first()
-        .copied()
-        .unwrap_or_else(|| panic!("{}", run.text()));
+    let line = run.line("RESULT latency:");
     println!("{line}");
     // The median and 90th percentile are the scheduler's; the tail also holds the host's own
     // descheduling of the emulator on these shared 2-core machines, so it is reported only.
@@ -128,8 +110,7 @@ fn timers_fire_on_time_next_to_a_hog() {
         "wait_for=2",
         &["scenario=hog", "scenario=timers"],
     );
-    let line =
-        run.matching("RESULT timers:").first().copied().unwrap_or_else(|| panic!("{}", run.text()));
+    let line = run.line("RESULT timers:");
     println!("{line}");
     assert_eq!(num_after(line, "early"), 0, "a timer fired early: {line}");
     // Stated tolerance: half of all timers within 1 ms of their deadline, 90% within 5 ms (the

@@ -4,18 +4,12 @@
 
 use tests::*;
 
-fn pv(args: &str) -> (std::path::PathBuf, String) {
-    (image("pv-guest"), args.to_string())
-}
-
 #[test]
 fn a_hostile_guest_is_refused_everything_and_the_victim_is_untouched() {
-    let mut b = Boot::new("hostile", "dom0", "")
-        .hv_args("loglvl=info domu=victim:1:16M domu=hostile:2:16M");
-    for (p, a) in [pv("scenario=victim seconds=8"), pv("scenario=hostile")] {
-        b = b.module(p, &a);
-    }
-    let run = b.run();
+    let run = Boot::new("hostile", "dom0", "")
+        .hv_args("loglvl=info domu=victim:1:16M domu=hostile:2:16M")
+        .domus(&["scenario=victim seconds=8", "scenario=hostile"])
+        .run();
     let attacks = run.matching("ATTACK ");
     let expected = [
         "map-hypervisor-frame",
@@ -59,8 +53,7 @@ fn a_hostile_guest_is_refused_everything_and_the_victim_is_untouched() {
 #[test]
 fn repeated_create_and_destroy_returns_every_frame() {
     let run = Boot::new("frames", "dom0", "frames=20").run();
-    let line =
-        run.matching("RESULT frames:").first().copied().unwrap_or_else(|| panic!("{}", run.text()));
+    let line = run.line("RESULT frames:");
     println!("{line}");
     assert!(line.ends_with(", 0 leaked"), "{line}");
     run.expect_not("RESULT frames: FAIL");
@@ -71,10 +64,9 @@ fn repeated_create_and_destroy_returns_every_frame() {
 #[test]
 fn ballooning_multicall_and_io_privilege_in_dom0_and_a_domu() {
     let tests = "test=memory+multicall+iopl";
-    let (p, a) = pv(tests);
     let run = Boot::new("memory-selftests", "dom0", tests)
         .hv_args("loglvl=info domu=u:1:16M")
-        .module(p, &a)
+        .domus(&[tests])
         .run();
     for t in ["memory", "multicall", "iopl"] {
         assert_eq!(run.matching(&format!("TEST {t}: PASS")).len(), 2, "{t}: {}", run.text());

@@ -5,21 +5,13 @@
 
 use tests::*;
 
-fn pv(args: &str) -> (std::path::PathBuf, String) {
-    (image("pv-guest"), args.to_string())
-}
-
 fn boot(name: &str, hv: &str, dom0: &str, domus: &[&str]) -> Boot {
-    let mut b = Boot::new(name, "dom0", dom0).hv_args(hv);
-    for d in domus {
-        let (p, a) = pv(d);
-        b = b.module(p, &a);
-    }
-    b
+    Boot::new(name, "dom0", dom0).hv_args(hv).domus(domus)
 }
 
 #[test]
 fn two_domus_print_through_their_pv_consoles() {
+    let _m = shared();
     let run = boot("consoles", "loglvl=info domu=alpha:1:16M domu=beta:2:16M", "", &["", ""]).run();
     for name in ["alpha", "beta"] {
         run.expect(&format!("[{name}] pv-guest: hello from a PV guest"));
@@ -36,6 +28,7 @@ fn two_domus_print_through_their_pv_consoles() {
 
 #[test]
 fn xenstore_from_a_domu_permissions_watch_transaction_quota() {
+    let _m = shared();
     let run = boot(
         "xenstore",
         "loglvl=info domu=other:1:16M domu=xs:2:16M",
@@ -54,6 +47,7 @@ fn xenstore_from_a_domu_permissions_watch_transaction_quota() {
 
 #[test]
 fn grant_map_unmap_copy_and_every_refusal() {
+    let _m = shared();
     let run = boot(
         "grants",
         "loglvl=info domu=granter:1:16M domu=grantee:2:16M",
@@ -68,6 +62,7 @@ fn grant_map_unmap_copy_and_every_refusal() {
 
 #[test]
 fn xenbus_frontend_reconnects_after_a_backend_restart() {
+    let _m = shared();
     let run = boot(
         "vcons",
         "loglvl=info domu=vc:1:16M",
@@ -158,6 +153,7 @@ fn dom0_routes_serial_input_to_one_guest() {
 /// must bring exactly what mapping the grant shows, in dom0 (its own grant) and between domUs.
 #[test]
 fn driver_benchmarks_run_and_grant_copy_moves_the_right_bytes() {
+    let _m = shared();
     let run = boot(
         "drvbench",
         "loglvl=info domu=bench:1 domu=granter:2",
@@ -186,6 +182,7 @@ fn driver_benchmarks_run_and_grant_copy_moves_the_right_bytes() {
 /// through their PV consoles (dom0 prefixes their lines), and ends with dom0 powering off.
 #[test]
 fn scripts_run_shows_dom0_and_guests_printing_through_pv_consoles() {
+    let _m = shared();
     let out = std::process::Command::new(root().join("scripts/run"))
         .env("TIMEOUT", "120")
         .env_remove("GUESTS")

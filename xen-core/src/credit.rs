@@ -42,8 +42,6 @@ struct Entity {
     is_boosted: bool,
     is_parked: bool,
     is_dead: bool,
-    /// Asked to step aside (SCHEDOP_yield) at the next pick.
-    yielded: bool,
     last_run: u64,
 }
 
@@ -55,27 +53,27 @@ pub struct Credit {
     pub period_ns: u64,
     next_refill_ns: u64,
     clock: u64,
+    /// The entity that yielded (SCHEDOP_yield) since the last pick.
+    yielded: Option<usize>,
 }
 
-impl Credit {
-    /// The defaults (10 ms slice, 30 ms period), usable in a static.
-    pub const fn new_const() -> Self {
-        Credit {
-            ents: Vec::new(),
-            slice_ns: 10_000_000,
-            period_ns: 30_000_000,
-            next_refill_ns: 0,
-            clock: 0,
-        }
-    }
+/// The default time slice and credit period.
+pub const DEFAULT_SLICE_NS: u64 = 10_000_000;
+pub const DEFAULT_PERIOD_NS: u64 = 30_000_000;
+/// The shortest period accepted.
+const MIN_PERIOD_NS: u64 = 1_000_000;
 
-    pub fn new(slice_ns: u64, period_ns: u64) -> Self {
+impl Credit {
+    /// A policy with `slice_ns` runs in `period_ns` credit periods (each at least its minimum);
+    /// `const`, so it can initialise a static.
+    pub const fn new(slice_ns: u64, period_ns: u64) -> Self {
         Credit {
             ents: Vec::new(),
-            slice_ns: slice_ns.max(100_000),
-            period_ns: period_ns.max(1_000_000),
+            slice_ns: if slice_ns < MIN_RUN_NS { MIN_RUN_NS } else { slice_ns },
+            period_ns: if period_ns < MIN_PERIOD_NS { MIN_PERIOD_NS } else { period_ns },
             next_refill_ns: 0,
             clock: 0,
+            yielded: None,
         }
     }
 
@@ -89,7 +87,6 @@ impl Credit {
             is_boosted: false,
             is_parked: false,
             is_dead: false,
-            yielded: false,
             last_run: 0,
         });
         self.ents.len() - 1
@@ -131,10 +128,6 @@ impl Credit {
             e.is_runnable = false;
             e.is_boosted = false;
         }
-    }
-
-    pub fn is_boosted(&self, id: usize) -> bool {
-        self.ents.get(id).is_some_and(|e| e.is_boosted)
     }
 
     /// Charges `ran_ns` of CPU to `id`.
@@ -183,37 +176,35 @@ impl Credit {
     /// first, whatever its priority, once. As with Xen's credit1, a yield is a real yield even
     /// to a domain that has used more than its share; the yielder is back at the pick after.
     pub fn yield_(&mut self, id: usize) {
-        if let Some(e) = self.ents.get_mut(id) {
-            e.yielded = true;
-        }
+        self.yielded = Some(id);
     }
 
-    /// Chooses what runs next at time `now` (ns); `None` means idle.
+    /// Chooses what runs next at time `now` (ns); `None` means idle. A pending yield is
+    /// consumed here, whatever the outcome.
     pub fn pick(&mut self, now: u64) -> Option<usize> {
         self.refill(now);
-        let eligible = |e: &Entity| e.is_runnable && !e.is_parked && !e.is_dead;
-        let someone_else = self.ents.iter().any(|e| eligible(e) && !e.yielded);
-        let best = self
-            .ents
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| eligible(e) && !(someone_else && e.yielded))
-            .max_by_key(|(_, e)| {
-                let class = if e.is_boosted {
-                    2
-                } else if e.credit_ns >= 0 {
-                    1
-                } else {
-                    0
-                };
-                (class, e.credit_ns, core::cmp::Reverse(e.last_run))
-            })
-            .map(|(i, _)| i)?;
+        let yielded = self.yielded.take();
+        let best_of = |skip: Option<usize>| {
+            self.ents
+                .iter()
+                .enumerate()
+                .filter(|&(i, e)| e.is_runnable && !e.is_parked && !e.is_dead && Some(i) != skip)
+                .max_by_key(|(_, e)| {
+                    let class = if e.is_boosted {
+                        2
+                    } else if e.credit_ns >= 0 {
+                        1
+                    } else {
+                        0
+                    };
+                    (class, e.credit_ns, core::cmp::Reverse(e.last_run))
+                })
+                .map(|(i, _)| i)
+        };
+        // Anyone but the yielder first; the yielder itself if nobody else can run.
+        let best = best_of(yielded).or_else(|| best_of(None))?;
         self.clock += 1;
         self.ents[best].last_run = self.clock;
-        for e in &mut self.ents {
-            e.yielded = false;
-        }
         Some(best)
     }
 
@@ -300,6 +291,13 @@ mod tests {
         c.sleep(b);
         c.yield_(a);
         assert_eq!(c.pick(MS), Some(a));
+        // A yield is spent by the next pick even when nothing runs: it does not resurface later.
+        c.yield_(a);
+        c.sleep(a);
+        assert_eq!(c.pick(MS), None);
+        c.wake(a);
+        c.wake(b);
+        assert_eq!(c.pick(MS), Some(a), "an old yield must not make a step aside now");
     }
 
     #[test]

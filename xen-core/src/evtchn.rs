@@ -63,10 +63,6 @@ impl EvtchnTable {
         }
     }
 
-    pub fn dom(&self) -> DomId {
-        self.dom
-    }
-
     /// The port, if it is in use.
     pub fn get(&self, port: EvtchnPort) -> Result<Port, Errno> {
         match self.ports.get(port.0 as usize) {

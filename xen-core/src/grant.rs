@@ -86,7 +86,7 @@ pub struct MapEntry {
 #[derive(Clone, Debug, Default)]
 pub struct Book {
     /// Granted refs of this domain that are mapped somewhere.
-    pub active: BTreeMap<u32, Active>,
+    active: BTreeMap<u32, Active>,
     /// Mappings this domain made, by handle.
     maptrack: Vec<Option<MapEntry>>,
     max_maps: usize,
@@ -139,6 +139,13 @@ impl Book {
             a.writers += 1;
         }
         Ok(())
+    }
+
+    /// The flags to clear from `gref`'s shared entry given the pins it holds now: what a
+    /// claim that could not be pinned must undo (others may still hold the ref).
+    pub fn unclaimed_mask(&self, gref: u32) -> u16 {
+        let a = self.active.get(&gref).copied().unwrap_or_default();
+        release_mask(a.readers > 0, a.writers > 0)
     }
 
     /// Drops a user of `gref`; returns the flags to clear in the shared entry.

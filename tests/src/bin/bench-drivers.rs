@@ -7,71 +7,53 @@
 //! `./scripts/build`.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 
-use tests::{Boot, image, root};
+use tests::{Boot, image, median, parse_bench, xen_reference};
 
 type Figures = BTreeMap<String, Vec<u64>>;
 
-/// `BENCH name: median C cycles (N ns)` (ns kept) and `RATE name: N bytes/s` lines; a line
-/// a domU printed (dom0's console back end prefixes it `[name]`) is filed under `domU/`.
+/// `BENCH` lines (ns kept) and `RATE name: N bytes/s` lines; a line a domU printed (dom0's
+/// console back end prefixes it `[name]`) is filed under `domU/`.
 fn parse(text: &str, into: &mut Figures) {
     for l in text.lines() {
         let who = if l.contains("] BENCH ") || l.contains("] RATE ") { "domU" } else { "dom0" };
-        let (rest, value) = if let Some(r) = l.split("BENCH ").nth(1) {
-            let ns = r.split('(').nth(1).and_then(|x| x.split(' ').next());
-            (r, ns)
-        } else if let Some(r) = l.split("RATE ").nth(1) {
-            (r, r.split(": ").nth(1).and_then(|x| x.split(' ').next()))
-        } else {
-            continue;
-        };
-        let name = rest.split(':').next().unwrap_or_default();
-        if let Some(v) = value.and_then(|v| v.parse().ok()) {
+        let figure = parse_bench(l).map(|(name, _, ns)| (name, ns)).or_else(|| {
+            let (name, rest) = l.split("RATE ").nth(1)?.split_once(": ")?;
+            Some((name, rest.split(' ').next()?.parse().ok()?))
+        });
+        if let Some((name, v)) = figure {
             into.entry(format!("{who}/{name}")).or_default().push(v);
         }
     }
 }
 
-fn median(v: &[u64]) -> u64 {
-    let mut v = v.to_vec();
-    v.sort_unstable();
-    v[v.len() / 2]
-}
-
 fn ours(boots: usize) -> Figures {
     let mut out = BTreeMap::new();
     for i in 0..boots {
-        let b = Boot::new(&format!("bench-drivers-{i}"), "dom0", "test=grantbench+xsbench")
+        let run = Boot::new(&format!("bench-drivers-{i}"), "dom0", "test=grantbench+xsbench")
             .hv_args("loglvl=info domu=bench:1 domu=granter:2")
-            .module(image("pv-guest"), "scenario=drvbench peer=2 bytes=262144")
-            .module(image("pv-guest"), "scenario=grants role=granter peer=1");
-        let run = b.run();
-        let text = run.text();
-        if !text.contains("RESULT drvbench: done") || !text.contains("TEST grantbench: PASS") {
+            .domus(&[
+                "scenario=drvbench peer=2 bytes=262144",
+                "scenario=grants role=granter peer=1",
+            ])
+            .run();
+        if !run.has("RESULT drvbench: done") || !run.has("TEST grantbench: PASS") {
             eprintln!("boot {i} did not finish its benchmarks; see target/test-logs/");
         }
-        parse(&text, &mut out);
+        parse(&run.text(), &mut out);
     }
     out
 }
 
 fn xen(boots: usize) -> Figures {
     let mut out = BTreeMap::new();
-    let tool = root().join("../shared/tools/xen-reference");
-    if !tool.exists() {
-        eprintln!("{} not found: no Xen figures", tool.display());
-        return out;
-    }
+    let dom0 = image("dom0");
     for _ in 0..boots {
-        let o = Command::new(&tool)
-            .args(["--timeout", "120", "--until", "dom0: powering off"])
-            .arg(image("dom0"))
-            .arg("test=grantbench")
-            .stdin(Stdio::null())
-            .output();
-        if let Ok(o) = o {
-            parse(&String::from_utf8_lossy(&o.stdout), &mut out);
+        let dom0 = dom0.to_string_lossy();
+        let args = ["--timeout", "120", "--until", "dom0: powering off", &dom0, "test=grantbench"];
+        match xen_reference(&args) {
+            Some(text) => parse(&text, &mut out),
+            None => break,
         }
     }
     out

@@ -6,72 +6,57 @@
 //! Run as `cargo run --release -p tests --bin bench-hv [boots]` after `./scripts/build`.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 
-use tests::{Boot, image, root};
+use tests::{Boot, image, median, parse_bench, xen_reference};
 
-/// `BENCH name: median C cycles (N ns)` lines of a run.
-fn parse(text: &str, into: &mut BTreeMap<String, Vec<(u64, u64)>>) {
-    for l in text.lines().filter(|l| l.contains("BENCH ")) {
-        let rest = l.split("BENCH ").nth(1).unwrap();
-        let name = rest.split(':').next().unwrap().to_string();
-        let cycles: u64 =
-            rest.split("median ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
-        let ns: u64 = rest.split('(').nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
-        into.entry(name).or_default().push((cycles, ns));
+type Figures = BTreeMap<String, Vec<(u64, u64)>>;
+
+/// The `BENCH` lines of a run: (cycles, ns) per benchmark name.
+fn parse(text: &str, into: &mut Figures) {
+    for (name, cycles, ns) in text.lines().filter_map(parse_bench) {
+        into.entry(name.to_string()).or_default().push((cycles, ns));
     }
 }
 
-fn median(v: &[(u64, u64)]) -> (u64, u64) {
-    let mut c: Vec<u64> = v.iter().map(|x| x.0).collect();
-    let mut n: Vec<u64> = v.iter().map(|x| x.1).collect();
-    c.sort_unstable();
-    n.sort_unstable();
-    (c[c.len() / 2], n[n.len() / 2])
+/// Medians of the cycles and of the ns, each on its own.
+fn medians(v: &[(u64, u64)]) -> (u64, u64) {
+    let c: Vec<u64> = v.iter().map(|x| x.0).collect();
+    let n: Vec<u64> = v.iter().map(|x| x.1).collect();
+    (median(&c), median(&n))
 }
 
-fn ours(boots: usize) -> BTreeMap<String, Vec<(u64, u64)>> {
+fn ours(boots: usize) -> Figures {
     let mut out = BTreeMap::new();
     for i in 0..boots {
-        let mut b = Boot::new(&format!("bench-hv-{i}"), "dom0", "test=bench+mmubench floor=1");
+        let mut b = Boot::new(&format!("bench-hv-{i}"), "dom0", "test=bench+mmubench floor=1")
+            .hv_args("loglvl=info floor_probe");
         b.memory_mib = 1024;
         parse(&b.run().text(), &mut out);
-        let pair = |args: &str| (image("pv-guest"), args.to_string());
-        let mut y = Boot::new(&format!("bench-yield-{i}"), "dom0", "")
-            .hv_args("loglvl=info domu=a:1:16M domu=b:2:16M");
-        for m in [pair("scenario=yieldpair"), pair("scenario=yieldpair")] {
-            y = y.module(m.0, &m.1);
-        }
+        let y = Boot::new(&format!("bench-yield-{i}"), "dom0", "")
+            .hv_args("loglvl=info domu=a:1:16M domu=b:2:16M")
+            .domus(&["scenario=yieldpair", "scenario=yieldpair"]);
         parse(&y.run().text(), &mut out);
-        let mut p = Boot::new(&format!("bench-pingpong-{i}"), "dom0", "")
-            .hv_args("loglvl=info domu=ping:1 domu=pong:2");
-        for m in [
-            pair("scenario=pingpong role=ping peer=2 rounds=20000"),
-            pair("scenario=pingpong role=pong peer=1 rounds=20000"),
-        ] {
-            p = p.module(m.0, &m.1);
-        }
+        let p = Boot::new(&format!("bench-pingpong-{i}"), "dom0", "")
+            .hv_args("loglvl=info domu=ping:1 domu=pong:2")
+            .domus(&[
+                "scenario=pingpong role=ping peer=2 rounds=20000",
+                "scenario=pingpong role=pong peer=1 rounds=20000",
+            ]);
         parse(&p.run().text(), &mut out);
     }
     out
 }
 
-fn xen(boots: usize) -> BTreeMap<String, Vec<(u64, u64)>> {
+fn xen(boots: usize) -> Figures {
     let mut out = BTreeMap::new();
-    let tool = root().join("../shared/tools/xen-reference");
-    if !tool.exists() {
-        eprintln!("{} not found: no Xen figures", tool.display());
-        return out;
-    }
+    let dom0 = image("dom0");
     for _ in 0..boots {
-        let o = Command::new(&tool)
-            .args(["--timeout", "120", "--until", "dom0: powering off"])
-            .arg(image("dom0"))
-            .arg("test=bench+mmubench")
-            .stdin(Stdio::null())
-            .output();
-        if let Ok(o) = o {
-            parse(&String::from_utf8_lossy(&o.stdout), &mut out);
+        let dom0 = dom0.to_string_lossy();
+        let args =
+            ["--timeout", "120", "--until", "dom0: powering off", &dom0, "test=bench+mmubench"];
+        match xen_reference(&args) {
+            Some(text) => parse(&text, &mut out),
+            None => break,
         }
     }
     out
@@ -90,8 +75,8 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     let names: std::collections::BTreeSet<&String> = o.keys().chain(x.keys()).collect();
     for n in names {
-        let a = o.get(n).map(|v| median(v));
-        let b = x.get(n).map(|v| median(v));
+        let a = o.get(n).map(|v| medians(v));
+        let b = x.get(n).map(|v| medians(v));
         let cell = |m: Option<(u64, u64)>| {
             m.map_or(("-".into(), "-".into()), |(c, ns)| (c.to_string(), ns.to_string()))
         };

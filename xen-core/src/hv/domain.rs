@@ -385,10 +385,11 @@ fn destroy(d: &Arc<Domain>) {
 /// mapped when they died return when it unmaps them), logging it: the proof that nothing
 /// leaked. Called after destruction and after unmaps.
 pub fn reap() {
-    let done = with_mm(|mm| {
-        let ids = mm.drained_dying();
-        ids.into_iter().filter(|id| get(*id).is_none() && mm.domain_forget(*id)).collect::<Vec<_>>()
-    });
+    // The domain table is read outside the memory lock (it comes first in the lock order).
+    let drained: Vec<DomId> =
+        with_mm(|mm| mm.drained_dying()).into_iter().filter(|id| get(*id).is_none()).collect();
+    let done: Vec<DomId> =
+        with_mm(|mm| drained.into_iter().filter(|id| mm.domain_forget(*id)).collect());
     for id in done {
         info!("domain {}: all frames returned", id.0);
     }

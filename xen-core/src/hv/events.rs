@@ -6,6 +6,7 @@
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use hypercall_abi::shared_info::{SharedInfo, evtchn_word_bit};
 use hypercall_abi::{DomId, EvtchnPort};
 use xen_core::evtchn::{self, Binding};
 
@@ -15,16 +16,16 @@ use super::domain::{
 };
 use super::{mem, sched, traps};
 
-/// shared_info: evtchn_pending[64] at byte 2048, evtchn_mask[64] at 2560.
-const PENDING_WORD0: usize = 2048 / 8;
-const MASK_WORD0: usize = 2560 / 8;
+/// shared_info's evtchn_pending and evtchn_mask bitmaps, as word indices.
+const PENDING_WORD0: usize = core::mem::offset_of!(SharedInfo, evtchn_pending) / 8;
+const MASK_WORD0: usize = core::mem::offset_of!(SharedInfo, evtchn_mask) / 8;
 
 fn pending_word(d: &Domain, port: EvtchnPort) -> &'static AtomicU64 {
-    mem::frame_word(d.shared_info, PENDING_WORD0 + (port.0 / 64) as usize)
+    mem::frame_word(d.shared_info, PENDING_WORD0 + evtchn_word_bit(port).0)
 }
 
 fn mask_word(d: &Domain, port: EvtchnPort) -> &'static AtomicU64 {
-    mem::frame_word(d.shared_info, MASK_WORD0 + (port.0 / 64) as usize)
+    mem::frame_word(d.shared_info, MASK_WORD0 + evtchn_word_bit(port).0)
 }
 
 /// Sets `port` of `d` pending and, if it is not masked and its selector bit was clear, raises
@@ -33,7 +34,7 @@ pub fn set_pending(d: &Domain, port: EvtchnPort, vcpu: u32) {
     if port.0 == 0 || port.0 >= hypercall_abi::shared_info::NR_EVENT_CHANNELS {
         return;
     }
-    let bit = 1u64 << (port.0 % 64);
+    let bit = 1u64 << evtchn_word_bit(port).1;
     if pending_word(d, port).fetch_or(bit, Ordering::SeqCst) & bit != 0 {
         return;
     }
@@ -47,7 +48,7 @@ pub fn set_pending(d: &Domain, port: EvtchnPort, vcpu: u32) {
 
 /// Sets the selector bit and upcall flag for `port` on `v`, waking it.
 fn mark_upcall(v: &Arc<Vcpu>, port: EvtchnPort) {
-    let sel = 1u64 << (port.0 / 64);
+    let sel = 1u64 << evtchn_word_bit(port).0;
     if v.info_word(VI_PENDING_SEL).fetch_or(sel, Ordering::SeqCst) & sel == 0 {
         v.info_byte(VI_UPCALL_PENDING).store(1, Ordering::SeqCst);
         sched::wake(v);
@@ -69,12 +70,12 @@ fn wake_pollers(d: &Domain, port: EvtchnPort) {
 /// Whether `port` of `d` is pending (SCHEDOP_poll checks this).
 pub fn is_pending(d: &Domain, port: EvtchnPort) -> bool {
     port.0 < hypercall_abi::shared_info::NR_EVENT_CHANNELS
-        && pending_word(d, port).load(Ordering::SeqCst) & (1u64 << (port.0 % 64)) != 0
+        && pending_word(d, port).load(Ordering::SeqCst) & (1u64 << evtchn_word_bit(port).1) != 0
 }
 
 /// EVTCHNOP_unmask: clears the mask and re-raises the upcall if the port is pending.
 pub fn unmask(d: &Domain, port: EvtchnPort, vcpu: u32) {
-    let bit = 1u64 << (port.0 % 64);
+    let bit = 1u64 << evtchn_word_bit(port).1;
     let was = mask_word(d, port).fetch_and(!bit, Ordering::SeqCst);
     if was & bit != 0
         && pending_word(d, port).load(Ordering::SeqCst) & bit != 0

@@ -15,8 +15,8 @@ use core::sync::atomic::Ordering;
 use hypercall_abi::grant_table::*;
 use hypercall_abi::{DomId, Errno, Mfn};
 use xen_core::grant::{self, Book, Entry, MapEntry};
-use xen_core::mm::types::{PTE_PRESENT, PTE_RW, PTE_USER, pte_mfn};
-use xen_core::mm::{MapCtx, PageType};
+use xen_core::mm::MapCtx;
+use xen_core::mm::types::{PTE_ACCESSED, PTE_DIRTY, PTE_PRESENT, PTE_RW, PTE_USER, pte_mfn};
 
 use super::domain::{self, Domain};
 use super::mem::{self, DirectPageMem, with_mm};
@@ -99,8 +99,21 @@ fn clear_flags(gt: &GrantTable, gref: u32, mask: u16) {
     }
 }
 
-/// Runs `f` with the granter's and the mapper's tables locked (granter first, or just one when
-/// they are the same domain).
+/// Claims `gref` in `g` for `to` and pins it in the granter's book; returns the granted frame.
+/// A claim that cannot be pinned (the entry now names another frame than the live mappings)
+/// is undone, clearing only the flags no other pin still needs.
+fn claim_and_pin(g: &mut GrantTable, gref: u32, to: DomId, readonly: bool) -> Result<Mfn, i16> {
+    let frame = claim_entry(g, gref, to, readonly)?.frame();
+    if let Err(s) = g.book.pin(gref, frame, readonly) {
+        clear_flags(g, gref, g.book.unclaimed_mask(gref));
+        return Err(s);
+    }
+    Ok(frame)
+}
+
+/// Runs `f` with the granter's and the mapper's tables locked (one lock when they are the same
+/// domain). Two tables are taken in domain-id order, so a map each way between two domains on
+/// two CPUs cannot deadlock.
 fn with_two<R>(
     granter: &Domain,
     mapper: &Domain,
@@ -109,31 +122,23 @@ fn with_two<R>(
     if granter.id == mapper.id {
         return f(&mut granter.grants.lock(), None);
     }
-    let mut g = granter.grants.lock();
-    let mut m = mapper.grants.lock();
-    f(&mut g, Some(&mut m))
+    if granter.id.0 < mapper.id.0 {
+        let mut g = granter.grants.lock();
+        let mut m = mapper.grants.lock();
+        f(&mut g, Some(&mut m))
+    } else {
+        let mut m = mapper.grants.lock();
+        let mut g = granter.grants.lock();
+        f(&mut g, Some(&mut m))
+    }
 }
 
-/// Finds the L1 table and slot that map `va` in the L4 `root`.
+/// The live L1 table and slot that map page-aligned `va` in the L4 `root`.
 fn l1_slot(root: Mfn, va: u64) -> Option<(Mfn, usize)> {
-    if !super::arch::uaccess::is_guest_range(va, 1) || !va.is_multiple_of(4096) {
+    if !va.is_multiple_of(4096) {
         return None;
     }
-    let mut table = root;
-    for level in (2..=4u32).rev() {
-        let e = xen_core::mm::PageMem::read_pte(
-            &DirectPageMem,
-            table,
-            ((va >> (12 + 9 * (level - 1))) & 511) as usize,
-        );
-        if e & PTE_PRESENT == 0 {
-            return None;
-        }
-        table = pte_mfn(e);
-    }
-    let ok =
-        with_mm(|mm| mm.frame(table).is_some_and(|f| f.ptype == PageType::L1 && f.type_count > 0));
-    ok.then_some((table, ((va >> 12) & 511) as usize))
+    mem::live_l1(root, va).ok()
 }
 
 /// GNTTABOP_map_grant_ref for `mapper` (whose kernel page table is `root`).
@@ -159,20 +164,17 @@ fn map_inner(mapper: &Arc<Domain>, root: Mfn, op: &mut GnttabMapGrantRef) -> Res
     let (l1, index) = l1_slot(root, op.host_addr).ok_or(GNTST_BAD_VIRT_ADDR)?;
     let gref = op.gref.0;
     with_two(&granter, mapper, |g, m| {
-        let entry = claim_entry(g, gref, mapper.id, readonly)?;
-        let frame = entry.frame();
+        let frame = claim_and_pin(g, gref, mapper.id, readonly)?;
         let release = |g: &mut GrantTable| {
             let mask = g.book.unpin(gref, readonly);
             clear_flags(g, gref, mask);
         };
-        if let Err(s) = g.book.pin(gref, frame, readonly) {
-            // Undo only the flags this claim set (others may hold the ref).
-            let still = g.book.active.get(&gref).copied().unwrap_or_default();
-            clear_flags(g, gref, grant::release_mask(still.readers > 0, still.writers > 0));
-            return Err(s);
-        }
-        let pte =
-            (frame.0 << 12) | PTE_PRESENT | PTE_USER | 0x60 | if readonly { 0 } else { PTE_RW };
+        let pte = (frame.0 << 12)
+            | PTE_PRESENT
+            | PTE_USER
+            | PTE_ACCESSED
+            | PTE_DIRTY
+            | if readonly { 0 } else { PTE_RW };
         let ctx = MapCtx { dom: mapper.id, foreign: Some(granter.id) };
         if with_mm(|mm| mm.update_entry(&mut DirectPageMem, l1, index, pte, ctx, false)).is_err() {
             release(g);
@@ -271,12 +273,7 @@ fn resolve(
             .filter(|g| g.state() == domain::DomState::Running)
             .ok_or(GNTST_BAD_DOMAIN)?;
         let gref = p.as_gref().0;
-        let frame = {
-            let mut gt = g.grants.lock();
-            let e = claim_entry(&gt, gref, caller.id, readonly)?;
-            gt.book.pin(gref, e.frame(), readonly)?;
-            e.frame()
-        };
+        let frame = claim_and_pin(&mut g.grants.lock(), gref, caller.id, readonly)?;
         let owned = with_mm(|mm| mm.frame(frame).is_some_and(|f| f.owner == g.id));
         let side = Side { frame, held: Some((g, gref, readonly)) };
         if !owned {

@@ -7,10 +7,11 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use hypercall_abi::Mfn;
+use hypercall_abi::{Errno, Mfn};
 use linked_list_allocator::LockedHeap;
 use spin::Mutex;
-use xen_core::mm::{FrameInfo, Mm, PageMem};
+use xen_core::mm::types::{PTE_PRESENT, pte_mfn};
+use xen_core::mm::{FrameInfo, Mm, PageMem, PageType};
 use xen_core::multiboot::PhysRead;
 
 use super::arch::layout::{DIRECTMAP_BASE, VOFF};
@@ -175,6 +176,26 @@ pub fn read_frame(mfn: Mfn, offset: usize, buf: &mut [u8]) {
     unsafe { core::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len()) };
 }
 
+/// The L1 table and index that map `va` in the L4 `root`, if that table is a live (validated)
+/// L1. The walk reads the guest's validated tables, which it cannot write.
+pub fn live_l1(root: Mfn, va: u64) -> Result<(Mfn, usize), Errno> {
+    if !super::arch::uaccess::is_guest_range(va, 1) {
+        return Err(Errno::EINVAL);
+    }
+    let mut table = root;
+    for level in (2..=4u32).rev() {
+        let index = ((va >> (12 + 9 * (level - 1))) & 511) as usize;
+        let e = PageMem::read_pte(&DirectPageMem, table, index);
+        if e & PTE_PRESENT == 0 {
+            return Err(Errno::EINVAL);
+        }
+        table = pte_mfn(e);
+    }
+    let live =
+        with_mm(|mm| mm.frame(table).is_some_and(|f| f.ptype == PageType::L1 && f.type_count > 0));
+    if live { Ok((table, ((va >> 12) & 511) as usize)) } else { Err(Errno::EINVAL) }
+}
+
 /// Copies `len` bytes from frame `src` at `so` to frame `dst` at `dof` (GNTTABOP_copy). Both
 /// must be RAM and the ranges fit; the same frame may be both (then it is a memmove). Runs of
 /// whole 32-byte blocks go through an unrolled loop of 64-bit moves, for the reason given at
@@ -271,12 +292,37 @@ pub fn frame_byte(mfn: Mfn, offset: usize) -> &'static core::sync::atomic::Atomi
     unsafe { &*(frame_ptr(mfn).add(offset).cast::<core::sync::atomic::AtomicU8>()) }
 }
 
-/// The bytes of a boot module, which the hypervisor reserved at boot and nobody writes.
+/// Set once the boot modules' memory has gone back to the free pool.
+static MODULES_RELEASED: AtomicBool = AtomicBool::new(false);
+
+/// The bytes of a boot module, which the hypervisor reserved at boot and nobody writes until
+/// [`release_modules`]. Only for building the boot domains: the slice must not be kept past
+/// that (it is `'static` only because boot has no shorter lifetime to name).
 pub fn module_bytes(start: u64, end: u64) -> &'static [u8] {
     assert!(end >= start && end <= MM_FRAMES.load(Ordering::Relaxed) * 4096);
+    assert!(!MODULES_RELEASED.load(Ordering::Acquire), "boot modules read after their release");
     // SAFETY: [start, end) is RAM covered by the direct map (checked), reserved for the module
-    // at boot and never written, so a shared 'static view of it is sound.
+    // at boot and not written before `release_modules`, which happens after the boot domains
+    // are built and no caller keeps the slice (checked above for later calls).
     unsafe { core::slice::from_raw_parts(phys_to_virt(start) as *const u8, (end - start) as usize) }
+}
+
+/// Gives the boot modules' frames (`[start, end)` byte ranges) back to the free pool. Frames
+/// are rounded outward, so two modules may share one: the ranges are merged first, or that
+/// frame would be freed twice.
+pub fn release_modules(modules: impl Iterator<Item = (u64, u64)>) {
+    MODULES_RELEASED.store(true, Ordering::Release);
+    let mut ranges: alloc::vec::Vec<(u64, u64)> =
+        modules.filter(|(s, e)| e > s).map(|(s, e)| (s / 4096, e.div_ceil(4096))).collect();
+    ranges.sort_unstable();
+    let mut merged: alloc::vec::Vec<(u64, u64)> = alloc::vec::Vec::new();
+    for (s, e) in ranges {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    with_mm(|mm| merged.into_iter().for_each(|(s, e)| mm.add_free(Mfn(s), Mfn(e))));
 }
 
 /// Page-table frames by machine frame number, for the validator.

@@ -22,10 +22,9 @@ use super::arch::{cpu, entry::GuestRegs, fpu, paging, time, uaccess};
 use super::domain::{self, Vcpu, VcpuContext};
 use super::{clock, events, timers};
 
-/// Default time slice and credit period; `sched_slice_ms=` on the command line changes the
-/// slice.
-pub const DEFAULT_SLICE_NS: u64 = 10_000_000;
-const PERIOD_NS: u64 = 30_000_000;
+use xen_core::credit::DEFAULT_PERIOD_NS;
+/// The default time slice; `sched_slice_ms=` on the command line changes it.
+pub use xen_core::credit::DEFAULT_SLICE_NS;
 
 /// This CPU's scheduling state.
 struct CpuSched {
@@ -43,7 +42,7 @@ static CPU0: Mutex<CpuSched> = Mutex::new(CpuSched {
     current: None,
     current_dom: None,
     vcpus: Vec::new(),
-    policy: Credit::new_const(),
+    policy: Credit::new(DEFAULT_SLICE_NS, DEFAULT_PERIOD_NS),
     since_ns: 0,
 });
 static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
@@ -51,7 +50,7 @@ static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
 /// Sets the time slice (from the command line).
 pub fn set_slice(slice_ns: u64) {
     let mut s = CPU0.lock();
-    s.policy = Credit::new(slice_ns, PERIOD_NS.max(slice_ns * 3));
+    s.policy = Credit::new(slice_ns, DEFAULT_PERIOD_NS.max(slice_ns * 3));
 }
 
 /// The vCPU running on this CPU.
@@ -126,18 +125,17 @@ fn can_run(v: &Vcpu) -> bool {
         && domain::get(v.domain).is_some_and(|d| d.is_running())
 }
 
-/// The vCPU may run again (an event or timer woke it, or it was unpaused). A boosted wake-up
-/// preempts the current vCPU so interactive domains stay responsive next to CPU hogs.
+/// The vCPU may run again (an event or timer woke it, or it was unpaused). Waking any vCPU
+/// but the current one asks for a decision on the way back to the guest; the policy's BOOST
+/// for a sleeper with credit left is what makes it preempt a CPU hog there.
 pub fn wake(v: &Vcpu) {
     v.is_blocked.store(false, Ordering::SeqCst);
     if !can_run(v) {
         return;
     }
     let mut s = CPU0.lock();
-    let boosted = s.policy.wake(v.sched_id);
-    let cur_boosted = s.current.as_ref().is_some_and(|c| s.policy.is_boosted(c.sched_id));
-    let is_current = s.current.as_ref().is_some_and(|c| c.sched_id == v.sched_id);
-    if (boosted && !cur_boosted) || !is_current {
+    s.policy.wake(v.sched_id);
+    if s.current.as_ref().is_none_or(|c| c.sched_id != v.sched_id) {
         request_resched();
     }
 }
@@ -203,6 +201,9 @@ pub fn exit_to_guest(regs: &mut GuestRegs) {
 fn schedule(regs: &mut GuestRegs) {
     let prev = current();
     let now = time::now_ns();
+    // Before taking the scheduler lock: `can_run` reads the domain table, which comes first
+    // in the lock order.
+    let prev_can_run = can_run(&prev);
     {
         let mut s = CPU0.lock();
         let ran = now.saturating_sub(s.since_ns);
@@ -210,7 +211,7 @@ fn schedule(regs: &mut GuestRegs) {
 
         prev.cpu_time_ns.fetch_add(ran, Ordering::Relaxed);
         s.since_ns = now;
-        if !can_run(&prev) {
+        if !prev_can_run {
             s.policy.sleep(prev.sched_id);
         }
     }
@@ -321,17 +322,18 @@ pub fn load_cpu_state(ctx: &VcpuContext) {
 /// Enters the first vCPU the policy picks. Called once at the end of boot.
 pub fn start() -> ! {
     let now = time::now_ns();
-    let (first, slice) = {
-        let mut s = CPU0.lock();
-        // The first vCPU the policy offers that may really run (boot domUs wait paused).
-        loop {
+    // The first vCPU the policy offers that may really run (boot domUs wait paused). The
+    // scheduler lock is dropped around `can_run`, which reads the domain table (lock order).
+    let (first, slice) = loop {
+        let (id, v) = {
+            let mut s = CPU0.lock();
             let id = s.policy.pick(now).expect("dom0 is runnable");
-            let v = s.vcpus[id].clone().expect("registered vCPU");
-            if can_run(&v) {
-                break (v, s.policy.run_for(id, now));
-            }
-            s.policy.sleep(id);
+            (id, s.vcpus[id].clone().expect("registered vCPU"))
+        };
+        if can_run(&v) {
+            break (v, CPU0.lock().policy.run_for(id, now));
         }
+        CPU0.lock().policy.sleep(id);
     };
     let regs = {
         let ctx = first.ctx.lock();

@@ -40,6 +40,8 @@ pub struct Options {
     pub smep: bool,
     pub smap: bool,
     pub slice_ns: u64,
+    /// `floor_probe`: enable the syscall floor probe (benchmarks only; see `entry.rs`).
+    pub floor_probe: bool,
     pub domus: Vec<DomuSpec>,
 }
 
@@ -61,6 +63,7 @@ fn parse_options(line: &str) -> Options {
         smep: true,
         smap: true,
         slice_ns: sched::DEFAULT_SLICE_NS,
+        floor_probe: false,
         domus: Vec::new(),
     };
     for opt in cmdline::options(line) {
@@ -72,6 +75,7 @@ fn parse_options(line: &str) -> Options {
             }
             ("smep", v) => o.smep = cmdline::parse_bool(v).unwrap_or(o.smep),
             ("smap", v) => o.smap = cmdline::parse_bool(v).unwrap_or(o.smap),
+            ("floor_probe", v) => o.floor_probe = cmdline::parse_bool(v).unwrap_or(true),
             ("sched_slice_ms", Some(v)) => {
                 o.slice_ns =
                     cmdline::parse_u64(v).map_or(o.slice_ns, |ms| ms.clamp(1, 1000) * 1_000_000)
@@ -125,6 +129,7 @@ pub fn start(mbi: u64) -> ! {
         opts.smap && smap_hw,
     );
     super::arch::uaccess::set_smap(opts.smap && smap_hw);
+    super::arch::entry::FLOOR_PROBE.store(opts.floor_probe, core::sync::atomic::Ordering::Relaxed);
     irq::mask_legacy_pic();
     let hz = time::calibrate();
     let apic_hz = apic::init();
@@ -150,11 +155,7 @@ pub fn start(mbi: u64) -> ! {
         }
     }
     // The boot modules were copied into the domains: their memory is free RAM again.
-    mem::with_mm(|mm| {
-        for m in &boot.modules {
-            mm.add_free(Mfn(m.start / 4096), Mfn(m.end.div_ceil(4096)));
-        }
-    });
+    mem::release_modules(boot.modules.iter().map(|m| (m.start, m.end)));
     let (heap_used, _) = mem::heap_stats();
     let free_frames = mem::with_mm(|mm| mm.free_frames());
     info!(

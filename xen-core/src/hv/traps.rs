@@ -41,10 +41,8 @@ pub fn trap(regs: &mut GuestRegs) {
     if vector >= 32 {
         irq::handle(vector);
     } else {
-        let cur = sched::current();
-        if let Some(d) = domain::get(cur.domain) {
-            guest_exception(&cur, &d, regs, vector);
-        }
+        let (cur, d) = sched::current_pair();
+        guest_exception(&cur, &d, regs, vector);
     }
     sched::exit_to_guest(regs);
 }

@@ -354,17 +354,6 @@ impl<'f> Mm<'f> {
         }
     }
 
-    /// Frames `dom` owns, in list order (for destruction and audits).
-    pub fn domain_frames(&self, dom: DomId) -> alloc::vec::Vec<Mfn> {
-        let mut out = alloc::vec::Vec::new();
-        let mut i = self.doms.get(&dom).map_or(NO_FRAME, |d| d.head);
-        while i != NO_FRAME {
-            out.push(Mfn(i.into()));
-            i = self.frames[i as usize].next;
-        }
-        out
-    }
-
     /// Forgets a domain's accounting once it owns nothing.
     pub fn domain_forget(&mut self, dom: DomId) -> bool {
         if self.doms.get(&dom).is_some_and(|d| d.tot_pages == 0 && d.xen_pages == 0) {

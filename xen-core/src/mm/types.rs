@@ -338,8 +338,7 @@ impl Mm<'_> {
         // belongs to `dom` when the scan reaches it.
         for i in 0..self.frames.len() {
             if self.frames[i].owner == dom && self.frames[i].has(flags::PINNED) {
-                self.frames[i].flags &= !flags::PINNED;
-                self.put_page_and_type(mem, Mfn(i as u64));
+                let _ = self.unpin(mem, Mfn(i as u64), dom);
             }
         }
         for i in 0..self.frames.len() {

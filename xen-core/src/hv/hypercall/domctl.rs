@@ -48,8 +48,7 @@ pub fn domctl(_hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
                 ..Default::default()
             };
             op.domain = d.id;
-            op.u = [0; 128];
-            op.u[..96].copy_from_slice(zerocopy::IntoBytes::as_bytes(&info));
+            op.set_op(&info);
             copy_out(a[0], &op)?;
         }
         XEN_DOMCTL_CREATEDOMAIN => {
@@ -110,7 +109,7 @@ pub fn domctl(_hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
                     let p = d.vcpus.first().map(|v| sched::params(v)).unwrap_or_default();
                     s.weight = p.weight as u16;
                     s.cap = p.cap_pct as u16;
-                    op.u[..16].copy_from_slice(zerocopy::IntoBytes::as_bytes(&s));
+                    op.set_op(&s);
                     copy_out(a[0], &op)?;
                 }
                 _ => return Err(Errno::EINVAL),

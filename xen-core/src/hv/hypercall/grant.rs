@@ -6,7 +6,7 @@ use hypercall_abi::grant_table::*;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use super::super::grants;
-use super::{Hc, HcResult, copy_in, copy_out};
+use super::{Hc, HcResult, copy_in, copy_out, restart};
 
 /// Operations per hypercall entry before restarting.
 const BATCH: u64 = 256;
@@ -26,13 +26,7 @@ fn each<T: FromBytes + IntoBytes + Immutable>(
         copy_out(at, &op)?;
     }
     if count > n {
-        let r = &mut *hc.regs;
-        r.rax = hypercall_abi::nr::GRANT_TABLE_OP;
-        r.rdi = cmd;
-        r.rsi = ops + n * size;
-        r.rdx = count - n;
-        r.rip = r.rip.wrapping_sub(2);
-        return Ok(None);
+        return restart(hc, hypercall_abi::nr::GRANT_TABLE_OP, &[cmd, ops + n * size, count - n]);
     }
     Ok(Some(0))
 }

@@ -8,7 +8,7 @@ use hypercall_abi::{DomId, Errno, Mfn};
 use super::super::arch::layout::M2P_BASE;
 use super::super::events::target_domain;
 use super::super::mem::{self, with_mm};
-use super::{Hc, HcResult, copy_in, copy_out};
+use super::{Hc, HcResult, copy_in, copy_out, restart};
 
 /// Extents handled per hypercall entry before restarting.
 const BATCH: u64 = 256;
@@ -63,11 +63,8 @@ pub fn memory_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
                 done += 1;
             }
             if done < r.nr_extents {
-                let regs = &mut *hc.regs;
-                regs.rax = hypercall_abi::nr::MEMORY_OP;
-                regs.rdi = u64::from(cmd) | (done << START_SHIFT);
-                regs.rip = regs.rip.wrapping_sub(2);
-                return Ok(None);
+                let arg0 = u64::from(cmd) | (done << START_SHIFT);
+                return restart(hc, hypercall_abi::nr::MEMORY_OP, &[arg0]);
             }
             Ok(Some(done))
         }

@@ -11,14 +11,13 @@ use hypercall_abi::mmu::{
     MMUEXT_UNPIN_TABLE, MmuUpdate, MmuextOp, UVMF_FLUSHTYPE_MASK, UVMF_INVLPG, UVMF_TLB_FLUSH,
 };
 use hypercall_abi::{DomId, Errno, Mfn};
-use xen_core::mm::types::{PTE_PRESENT, pte_mfn};
 use xen_core::mm::{MapCtx, Mm, PageType};
 use zerocopy::IntoBytes;
 
 use super::super::arch::paging;
 use super::super::domain;
-use super::super::mem::{DirectPageMem, with_mm};
-use super::{Hc, HcResult, copy_in, copy_out};
+use super::super::mem::{self, DirectPageMem, with_mm};
+use super::{Hc, HcResult, copy_in, copy_out, restart};
 
 /// Requests handled per hypercall entry before restarting.
 const BATCH: u64 = 512;
@@ -53,18 +52,6 @@ fn finish(mm: &mut Mm<'_>) {
     }
 }
 
-/// Restarts the current hypercall with new arguments (continuation).
-fn restart(hc: &mut Hc<'_>, nr: u64, args: [u64; 4]) -> HcResult {
-    let r = &mut *hc.regs;
-    r.rax = nr;
-    r.rdi = args[0];
-    r.rsi = args[1];
-    r.rdx = args[2];
-    r.r10 = args[3];
-    r.rip = r.rip.wrapping_sub(2);
-    Ok(None)
-}
-
 /// `mmu_update(reqs, count, done, foreigndom)`.
 pub fn mmu_update(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     let (reqs, count_arg, done_ptr, foreigndom) = (a[0], a[1], a[2], a[3]);
@@ -77,7 +64,7 @@ pub fn mmu_update(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     let n = count.min(BATCH);
     let mut result = Ok(());
     let mut i = 0;
-    // Requests are copied in chunks (one guest access each) and applied under one MM lock.
+    // Requests are copied in chunks (one guest access each), then applied one by one.
     let mut chunk = [MmuUpdate::default(); CHUNK];
     'outer: while i < n {
         let k = (n - i).min(CHUNK as u64) as usize;
@@ -105,7 +92,7 @@ pub fn mmu_update(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
         return restart(
             hc,
             hypercall_abi::nr::MMU_UPDATE,
-            [reqs + n * 16, (count - n) | PREEMPTED, done_ptr, foreigndom],
+            &[reqs + n * 16, (count - n) | PREEMPTED, done_ptr, foreigndom],
         );
     }
     Ok(Some(0))
@@ -135,40 +122,21 @@ fn apply_update(hc: &Hc<'_>, req: &MmuUpdate, ctx: MapCtx) -> Result<(), Errno> 
     }
 }
 
-/// Finds the L1 table and index that map `va` in the L4 `l4`; the walk reads the guest's
-/// (validated, read-only to it) tables.
-fn find_l1(l4: Mfn, va: u64) -> Result<(Mfn, usize), Errno> {
-    if !super::super::arch::uaccess::is_guest_range(va, 1) {
-        return Err(Errno::EINVAL);
-    }
-    let mut table = l4;
-    for level in (2..=4u32).rev() {
-        let index = ((va >> (12 + 9 * (level - 1))) & 511) as usize;
-        let e = xen_core::mm::PageMem::read_pte(&DirectPageMem, table, index);
-        if e & PTE_PRESENT == 0 {
-            return Err(Errno::EINVAL);
-        }
-        table = pte_mfn(e);
-    }
-    Ok((table, ((va >> 12) & 511) as usize))
+/// Replaces the PTE that maps `va` under `root` with `pte`, validated for `ctx`.
+fn update_l1(root: Mfn, va: u64, pte: u64, ctx: MapCtx) -> Result<(), Errno> {
+    let (l1, index) = mem::live_l1(root, va)?;
+    with_mm(|mm| {
+        let r = mm.update_entry(&mut DirectPageMem, l1, index, pte, ctx, false);
+        finish(mm);
+        r
+    })
 }
 
 /// `update_va_mapping(va, pte, flags)`: replaces the PTE mapping `va` in the current
 /// (kernel) page table, then flushes as asked.
 pub fn update_va_mapping(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     let (va, pte, flags) = (a[0], a[1], a[2]);
-    let ctx = MapCtx { dom: hc.dom.id, foreign: None };
-    let root = hc.ctx.guest_table;
-    with_mm(|mm| -> Result<(), Errno> {
-        let (l1, index) = find_l1(root, va)?;
-        let f = mm.frame(l1).ok_or(Errno::EINVAL)?;
-        if f.ptype != PageType::L1 || f.type_count == 0 {
-            return Err(Errno::EINVAL);
-        }
-        let r = mm.update_entry(&mut DirectPageMem, l1, index, pte, ctx, false);
-        finish(mm);
-        r
-    })?;
+    update_l1(hc.ctx.guest_table, va, pte, MapCtx { dom: hc.dom.id, foreign: None })?;
     match flags & UVMF_FLUSHTYPE_MASK {
         UVMF_TLB_FLUSH => paging::flush_tlb_local(),
         UVMF_INVLPG => paging::invlpg(va),
@@ -185,18 +153,13 @@ pub fn update_va_mapping_otherdomain(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
         return Err(Errno::EINVAL);
     }
     let d = super::super::events::target_domain(hc.dom, dom)?;
-    let root = d.vcpus.first().map(|v| v.ctx.lock().guest_table).ok_or(Errno::ESRCH)?;
-    let ctx = MapCtx { dom: d.id, foreign: None };
-    with_mm(|mm| -> Result<(), Errno> {
-        let (l1, index) = find_l1(root, va)?;
-        let f = mm.frame(l1).ok_or(Errno::EINVAL)?;
-        if f.ptype != PageType::L1 || f.type_count == 0 {
-            return Err(Errno::EINVAL);
-        }
-        let r = mm.update_entry(&mut DirectPageMem, l1, index, pte, ctx, false);
-        finish(mm);
-        r
-    })?;
+    // The caller's own vCPU context is already locked for this hypercall: for itself, use it.
+    let root = if d.id == hc.dom.id {
+        hc.ctx.guest_table
+    } else {
+        d.vcpus.first().map(|v| v.ctx.lock().guest_table).ok_or(Errno::ESRCH)?
+    };
+    update_l1(root, va, pte, MapCtx { dom: d.id, foreign: None })?;
     if flags & UVMF_FLUSHTYPE_MASK != 0 {
         paging::flush_tlb_local();
     }
@@ -238,7 +201,7 @@ pub fn mmuext_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
         return restart(
             hc,
             hypercall_abi::nr::MMUEXT_OP,
-            [ops + n * 24, (count - n) | PREEMPTED, done_ptr, foreigndom],
+            &[ops + n * 24, (count - n) | PREEMPTED, done_ptr, foreigndom],
         );
     }
     Ok(Some(0))

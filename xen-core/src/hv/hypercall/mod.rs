@@ -158,22 +158,31 @@ pub fn lookup(number: u64) -> Option<&'static Desc> {
     TABLE.get(usize::from(i))
 }
 
+/// The table entry for hypercall `number` if `dom` may make it: `-ENOSYS` for an unknown
+/// number, `-EPERM` for a privileged one from an unprivileged domain.
+pub fn resolve(dom: &Domain, number: u64) -> Result<&'static Desc, Errno> {
+    let d = lookup(number).ok_or(Errno::ENOSYS)?;
+    if d.who == Who::Privileged && !dom.is_privileged {
+        return Err(Errno::EPERM);
+    }
+    Ok(d)
+}
+
 /// Runs the hypercall in `regs` for the current vCPU and writes its result.
 pub fn dispatch(vcpu: &Arc<Vcpu>, dom: &Arc<Domain>, ctx: &mut VcpuContext, regs: &mut GuestRegs) {
     let number = regs.rax;
     let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8];
-    let result = match lookup(number) {
-        None => {
-            crate::guest_log!(**dom, "unknown hypercall {number}");
-            Err(Errno::ENOSYS)
-        }
-        Some(d) if d.who == Who::Privileged && !dom.is_privileged => {
-            crate::guest_log!(**dom, "{} is for the privileged domain only", d.name);
-            Err(Errno::EPERM)
-        }
-        Some(d) => {
+    let result = match resolve(dom, number) {
+        Ok(d) => {
             let mut hc = Hc { vcpu, dom, ctx, regs };
             (d.handler)(&mut hc, args)
+        }
+        Err(e) => {
+            match lookup(number) {
+                None => crate::guest_log!(**dom, "unknown hypercall {number}"),
+                Some(d) => crate::guest_log!(**dom, "{} is for the privileged domain only", d.name),
+            }
+            Err(e)
         }
     };
     match result {
@@ -181,6 +190,21 @@ pub fn dispatch(vcpu: &Arc<Vcpu>, dom: &Arc<Domain>, ctx: &mut VcpuContext, regs
         Ok(None) => {}
         Err(e) => regs.rax = e.to_ret() as u64,
     }
+}
+
+/// Makes the current hypercall a continuation: the guest re-enters it (rip moves back over the
+/// `syscall`) as hypercall `nr` with its first arguments replaced by `args` (the others kept),
+/// so a long operation yields to events and the scheduler between batches, as on Xen.
+pub fn restart(hc: &mut Hc<'_>, nr: u64, args: &[u64]) -> HcResult {
+    let r = &mut *hc.regs;
+    r.rax = nr;
+    for (reg, &v) in
+        [&mut r.rdi, &mut r.rsi, &mut r.rdx, &mut r.r10, &mut r.r8].into_iter().zip(args)
+    {
+        *reg = v;
+    }
+    r.rip = r.rip.wrapping_sub(2);
+    Ok(None)
 }
 
 /// Copies a `T` in from guest memory.

@@ -7,7 +7,7 @@ use hypercall_abi::multicall::MulticallEntry;
 use hypercall_abi::{Errno, nr};
 
 use super::super::arch::entry::GuestRegs;
-use super::{Hc, HcResult, Who, copy_in, copy_out, lookup};
+use super::{Hc, HcResult, copy_in, copy_out, resolve, restart};
 
 /// Entries per hypercall entry before restarting.
 const BATCH: u64 = 64;
@@ -22,12 +22,7 @@ pub fn multicall(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
         copy_out(at, &e)?;
     }
     if count > n {
-        let r = &mut *hc.regs;
-        r.rax = nr::MULTICALL;
-        r.rdi = list + n * 64;
-        r.rsi = count - n;
-        r.rip = r.rip.wrapping_sub(2);
-        return Ok(None);
+        return restart(hc, nr::MULTICALL, &[list + n * 64, count - n]);
     }
     Ok(Some(0))
 }
@@ -36,15 +31,17 @@ fn run_one(hc: &mut Hc<'_>, e: &MulticallEntry) -> i64 {
     if e.op == nr::MULTICALL || e.op == nr::IRET {
         return Errno::EINVAL.to_ret();
     }
-    let Some(desc) = lookup(e.op) else { return Errno::ENOSYS.to_ret() };
-    if desc.who == Who::Privileged && !hc.dom.is_privileged {
-        return Errno::EPERM.to_ret();
-    }
-    // The entry runs on scratch registers: a continuation shows as rip moved back, and the
-    // new arguments are picked up for the next round.
-    let mut scratch = GuestRegs { rip: 2, ..GuestRegs::default() };
+    let desc = match resolve(hc.dom, e.op) {
+        Ok(d) => d,
+        Err(err) => return err.to_ret(),
+    };
+    // The entry runs on scratch registers holding its arguments: a continuation shows as rip
+    // moved back, with the arguments it changed, and runs again.
     let mut args = [e.args[0], e.args[1], e.args[2], e.args[3], e.args[4]];
+    let mut scratch = GuestRegs::default();
     loop {
+        (scratch.rdi, scratch.rsi, scratch.rdx, scratch.r10, scratch.r8) =
+            (args[0], args[1], args[2], args[3], args[4]);
         scratch.rip = 2;
         let mut sub = Hc { vcpu: hc.vcpu, dom: hc.dom, ctx: &mut *hc.ctx, regs: &mut scratch };
         match (desc.handler)(&mut sub, args) {

@@ -27,8 +27,7 @@ pub fn sysctl(_hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
                 max_mfn: total - 1,
                 ..Default::default()
             };
-            op.u = [0; 128];
-            op.u[..72].copy_from_slice(zerocopy::IntoBytes::as_bytes(&p));
+            op.set_op(&p);
             copy_out(a[0], &op)?;
             Ok(Some(0))
         }

@@ -1,18 +1,23 @@
 //! Every way into and out of the hypervisor: the 256 IDT stubs, the `syscall` entry, and the
 //! one exit path. All of them build the same [`GuestRegs`] frame at the top of the per-CPU
-//! stack, call into Rust with a pointer to it, and leave through `restore_all` with `iretq`.
+//! stack, call into Rust with a pointer to it, and leave through `restore_all` with `iretq`,
+//! or, after a plain hypercall, with `sysretq`.
 //!
 //! Rules this code keeps (each one bit somebody):
 //! - `swapgs` exactly once per ring-3 transition: entry checks the saved CS (interrupt gates) or
 //!   knows it came from ring 3 (`syscall`); exit checks the CS it returns to.
 //! - `syscall` leaves rsp as the guest's: nothing is pushed until rsp is the hypervisor stack,
 //!   and IF is masked by `IA32_FMASK`, so no interrupt can arrive on the guest stack.
-//! - The exit is always `iretq`, never `sysret`: a guest-chosen non-canonical rip then faults
-//!   in ring 3 on the guest's own account, not in ring 0 on a guest stack (CVE-2012-0217).
+//! - `sysretq` only back to the instruction after the guest's own `syscall` (rcx = rip,
+//!   r11 = rflags, 64-bit code) and only to a canonical rip, checked before: a non-canonical
+//!   rip would fault in ring 0 on a guest stack (CVE-2012-0217). Everything else is `iretq`.
 //! - The frame is 176 bytes, so with a 16-aligned stack top the Rust handlers get the 16-byte
 //!   alignment the ABI wants at every `call`.
 
 use core::mem::{offset_of, size_of};
+use core::sync::atomic::AtomicBool;
+
+use hypercall_abi::nr::XEN_CORE_FLOOR_PROBE;
 
 use super::percpu::{PERCPU_SCRATCH_RSP, PERCPU_STACK_TOP};
 
@@ -46,9 +51,12 @@ pub struct GuestRegs {
     pub ss: u64,
 }
 
-/// A `syscall` with this rax returns at once (sysret), so a guest can measure the cost of the
-/// transition alone: the floor under every hypercall.
-pub const SYSCALL_FLOOR_PROBE: i64 = -42;
+/// With `floor_probe` on the command line, a `syscall` with rax = [`XEN_CORE_FLOOR_PROBE`]
+/// returns at once (sysret), so a guest can measure the cost of the transition alone: the
+/// floor under every hypercall. Off by default: the entry cannot tell a guest's kernel from its
+/// user space before `swapgs`, and a user process's syscall with that number must reach its
+/// kernel.
+pub static FLOOR_PROBE: AtomicBool = AtomicBool::new(false);
 
 /// Marks a frame built by the `syscall` entry.
 pub const SYSCALL_VECTOR: u64 = 0x100;
@@ -59,8 +67,6 @@ static_assertions::const_assert_eq!(FRAME_SIZE, 176);
 static_assertions::const_assert_eq!(FRAME_SIZE % 16, 0);
 static_assertions::const_assert_eq!(offset_of!(GuestRegs, vector), 120);
 static_assertions::const_assert_eq!(offset_of!(GuestRegs, cs), 144);
-// The sysret exit reloads rsp from 40 bytes above the vector slot.
-static_assertions::const_assert_eq!(offset_of!(GuestRegs, rsp) - offset_of!(GuestRegs, vector), 40);
 
 impl GuestRegs {
     /// Whether the frame was taken in ring 3 (a guest), not in the hypervisor.
@@ -71,6 +77,42 @@ impl GuestRegs {
 
 core::arch::global_asm!(
     r#"
+    /* The general registers in GuestRegs order (r15 at the lowest address). */
+    .macro PUSH_GPRS
+    pushq %rdi
+    pushq %rsi
+    pushq %rdx
+    pushq %rcx
+    pushq %rax
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %rbx
+    pushq %rbp
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    .endm
+    .macro POP_GPRS
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbp
+    popq %rbx
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rax
+    popq %rcx
+    popq %rdx
+    popq %rsi
+    popq %rdi
+    .endm
+
     .section .text.entry, "ax"
     .balign 16
     .globl idt_stubs
@@ -91,21 +133,7 @@ trap_common:
     testb $3, {cs_off_before_regs}(%rsp)
     jz 1f
     swapgs
-1:  pushq %rdi
-    pushq %rsi
-    pushq %rdx
-    pushq %rcx
-    pushq %rax
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
-    pushq %rbx
-    pushq %rbp
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
+1:  PUSH_GPRS
     cld
     movq %rsp, %rdi
     call hv_trap
@@ -114,11 +142,14 @@ trap_common:
     .balign 16
     .globl syscall_entry
 syscall_entry:
-    /* The floor probe: rax = -42 (no hypercall-page stub can make it, they load eax) returns
-       at once, measuring syscall + sysret and nothing else. sysret only to a canonical rip
-       (CVE-2012-0217); anything else takes the normal path, which crashes the guest. */
+    /* The floor probe, when enabled: rax = -42 (no hypercall-page stub can make it, they load
+       eax) returns at once, measuring syscall + sysret and nothing else. sysret only to a
+       canonical rip (CVE-2012-0217); anything else takes the normal path, which crashes the
+       guest. */
     cmpq ${floor_probe}, %rax
     jne 1f
+    cmpb $0, {floor_enabled}(%rip)
+    je 1f
     movq %rcx, %rax
     shlq $16, %rax
     sarq $16, %rax
@@ -137,21 +168,7 @@ syscall_entry:
     pushq %rcx
     pushq $0
     pushq ${syscall_vector}
-    pushq %rdi
-    pushq %rsi
-    pushq %rdx
-    pushq %rcx
-    pushq %rax
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
-    pushq %rbx
-    pushq %rbp
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
+    PUSH_GPRS
     cld
     movq %rsp, %rdi
     call hv_syscall
@@ -171,43 +188,15 @@ syscall_entry:
     jne restore_all
     cmpq ${guest_cs}, {cs_off}(%rsp)
     jne restore_all
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %rbp
-    popq %rbx
-    popq %r11
-    popq %r10
-    popq %r9
-    popq %r8
-    popq %rax
-    popq %rcx
-    popq %rdx
-    popq %rsi
-    popq %rdi
-    movq 40(%rsp), %rsp
+    POP_GPRS
+    movq {rsp_from_vector}(%rsp), %rsp
     swapgs
     sysretq
 
     /* Leaves through the frame at rsp: interrupts are off here and stay off until iretq. */
     .globl restore_all
 restore_all:
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %rbp
-    popq %rbx
-    popq %r11
-    popq %r10
-    popq %r9
-    popq %r8
-    popq %rax
-    popq %rcx
-    popq %rdx
-    popq %rsi
-    popq %rdi
+    POP_GPRS
     addq $16, %rsp
     testb $3, 8(%rsp)
     jz 2f
@@ -226,14 +215,16 @@ enter_frame:
     movq %r8, %rsp
     jmp restore_all
 "#,
-    cs_off_before_regs = const 24,
+    cs_off_before_regs = const offset_of!(GuestRegs, cs) - offset_of!(GuestRegs, vector),
+    rsp_from_vector = const offset_of!(GuestRegs, rsp) - offset_of!(GuestRegs, vector),
     scratch = const PERCPU_SCRATCH_RSP,
     stack_top = const PERCPU_STACK_TOP,
     guest_cs = const super::cpu::GUEST_CS64,
     guest_ss = const super::cpu::GUEST_DS,
     syscall_vector = const SYSCALL_VECTOR,
     frame_size = const FRAME_SIZE,
-    floor_probe = const SYSCALL_FLOOR_PROBE,
+    floor_probe = const XEN_CORE_FLOOR_PROBE,
+    floor_enabled = sym FLOOR_PROBE,
     vector_off = const offset_of!(GuestRegs, vector),
     rcx_off = const offset_of!(GuestRegs, rcx),
     r11_off = const offset_of!(GuestRegs, r11),
