@@ -14,7 +14,9 @@ use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use crate::error::{Full, Notify, RingError};
 use crate::layout::{REQ_EVENT, REQ_PROD, RSP_EVENT, RSP_PROD};
 use crate::shm::{SharedMem, fence};
-use crate::sring::{Advance, RingItem, SharedRing, slot_offset, slot_runs};
+use crate::sring::{
+    Advance, RingItem, SharedRing, read_slots, slot_offset, slot_runs, write_slots,
+};
 
 /// The back end of a request/response ring: consumes requests, stages and pushes responses.
 ///
@@ -180,14 +182,9 @@ impl<'a, Req: RingItem, Rsp: RingItem> BackRing<'a, Req, Rsp> {
         }
         let n = self.req_prod_seen.wrapping_sub(self.req_cons).min(want);
         let slot = SharedRing::<Req, Rsp>::SLOT_SIZE;
-        let mut done = 0;
-        for (pos, len) in slot_runs(self.req_cons, n, self.size) {
-            let len = len as usize;
-            self.mem.read_run(slot_offset(pos, self.size, slot), slot, &mut buf[done..done + len]);
-            done += len;
-        }
+        read_slots(&self.mem, self.size, slot, self.req_cons, &mut buf[..n as usize]);
         self.req_cons = self.req_cons.wrapping_add(n);
-        Ok(done)
+        Ok(n as usize)
     }
 
     #[inline(always)]
@@ -219,14 +216,9 @@ impl<'a, Req: RingItem, Rsp: RingItem> BackRing<'a, Req, Rsp> {
     pub fn stage_responses(&mut self, rsps: &[Rsp]) -> usize {
         let n = self.pending_responses().min(u32::try_from(rsps.len()).unwrap_or(u32::MAX));
         let slot = SharedRing::<Req, Rsp>::SLOT_SIZE;
-        let mut done = 0;
-        for (pos, len) in slot_runs(self.rsp_prod_pvt, n, self.size) {
-            let len = len as usize;
-            self.mem.write_run(slot_offset(pos, self.size, slot), slot, &rsps[done..done + len]);
-            done += len;
-        }
+        write_slots(&self.mem, self.size, slot, self.rsp_prod_pvt, &rsps[..n as usize]);
         self.rsp_prod_pvt = self.rsp_prod_pvt.wrapping_add(n);
-        done
+        n as usize
     }
 
     /// Publishes every staged response and says whether the front end must be notified

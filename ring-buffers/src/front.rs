@@ -13,7 +13,9 @@ use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use crate::error::{Full, Notify, RingError};
 use crate::layout::{REQ_EVENT, REQ_PROD, RSP_EVENT, RSP_PROD};
 use crate::shm::{SharedMem, fence};
-use crate::sring::{Advance, RingItem, SharedRing, slot_offset, slot_runs};
+use crate::sring::{
+    Advance, RingItem, SharedRing, read_slots, slot_offset, slot_runs, write_slots,
+};
 
 /// The front end of a request/response ring: stages and pushes requests, consumes responses.
 ///
@@ -129,14 +131,9 @@ impl<'a, Req: RingItem, Rsp: RingItem> FrontRing<'a, Req, Rsp> {
     pub fn stage_requests(&mut self, reqs: &[Req]) -> usize {
         let n = self.free_slots().min(u32::try_from(reqs.len()).unwrap_or(u32::MAX));
         let slot = SharedRing::<Req, Rsp>::SLOT_SIZE;
-        let mut done = 0;
-        for (pos, len) in slot_runs(self.req_prod_pvt, n, self.size) {
-            let len = len as usize;
-            self.mem.write_run(slot_offset(pos, self.size, slot), slot, &reqs[done..done + len]);
-            done += len;
-        }
+        write_slots(&self.mem, self.size, slot, self.req_prod_pvt, &reqs[..n as usize]);
         self.req_prod_pvt = self.req_prod_pvt.wrapping_add(n);
-        done
+        n as usize
     }
 
     /// Stages requests from `reqs` until it runs out or the ring is full, in order; returns how
@@ -283,14 +280,9 @@ impl<'a, Req: RingItem, Rsp: RingItem> FrontRing<'a, Req, Rsp> {
         }
         let n = self.rsp_prod_seen.wrapping_sub(self.rsp_cons).min(want);
         let slot = SharedRing::<Req, Rsp>::SLOT_SIZE;
-        let mut done = 0;
-        for (pos, len) in slot_runs(self.rsp_cons, n, self.size) {
-            let len = len as usize;
-            self.mem.read_run(slot_offset(pos, self.size, slot), slot, &mut buf[done..done + len]);
-            done += len;
-        }
+        read_slots(&self.mem, self.size, slot, self.rsp_cons, &mut buf[..n as usize]);
         self.rsp_cons = self.rsp_cons.wrapping_add(n);
-        Ok(done)
+        Ok(n as usize)
     }
 
     #[inline(always)]

@@ -134,6 +134,40 @@ pub(crate) fn slot_runs(idx: u32, n: u32, size: u32) -> [(u32, u32); 2] {
     [(pos, first), (0, n - first)]
 }
 
+/// Copies `src` into the slots of indices `idx..idx + src.len()` (at most two contiguous runs).
+#[inline(always)]
+pub(crate) fn write_slots<T: RingItem>(
+    mem: &SharedMem<'_>,
+    size: u32,
+    slot: usize,
+    idx: u32,
+    src: &[T],
+) {
+    let mut done = 0;
+    for (pos, len) in slot_runs(idx, src.len() as u32, size) {
+        let len = len as usize;
+        mem.write_run(slot_offset(pos, size, slot), slot, &src[done..done + len]);
+        done += len;
+    }
+}
+
+/// Copies the slots of indices `idx..idx + dst.len()` into `dst` (at most two contiguous runs).
+#[inline(always)]
+pub(crate) fn read_slots<T: RingItem>(
+    mem: &SharedMem<'_>,
+    size: u32,
+    slot: usize,
+    idx: u32,
+    dst: &mut [T],
+) {
+    let mut done = 0;
+    for (pos, len) in slot_runs(idx, dst.len() as u32, size) {
+        let len = len as usize;
+        mem.read_run(slot_offset(pos, size, slot), slot, &mut dst[done..done + len]);
+        done += len;
+    }
+}
+
 /// A consumer index advanced as a run of copies is handed to a callback: counted in a local and
 /// added to the index once, when the run ends or while unwinding if the callback panics. So the
 /// index has moved past every copy the callback has been given (no copy is delivered twice,

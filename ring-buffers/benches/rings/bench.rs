@@ -315,6 +315,23 @@ struct Case<'a> {
     samples: Vec<f64>, // ns per item
 }
 
+fn case<'a>(name: &'static str, run: impl FnMut() -> (f64, f64) + 'a) -> Case<'a> {
+    Case { name, run: Box::new(run), samples: Vec::new() }
+}
+
+/// A timed run of `body` on one contender's two ends, borrowed for the run.
+fn on<'a, A, B>(
+    ends: &'a std::cell::RefCell<(A, B)>,
+    items: u64,
+    mut body: impl FnMut(&mut A, &mut B) -> u64 + 'a,
+) -> impl FnMut() -> (f64, f64) + 'a {
+    move || {
+        let mut g = ends.borrow_mut();
+        let (a, b) = &mut *g;
+        timed(items, || body(a, b))
+    }
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let n = v.len();
@@ -357,109 +374,43 @@ fn run_size<const N: usize>(opts: &Opts, out: &mut Vec<Row>) {
     let ours = std::cell::RefCell::new((&mut f, &mut b));
     let rt = std::cell::RefCell::new((&mut rp, &mut rc));
     let q = &q;
-    let mut st: Vec<Case> = vec![
-        Case {
-            name: "ours, batched",
-            run: Box::new(|| {
-                let mut g = ours.borrow_mut();
-                let (f, b) = &mut *g;
-                timed(st_items, || st_ours_batched::<N>(f, b, batches))
-            }),
-            samples: vec![],
-        },
-        Case {
-            name: "ours, batched slices",
-            run: Box::new(|| {
-                let mut g = ours.borrow_mut();
-                let (f, b) = &mut *g;
-                timed(st_items, || st_ours_slices::<N>(f, b, batches))
-            }),
-            samples: vec![],
-        },
-        Case {
-            name: "ours, unbatched (push + notify check per item)",
-            run: Box::new(|| {
-                let mut g = ours.borrow_mut();
-                let (f, b) = &mut *g;
-                timed(st_items, || st_ours_unbatched::<N>(f, b, batches))
-            }),
-            samples: vec![],
-        },
-        Case {
-            name: "ours, unbatched publish-only (no notify check)",
-            run: Box::new(|| {
-                let mut g = ours.borrow_mut();
-                let (f, b) = &mut *g;
-                timed(st_items, || st_ours_publish_only::<N>(f, b, batches))
-            }),
-            samples: vec![],
-        },
-        Case {
-            name: "rtrb, batched (chunks)",
-            run: Box::new(|| {
-                let mut g = rt.borrow_mut();
-                let (p, c) = &mut *g;
-                timed(st_items, || st_rtrb_batched::<N>(p, c, batches))
-            }),
-            samples: vec![],
-        },
-        Case {
-            name: "rtrb, unbatched (push/pop)",
-            run: Box::new(|| {
-                let mut g = rt.borrow_mut();
-                let (p, c) = &mut *g;
-                timed(st_items, || st_rtrb_unbatched::<N>(p, c, batches))
-            }),
-            samples: vec![],
-        },
-        Case {
-            name: "crossbeam ArrayQueue (push/pop)",
-            run: Box::new(|| timed(st_items, || st_arrayqueue::<N>(q, batches))),
-            samples: vec![],
-        },
+    let mut st = vec![
+        case("ours, batched", on(&ours, st_items, |f, b| st_ours_batched::<N>(f, b, batches))),
+        case(
+            "ours, batched slices",
+            on(&ours, st_items, |f, b| st_ours_slices::<N>(f, b, batches)),
+        ),
+        case(
+            "ours, unbatched (push + notify check per item)",
+            on(&ours, st_items, |f, b| st_ours_unbatched::<N>(f, b, batches)),
+        ),
+        case(
+            "ours, unbatched publish-only (no notify check)",
+            on(&ours, st_items, |f, b| st_ours_publish_only::<N>(f, b, batches)),
+        ),
+        case(
+            "rtrb, batched (chunks)",
+            on(&rt, st_items, |p, c| st_rtrb_batched::<N>(p, c, batches)),
+        ),
+        case(
+            "rtrb, unbatched (push/pop)",
+            on(&rt, st_items, |p, c| st_rtrb_unbatched::<N>(p, c, batches)),
+        ),
+        case("crossbeam ArrayQueue (push/pop)", move || {
+            timed(st_items, || st_arrayqueue::<N>(q, batches))
+        }),
     ];
-    let mut tt: Vec<Case> = vec![
-        Case {
-            name: "ours, batched",
-            run: Box::new(|| {
-                let mut g = ours.borrow_mut();
-                let (f, b) = &mut *g;
-                timed(total, || tt_ours::<N>(f, b, total, true))
-            }),
-            samples: vec![],
-        },
-        Case {
-            name: "ours, unbatched (push + notify check per item)",
-            run: Box::new(|| {
-                let mut g = ours.borrow_mut();
-                let (f, b) = &mut *g;
-                timed(total, || tt_ours::<N>(f, b, total, false))
-            }),
-            samples: vec![],
-        },
-        Case {
-            name: "rtrb, batched (chunks)",
-            run: Box::new(|| {
-                let mut g = rt.borrow_mut();
-                let (p, c) = &mut *g;
-                timed(total, || tt_rtrb::<N>(p, c, total, true))
-            }),
-            samples: vec![],
-        },
-        Case {
-            name: "rtrb, unbatched (push/pop)",
-            run: Box::new(|| {
-                let mut g = rt.borrow_mut();
-                let (p, c) = &mut *g;
-                timed(total, || tt_rtrb::<N>(p, c, total, false))
-            }),
-            samples: vec![],
-        },
-        Case {
-            name: "crossbeam ArrayQueue (push/pop)",
-            run: Box::new(|| timed(total, || tt_arrayqueue::<N>(q, total))),
-            samples: vec![],
-        },
+    let mut tt = vec![
+        case("ours, batched", on(&ours, total, |f, b| tt_ours::<N>(f, b, total, true))),
+        case(
+            "ours, unbatched (push + notify check per item)",
+            on(&ours, total, |f, b| tt_ours::<N>(f, b, total, false)),
+        ),
+        case("rtrb, batched (chunks)", on(&rt, total, |p, c| tt_rtrb::<N>(p, c, total, true))),
+        case("rtrb, unbatched (push/pop)", on(&rt, total, |p, c| tt_rtrb::<N>(p, c, total, false))),
+        case("crossbeam ArrayQueue (push/pop)", move || {
+            timed(total, || tt_arrayqueue::<N>(q, total))
+        }),
     ];
 
     // Correctness check once, outside the timing: every contender delivers every item.
