@@ -14,9 +14,9 @@ use alloc::string::String;
 use alloc::vec;
 use core::sync::atomic::Ordering;
 
-use hypercall_abi::grant_table::{GNTCOPY_SOURCE_GREF, GnttabCopy, GnttabCopyPtr};
 use hypercall_abi::{DomId, GrantRef, guest};
 
+use crate::grant::CopyDir;
 use crate::selftest::{bench_line, measure};
 use crate::{console, grant, mm, println, time};
 
@@ -35,14 +35,8 @@ pub fn grant_bench(dom: DomId, gref: GrantRef) -> Result<(), String> {
     m.page().read(0, &mut seen);
     grant::unmap(m).map_err(|s| alloc::format!("unmap: {s}"))?;
     mine.shared().write(0, &[0xFF; 4096]);
-    let mut copy = GnttabCopy {
-        source: GnttabCopyPtr::gref(dom, gref, 0),
-        dest: GnttabCopyPtr::gmfn(DomId::SELF_, mine.mfn().0, 0),
-        len: 4096,
-        flags: GNTCOPY_SOURCE_GREF,
-        ..Default::default()
-    };
-    match grant::copy(&mut copy) {
+    let copy = || grant::copy(&mine, 0, dom, gref, 0, 4096, CopyDir::FromGrant);
+    match copy() {
         0 => {}
         s => return Err(alloc::format!("copy: {s}")),
     }
@@ -71,8 +65,7 @@ pub fn grant_bench(dom: DomId, gref: GrantRef) -> Result<(), String> {
     bench_line(
         "grant-copy-4k",
         measure(BATCHES, ITERS, || {
-            let mut op = copy;
-            failures += u32::from(grant::copy(&mut op) != 0);
+            failures += u32::from(copy() != 0);
         }),
     );
     // The floors: reading 4 KiB of an already-mapped shared page the way the mapping variant

@@ -137,10 +137,48 @@ pub unsafe fn unmap_handle(va: u64, handle: GrantHandle) -> i16 {
     if r.is_err() { GNTST_GENERAL_ERROR } else { op.status }
 }
 
-/// One GNTTABOP_copy; returns its status.
-pub fn copy(op: &mut GnttabCopy) -> i16 {
+/// Which way [`copy`] moves the bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyDir {
+    FromGrant,
+    ToGrant,
+}
+
+/// One GNTTABOP_copy of `len` bytes between `page` (at `page_off`) and grant `gref` of `dom`
+/// (at `gref_off`); the hypervisor's status. The frame on this side is always one of the
+/// kernel's own pages, which are only accessed atomically, so the copy cannot write over
+/// anything Rust code holds. Offsets and length go to the hypervisor as given (it refuses a
+/// copy that runs off a page).
+pub fn copy(
+    page: &mm::OwnPage,
+    page_off: u16,
+    dom: DomId,
+    gref: GrantRef,
+    gref_off: u16,
+    len: u16,
+    dir: CopyDir,
+) -> i16 {
+    let mine = GnttabCopyPtr::gmfn(DomId::SELF_, page.mfn().0, page_off);
+    let theirs = GnttabCopyPtr::gref(dom, gref, gref_off);
+    let mut op = match dir {
+        CopyDir::FromGrant => GnttabCopy {
+            source: theirs,
+            dest: mine,
+            len,
+            flags: GNTCOPY_SOURCE_GREF,
+            ..Default::default()
+        },
+        CopyDir::ToGrant => GnttabCopy {
+            source: mine,
+            dest: theirs,
+            len,
+            flags: GNTCOPY_DEST_GREF,
+            ..Default::default()
+        },
+    };
     #[allow(unsafe_code)]
-    // SAFETY: the op matches GNTTABOP_copy.
-    let r = unsafe { guest::grant_table_op(GNTTABOP_COPY, core::slice::from_mut(op)) };
+    // SAFETY: the op matches GNTTABOP_copy; this side is an own page (see above) and the other
+    // is another domain's grant, not memory of this kernel.
+    let r = unsafe { guest::grant_table_op(GNTTABOP_COPY, core::slice::from_mut(&mut op)) };
     if r.is_err() { GNTST_GENERAL_ERROR } else { op.status }
 }

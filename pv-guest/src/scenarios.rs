@@ -421,33 +421,21 @@ pub fn grants(line: &str) {
     check("map ro", ro.map(|_| 0).unwrap_or_else(|s| s), 0);
     // Copy: from the read-only grant into a page of ours, and from ours into the rw grant.
     let mine = mm::alloc_page().expect("page");
-    let mut op = GnttabCopy {
-        source: GnttabCopyPtr::gref(peer, g2, 0),
-        dest: GnttabCopyPtr::gmfn(DomId::SELF_, mine.mfn().0, 0),
-        len: 8,
-        flags: GNTCOPY_SOURCE_GREF,
-        ..Default::default()
-    };
-    check("copy from a grant", grant::copy(&mut op), 0);
+    use grant::CopyDir::{FromGrant, ToGrant};
+    check("copy from a grant", grant::copy(&mine, 0, peer, g2, 0, 8, FromGrant), 0);
     if mine.shared().u64_at(0).load(Ordering::Relaxed) != 0x2222 {
         fails.borrow_mut().push("copy did not bring the data".into());
     }
-    let mut op = GnttabCopy {
-        source: GnttabCopyPtr::gmfn(DomId::SELF_, mine.mfn().0, 0),
-        dest: GnttabCopyPtr::gref(peer, g2, 0),
-        len: 8,
-        flags: GNTCOPY_DEST_GREF,
-        ..Default::default()
-    };
-    check("copy into a readonly grant", grant::copy(&mut op), GNTST_PERMISSION_DENIED);
-    let mut op = GnttabCopy {
-        source: GnttabCopyPtr::gmfn(DomId::SELF_, mine.mfn().0, 4000),
-        dest: GnttabCopyPtr::gref(peer, g1, 0),
-        len: 200,
-        flags: GNTCOPY_DEST_GREF,
-        ..Default::default()
-    };
-    check("copy across a page end", grant::copy(&mut op), GNTST_BAD_COPY_ARG);
+    check(
+        "copy into a readonly grant",
+        grant::copy(&mine, 0, peer, g2, 0, 8, ToGrant),
+        GNTST_PERMISSION_DENIED,
+    );
+    check(
+        "copy across a page end",
+        grant::copy(&mine, 4000, peer, g1, 0, 200, ToGrant),
+        GNTST_BAD_COPY_ARG,
+    );
     // Write through the rw mapping, unmap, and unmapping twice is a bad handle.
     m.page().u64_at(8).store(0xBEEF, Ordering::Release);
     let (va, handle) = (m.page().va(), m.handle());

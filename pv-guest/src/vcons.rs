@@ -118,7 +118,9 @@ impl Vcons {
         while !rest.is_empty() {
             let t = ring.write(rest).map_err(|e| format!("ring: {e:?}"))?;
             rest = &rest[t.bytes..];
-            let _ = events::send(*port);
+            if t.notify == ring_buffers::Notify::Yes {
+                let _ = events::send(*port);
+            }
             if t.bytes == 0 {
                 stalls += 1;
                 if stalls > 200 {

@@ -118,7 +118,9 @@ impl Xs {
         while !bytes.is_empty() {
             let t = self.ring.write(bytes).map_err(|_| XsError("EIO".into()))?;
             bytes = &bytes[t.bytes..];
-            let _ = events::send(self.port);
+            if t.notify == ring_buffers::Notify::Yes {
+                let _ = events::send(self.port);
+            }
             if !bytes.is_empty() {
                 events::wait();
             }
