@@ -8,7 +8,48 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 need_cargo() {
-  command -v cargo >/dev/null 2>&1 || die "cargo is not installed: install Rust with rustup (https://rustup.rs); rust-toolchain.toml then fetches the pinned toolchain and the $TARGET target"
+  command -v rustup >/dev/null 2>&1 || command -v cargo >/dev/null 2>&1 \
+    || die "neither rustup nor cargo is installed: install Rust with rustup (https://rustup.rs), then run this again"
+  command -v rustup >/dev/null 2>&1 || { need_target_without_rustup; return; }
+  # The toolchain rust-toolchain.toml pins, and what it lists. Installed explicitly, whatever
+  # RUSTUP_AUTO_INSTALL says: with RUSTUP_AUTO_INSTALL=0 (as on CI's machines) rustup installs
+  # nothing by itself, and the first bare-metal build fails with "can't find crate for core".
+  local toolchain components targets installed=()
+  toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' "$ROOT/rust-toolchain.toml")
+  components=$(sed -n 's/^components *= *\[\(.*\)\]/\1/p' "$ROOT/rust-toolchain.toml" | tr -d '"' | tr ',' ' ')
+  targets=$(sed -n 's/^targets *= *\[\(.*\)\]/\1/p' "$ROOT/rust-toolchain.toml" | tr -d '"' | tr ',' ' ')
+  [ -n "$toolchain" ] || die "rust-toolchain.toml names no channel"
+  if ! rustup run "$toolchain" rustc --version >/dev/null 2>&1; then
+    rustup toolchain install "$toolchain" --profile minimal >/dev/null 2>&1 \
+      || die "could not install the Rust toolchain $toolchain with rustup (no network?): run 'rustup toolchain install $toolchain' by hand"
+    installed+=("toolchain $toolchain")
+  fi
+  local have
+  have=$(rustup +"$toolchain" target list --installed 2>/dev/null)
+  for t in $targets; do
+    grep -qx "$t" <<<"$have" && continue
+    rustup +"$toolchain" target add "$t" >/dev/null 2>&1 \
+      || die "could not add the Rust target $t with rustup (no network?): run 'rustup +$toolchain target add $t' by hand"
+    installed+=("target $t")
+  done
+  have=$(rustup +"$toolchain" component list --installed 2>/dev/null)
+  for c in $components; do
+    grep -q "^$c" <<<"$have" && continue
+    rustup +"$toolchain" component add "$c" >/dev/null 2>&1 \
+      || die "could not add the Rust component $c with rustup (no network?): run 'rustup +$toolchain component add $c' by hand"
+    installed+=("component $c")
+  done
+  if [ ${#installed[@]} -gt 0 ]; then
+    say "installed with rustup: $(IFS=,; echo "${installed[*]}" | sed 's/,/, /g')"
+  fi
+}
+
+# Without rustup (a distribution's Rust), nothing can be installed: check and say so.
+need_target_without_rustup() {
+  local sysroot
+  sysroot=$(rustc --print sysroot 2>/dev/null)
+  [ -d "$sysroot/lib/rustlib/$TARGET" ] \
+    || die "the $TARGET target is missing and rustup is not installed to add it: install Rust with rustup (https://rustup.rs)"
 }
 
 need_qemu() {
