@@ -1,20 +1,20 @@
-//! xen-core's hardware-free logic, compiled for the host too so `cargo test` covers it: the
-//! command line and multiboot parsers, the boot memory map, the frame table and page-table
-//! validation rules, the PV domain builder (reusable by dom0's toolstack), the bounce-frame
-//! layout, and the bookkeeping of event channels and the scheduler. The hypervisor binary
-//! (`main.rs`) wires these to the hardware.
+//! xen-core: the hypervisor, one folder per Xen concept. Interim layout (folders filled in,
+//! layering still to come).
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
 extern crate alloc;
 
-pub mod bounce;
-pub mod cmdline;
-pub mod credit;
-pub mod evtchn;
+#[cfg(target_os = "none")]
+#[allow(unsafe_code)]
+pub mod arch;
+pub mod boot;
+pub mod console;
+pub mod domain;
+pub mod event;
 pub mod grant;
-pub mod memmap;
+#[cfg(target_os = "none")]
+pub mod hypercall;
 pub mod mm;
-pub mod multiboot;
-pub mod pvbuild;
-pub mod ratelimit;
+pub mod sched;
+pub mod traps;

@@ -4,10 +4,7 @@
 #![deny(unsafe_code)]
 
 #[cfg(target_os = "none")]
-extern crate alloc;
-
-#[cfg(target_os = "none")]
-mod hv;
+use xen_core as _;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

@@ -11,3 +11,11 @@ pub use types::{MapCtx, PageMem};
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(target_os = "none")]
+#[allow(unsafe_code)]
+pub mod machine;
+#[cfg(target_os = "none")]
+pub mod memory_op;
+#[cfg(target_os = "none")]
+pub mod mmu;

@@ -1,0 +1,357 @@
+//! The boot sequence, from the first Rust instruction to the first guest: command line and
+//! log, memory map, the hypervisor's page tables, frame table and heap, processor tables,
+//! time, then dom0.
+
+use alloc::vec::Vec;
+
+use crate::boot::cmdline;
+use crate::boot::memmap::{FreeRanges, Range};
+use crate::boot::multiboot::{self, BootInfo};
+use log::{LevelFilter, error, info};
+
+use hypercall_abi::{DomId, Mfn};
+
+use crate::arch::{apic, cpu, irq, paging, percpu::PerCpu, power, time};
+use crate::console::logging;
+use crate::domain::build;
+use crate::mm::machine;
+use crate::sched;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Heap for the hypervisor's own structures (domains, vCPU contexts, event channels, grant
+/// tables): a few KiB per domain, so 1 MiB serves many.
+const HEAP_SIZE: u64 = 1 << 20;
+
+static CPU0: PerCpu = PerCpu::new(0);
+
+/// A domU the hypervisor builds at boot: `domu=<name>:<module>[:<mem>[:<weight>[:<cap>]]]`.
+#[derive(Clone, Debug)]
+pub struct DomuSpec {
+    pub name: alloc::string::String,
+    pub module: usize,
+    pub mem: u64,
+    pub weight: u32,
+    pub cap: u32,
+}
+
+/// Hypervisor options from its command line.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub loglvl: LevelFilter,
+    pub dom0_mem: u64,
+    pub dom0_weight: u32,
+    pub smep: bool,
+    pub smap: bool,
+    pub slice_ns: u64,
+    /// `floor_probe`: enable the syscall floor probe (benchmarks only; see `entry.rs`).
+    pub floor_probe: bool,
+    pub domus: Vec<DomuSpec>,
+}
+
+fn parse_domu(v: &str) -> Option<DomuSpec> {
+    let mut it = v.split(':');
+    let name = it.next().filter(|n| !n.is_empty())?;
+    let module = cmdline::parse_u64(it.next()?)? as usize;
+    let mem = it.next().map_or(Some(32 << 20), cmdline::parse_size)?;
+    let weight = it.next().map_or(Some(256), cmdline::parse_u64)? as u32;
+    let cap = it.next().map_or(Some(0), cmdline::parse_u64)? as u32;
+    Some(DomuSpec { name: name.into(), module, mem, weight, cap })
+}
+
+fn parse_options(line: &str) -> Options {
+    let mut o = Options {
+        loglvl: LevelFilter::Info,
+        dom0_mem: 128 << 20,
+        dom0_weight: 256,
+        smep: true,
+        smap: true,
+        slice_ns: sched::DEFAULT_SLICE_NS,
+        floor_probe: false,
+        domus: Vec::new(),
+    };
+    for opt in cmdline::options(line) {
+        match (opt.key, opt.value) {
+            ("loglvl", Some(v)) => o.loglvl = logging::parse_level(v).unwrap_or(o.loglvl),
+            ("dom0_mem", Some(v)) => o.dom0_mem = cmdline::parse_size(v).unwrap_or(o.dom0_mem),
+            ("dom0_weight", Some(v)) => {
+                o.dom0_weight = cmdline::parse_u64(v).map_or(o.dom0_weight, |w| w as u32)
+            }
+            ("smep", v) => o.smep = cmdline::parse_bool(v).unwrap_or(o.smep),
+            ("smap", v) => o.smap = cmdline::parse_bool(v).unwrap_or(o.smap),
+            ("floor_probe", v) => o.floor_probe = cmdline::parse_bool(v).unwrap_or(true),
+            ("sched_slice_ms", Some(v)) => {
+                o.slice_ns =
+                    cmdline::parse_u64(v).map_or(o.slice_ns, |ms| ms.clamp(1, 1000) * 1_000_000)
+            }
+            ("domu", Some(v)) => match parse_domu(v) {
+                Some(d) => o.domus.push(d),
+                None => log::warn!(
+                    "ignoring malformed domu={v} (want name:module[:mem[:weight[:cap]]])"
+                ),
+            },
+            _ => {}
+        }
+    }
+    o
+}
+
+pub fn start(mbi: u64) -> ! {
+    machine::init_early_heap();
+    logging::init(LevelFilter::Info);
+    time::mark_boot();
+    let boot = match multiboot::parse(&machine::BootPhys, mbi) {
+        Ok(b) => b,
+        Err(e) => {
+            error!("cannot read the multiboot information: {e:?}");
+            power::exit(power::ExitCode::HypervisorFailure);
+        }
+    };
+    // QEMU passes the image's name as the first word, as GRUB does.
+    let line = match boot.cmdline.split_once(' ') {
+        Some((first, rest)) if !first.contains('=') => rest.trim(),
+        _ if !boot.cmdline.contains('=') && !boot.cmdline.contains(' ') => "",
+        _ => boot.cmdline.as_str(),
+    };
+    CMDLINE.call_once(|| line.into());
+    let opts = parse_options(line);
+    log::set_max_level(opts.loglvl);
+    info!("xen-core {VERSION}: a Xen-compatible PV hypervisor (Xen ABI 3.0, x86_64)");
+    info!("command line: {}", command_line());
+    print_boot_info(&boot);
+
+    let (free, ram_end, hv_mem) = setup_memory(&boot);
+    let _ = ram_end;
+    let (smep_hw, smap_hw) = cpu::has_smep_smap();
+    let stack_top = crate::arch::boot::boot_stack_top();
+    CPU0.stack_top.store(stack_top, core::sync::atomic::Ordering::Relaxed);
+    cpu::init_boot_cpu(
+        &CPU0,
+        stack_top,
+        crate::arch::entry::idt_stubs_addr(),
+        opts.smep && smep_hw,
+        opts.smap && smap_hw,
+    );
+    crate::arch::uaccess::set_smap(opts.smap && smap_hw);
+    crate::arch::entry::FLOOR_PROBE.store(opts.floor_probe, core::sync::atomic::Ordering::Relaxed);
+    irq::mask_legacy_pic();
+    let hz = time::calibrate();
+    let apic_hz = apic::init();
+    info!(
+        "TSC {} MHz, APIC timer {} kHz; SMEP {}, SMAP {}",
+        hz / 1_000_000,
+        apic_hz / 1000,
+        opts.smep && smep_hw,
+        opts.smap && smap_hw
+    );
+    hand_over_free_memory(&free);
+
+    sched::set_slice(opts.slice_ns);
+    let wall = crate::sched::clock::init();
+    info!("wallclock {wall} s since the epoch; scheduler slice {} ms", opts.slice_ns / 1_000_000);
+    if let Err(e) = build_dom0(&boot, &opts) {
+        error!("cannot build dom0: {e}");
+        power::exit(power::ExitCode::HypervisorFailure);
+    }
+    for spec in &opts.domus {
+        if let Err(e) = build_domu(&boot, spec) {
+            error!("cannot build domU {}: {e}", spec.name);
+        }
+    }
+    // The boot modules were copied into the domains: their memory is free RAM again.
+    machine::release_modules(boot.modules.iter().map(|m| (m.start, m.end)));
+    let (heap_used, _) = machine::heap_stats();
+    let free_frames = machine::with_mm(|mm| mm.free_frames());
+    info!(
+        "hypervisor memory: {} KiB (frame table {} KiB, M2P {} KiB, heap {} KiB ({} KiB used), \
+         page tables {} KiB, image {} KiB); {} MiB free",
+        hv_mem.total() / 1024,
+        hv_mem.frame_table / 1024,
+        hv_mem.m2p / 1024,
+        hv_mem.heap / 1024,
+        heap_used / 1024,
+        hv_mem.page_tables / 1024,
+        hv_mem.image / 1024,
+        free_frames * 4 / 1024
+    );
+    info!("starting dom0");
+    sched::start()
+}
+
+/// What the hypervisor took for itself at boot.
+#[derive(Clone, Copy, Debug, Default)]
+struct HvMemory {
+    frame_table: u64,
+    m2p: u64,
+    heap: u64,
+    page_tables: u64,
+    image: u64,
+}
+
+impl HvMemory {
+    fn total(&self) -> u64 {
+        self.frame_table + self.m2p + self.heap + self.page_tables + self.image
+    }
+}
+
+/// Gives every free frame to the frame allocator.
+fn hand_over_free_memory(free: &FreeRanges) {
+    machine::with_mm(|mm| {
+        for r in free.ranges() {
+            mm.add_free(Mfn(r.start / 4096), Mfn(r.end / 4096));
+        }
+    });
+}
+
+fn build_dom0(boot: &BootInfo, opts: &Options) -> Result<(), alloc::string::String> {
+    let kernel_mod =
+        boot.modules.first().ok_or("no dom0 kernel: pass it as the first -initrd module")?;
+    let (_, args) = cmdline::split_module_cmdline(&kernel_mod.cmdline);
+    let kernel = machine::module_bytes(kernel_mod.start, kernel_mod.end);
+    // Module 1 is dom0's ramdisk unless a domU claims it.
+    let ramdisk = match boot.modules.get(1) {
+        Some(m) if !opts.domus.iter().any(|d| d.module == 1) => {
+            machine::module_bytes(m.start, m.end)
+        }
+        _ => &[][..],
+    };
+    let spec = build::DomainSpec {
+        id: DomId(0),
+        name: "Domain-0".into(),
+        kernel,
+        ramdisk,
+        cmdline: args,
+        mem_bytes: opts.dom0_mem,
+        privileged: true,
+        with_rings: false,
+        sched: crate::sched::credit::Params { weight: opts.dom0_weight, cap_pct: 0 },
+        auto_destroy: false,
+    };
+    let (_, built) = build::create(&spec)?;
+    info!(
+        "dom0: kernel {:#x}-{:#x}, entry {:#x}, start_info {:#x}, {} MiB, ramdisk {} KiB",
+        built.layout.kernel.0,
+        built.layout.kernel.1,
+        built.entry,
+        built.start_info,
+        opts.dom0_mem >> 20,
+        ramdisk.len() / 1024
+    );
+    Ok(())
+}
+
+/// Builds a domU named on the command line from its module.
+fn build_domu(boot: &BootInfo, spec: &DomuSpec) -> Result<(), alloc::string::String> {
+    let m =
+        boot.modules.get(spec.module).ok_or_else(|| alloc::format!("no module {}", spec.module))?;
+    if spec.module == 0 {
+        return Err("module 0 is dom0's kernel".into());
+    }
+    let (_, args) = cmdline::split_module_cmdline(&m.cmdline);
+    let id = crate::domain::free_id().ok_or("no free domain id")?;
+    let s = build::DomainSpec {
+        id,
+        name: spec.name.clone(),
+        kernel: machine::module_bytes(m.start, m.end),
+        ramdisk: &[],
+        cmdline: args,
+        mem_bytes: spec.mem,
+        privileged: false,
+        with_rings: true,
+        sched: crate::sched::credit::Params { weight: spec.weight, cap_pct: spec.cap },
+        auto_destroy: true,
+    };
+    let (_, built) = build::create(&s)?;
+    info!(
+        "d{} ({}): {} MiB, entry {:#x}, weight {}, cap {}%, store mfn {:#x}, console mfn {:#x}",
+        id.0,
+        spec.name,
+        spec.mem >> 20,
+        built.entry,
+        spec.weight,
+        spec.cap,
+        built.store_mfn.map_or(0, |m| m.0),
+        built.console_mfn.map_or(0, |m| m.0)
+    );
+    Ok(())
+}
+
+/// The hypervisor's own L4 (used while no guest runs).
+pub fn idle_l4() -> u64 {
+    *IDLE_L4.get().expect("set at boot")
+}
+
+/// The hypervisor's command line (without the image name).
+pub fn command_line() -> &'static str {
+    CMDLINE.get().map_or("", |s| s.as_str())
+}
+
+static IDLE_L4: spin::Once<u64> = spin::Once::new();
+static CMDLINE: spin::Once<alloc::string::String> = spin::Once::new();
+
+fn print_boot_info(boot: &BootInfo) {
+    info!("memory map:");
+    for r in &boot.memory_map {
+        let kind = if r.kind == 1 { "usable" } else { "reserved" };
+        info!("  {:#014x} - {:#014x} {kind}", r.start, r.start + r.len);
+    }
+    for (i, m) in boot.modules.iter().enumerate() {
+        info!(
+            "module {i}: {:#x} - {:#x} ({} KiB) '{}'",
+            m.start,
+            m.end,
+            (m.end - m.start) / 1024,
+            m.cmdline
+        );
+    }
+}
+
+/// Builds the hypervisor's tables and heap; returns the free RAM left, the end of RAM and
+/// what the hypervisor took.
+fn setup_memory(boot: &BootInfo) -> (FreeRanges, u64, HvMemory) {
+    let ram: Vec<Range> = boot
+        .memory_map
+        .iter()
+        .filter(|r| r.kind == 1)
+        .map(|r| Range { start: r.start, end: r.start.saturating_add(r.len) })
+        .collect();
+    let mut free = FreeRanges::from_ram(ram.iter().copied());
+    let ram_end = free.end();
+    free.reserve(0, 1 << 20);
+    let (img_start, img_end) = paging::image_bounds();
+    free.reserve(paging::image_phys(img_start), paging::image_phys(img_end));
+    for m in &boot.modules {
+        free.reserve(m.start, m.end);
+    }
+    let nr_frames = ram_end / 4096;
+    let m2p_len = nr_frames * 8;
+    let m2p_len = m2p_len.div_ceil(2 << 20) * (2 << 20);
+    let m2p_pa = free.take(m2p_len, 2 << 20, u64::MAX).expect("no memory for the M2P table");
+    let before_tables = free.total();
+    let tables = paging::build(&mut free, ram_end, m2p_pa, m2p_len);
+    let page_tables = before_tables - free.total();
+    paging::load_cr3(tables.idle_l4);
+    IDLE_L4.call_once(|| tables.idle_l4);
+    machine::direct_map_is_up();
+    machine::set_ram_frames(nr_frames);
+    let heap_pa = free.take(HEAP_SIZE, 4096, u64::MAX).expect("no memory for the heap");
+    machine::init_heap(heap_pa, HEAP_SIZE);
+    let ft_len = nr_frames * core::mem::size_of::<crate::mm::FrameInfo>() as u64;
+    let ft_pa = free.take(ft_len, 4096, u64::MAX).expect("no memory for the frame table");
+    machine::init_mm(ft_pa, m2p_pa, nr_frames, tables.xen_l4);
+    let hv_mem = HvMemory {
+        frame_table: ft_len.div_ceil(4096) * 4096,
+        m2p: m2p_len,
+        heap: HEAP_SIZE,
+        page_tables,
+        image: img_end - img_start,
+    };
+    (free, ram_end, hv_mem)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    logging::enter_panic_mode();
+    error!("hypervisor panic: {info}");
+    crate::traps::entry::stack_trace(0, crate::arch::boot::current_frame_pointer());
+    power::exit(power::ExitCode::HypervisorFailure)
+}

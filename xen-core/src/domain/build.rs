@@ -1,0 +1,280 @@
+//! Creating a domain from a PV kernel image inside the hypervisor (dom0, and domUs named on
+//! the command line): allocate its memory, run the builder (`crate::domain::pvbuild`) over it, have
+//! the validator type the bootstrap page tables, and make vCPU 0 ready at the entry point.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::console::ratelimit::RateLimit;
+use crate::domain::pvbuild::{self, BuildParams, GuestMemory};
+use crate::event::ports::EvtchnTable;
+use crate::mm::PageType;
+use crate::sched::credit::Params;
+use hypercall_abi::start_info::{SIF_INITDOMAIN, SIF_PRIVILEGED};
+use hypercall_abi::{DomId, Mfn, PAddr};
+use spin::Mutex;
+
+use crate::arch::cpu::{GUEST_CS64, GUEST_DS};
+use crate::domain::{self, DomState, Domain, VI_UPCALL_MASK, Vcpu, VcpuContext};
+use crate::grant::map::{self, GrantTable};
+use crate::mm::machine::{self, DirectPageMem, with_mm};
+use crate::sched;
+
+/// What to build.
+pub struct DomainSpec<'a> {
+    pub id: DomId,
+    pub name: String,
+    pub kernel: &'a [u8],
+    pub ramdisk: &'a [u8],
+    pub cmdline: &'a str,
+    pub mem_bytes: u64,
+    pub privileged: bool,
+    /// Give the domain a XenStore and a console ring, with event channels waiting for dom0 and
+    /// grant refs 0 (console) and 1 (XenStore) granted to dom0, as Xen's toolstack does.
+    pub with_rings: bool,
+    pub sched: Params,
+    /// Destroy it as soon as it shuts down (no toolstack is there to do it).
+    pub auto_destroy: bool,
+}
+
+/// Where the new domain's memory is, for the builder.
+/// The new domain's pfn -> mfn table while it is built. It lives in hypervisor frames (512
+/// entries each) rather than the heap: the heap is 1 MiB and a 1 GiB domain's table alone is
+/// 2 MiB. Only the list of those frames (8 bytes per 2 MiB of guest) is on the heap. The
+/// frames go back when the build is over.
+struct Frames {
+    chunks: Vec<Mfn>,
+    len: u64,
+}
+
+const P2M_PER_FRAME: u64 = 512;
+
+impl Frames {
+    fn new(nr_pages: u64) -> Option<Frames> {
+        let n = usize::try_from(nr_pages.div_ceil(P2M_PER_FRAME)).ok()?;
+        let mut chunks = Vec::new();
+        chunks.try_reserve_exact(n).ok()?;
+        let mut f = Frames { chunks, len: 0 };
+        for _ in 0..n {
+            // On failure `f` drops and returns what it took.
+            f.chunks.push(with_mm(|mm| mm.alloc_xen_frame())?);
+        }
+        Some(f)
+    }
+
+    /// Appends the next pfn's frame (there is room for the `nr_pages` given to `new`).
+    fn push(&mut self, mfn: Mfn) {
+        let chunk = self.chunks[(self.len / P2M_PER_FRAME) as usize];
+        machine::frame_word(chunk, (self.len % P2M_PER_FRAME) as usize)
+            .store(mfn.0, Ordering::Relaxed);
+        self.len += 1;
+    }
+}
+
+impl Drop for Frames {
+    fn drop(&mut self) {
+        with_mm(|mm| self.chunks.iter().for_each(|&f| mm.free_xen_frame(f)));
+    }
+}
+
+impl GuestMemory for Frames {
+    fn nr_pages(&self) -> u64 {
+        self.len
+    }
+    fn mfn(&self, pfn: u64) -> Mfn {
+        assert!(pfn < self.len, "the builder asked for pfn {pfn} of {}", self.len);
+        let chunk = self.chunks[(pfn / P2M_PER_FRAME) as usize];
+        Mfn(machine::frame_word(chunk, (pfn % P2M_PER_FRAME) as usize).load(Ordering::Relaxed))
+    }
+    fn write(&mut self, pfn: u64, offset: usize, bytes: &[u8]) {
+        machine::write_frame(self.mfn(pfn), offset, bytes);
+    }
+}
+
+/// Builds and registers a domain; it starts running at the next scheduling decision.
+pub fn create(spec: &DomainSpec<'_>) -> Result<(Arc<Domain>, pvbuild::Built), String> {
+    let img = pvbuild::image::parse(spec.kernel)
+        .map_err(|e| format!("{}: bad kernel image: {e}", spec.name))?;
+    let nr_pages = spec.mem_bytes / 4096;
+    let id = spec.id;
+    with_mm(|mm| mm.domain_create(id, nr_pages, spec.privileged))
+        .map_err(|e| format!("{}: {e:?}", spec.name))?;
+    let result = populate(spec, &img, nr_pages);
+    if result.is_err() {
+        with_mm(|mm| {
+            mm.domain_relinquish(&mut DirectPageMem, id, &[]);
+            mm.domain_forget(id);
+        });
+    }
+    result
+}
+
+fn populate(
+    spec: &DomainSpec<'_>,
+    img: &pvbuild::KernelImage,
+    nr_pages: u64,
+) -> Result<(Arc<Domain>, pvbuild::Built), String> {
+    let id = spec.id;
+    let mut p2m = Frames::new(nr_pages)
+        .ok_or_else(|| format!("{}: no memory for the build's P2M table", spec.name))?;
+    let t0 = crate::arch::time::now_ns();
+    for pfn in 0..nr_pages {
+        let mfn = with_mm(|mm| mm.domain_alloc(id))
+            .map_err(|_| format!("{}: out of memory after {pfn} of {nr_pages} pages", spec.name))?;
+        machine::zero_frame(mfn);
+        with_mm(|mm| mm.set_m2p(mfn, pfn));
+        p2m.push(mfn);
+    }
+    let shared_info =
+        new_shared_info(id).map_err(|e| format!("{}: shared_info: {e:?}", spec.name))?;
+
+    let mut flags = 0;
+    if spec.privileged {
+        flags |= SIF_PRIVILEGED | SIF_INITDOMAIN;
+    }
+    // Event channels first: the ring ports go into start_info.
+    let max_ports = if spec.privileged { 4096 } else { 1024 };
+    let mut evtchn = EvtchnTable::new(id, 1, max_ports);
+    let (store_evtchn, console_evtchn) = if spec.with_rings {
+        let s = evtchn.alloc_unbound(DomId(0)).map_err(|e| format!("{}: {e:?}", spec.name))?;
+        let c = evtchn.alloc_unbound(DomId(0)).map_err(|e| format!("{}: {e:?}", spec.name))?;
+        (Some(s), Some(c))
+    } else {
+        (None, None)
+    };
+    let params = BuildParams {
+        cmdline: spec.cmdline,
+        flags,
+        shared_info: PAddr(shared_info.0 << 12),
+        store_evtchn,
+        console_evtchn,
+    };
+    let mut frames = p2m;
+    let built = pvbuild::build(&mut frames, img, spec.kernel, spec.ramdisk, &params)
+        .map_err(|e| format!("{}: {e}", spec.name))?;
+    log::debug!(
+        "{}: memory and image ready in {} us",
+        spec.name,
+        (crate::arch::time::now_ns() - t0) / 1000
+    );
+    // The validator checks the builder's tables like any guest's: the L4 becomes CR3.
+    with_mm(|mm| mm.get_page_and_type(&mut DirectPageMem, built.l4, PageType::L4, id))
+        .map_err(|e| format!("{}: bootstrap page tables refused: {e:?}", spec.name))?;
+
+    let mut ctx = VcpuContext::new();
+    ctx.guest_table = built.l4;
+    ctx.regs.rip = built.entry;
+    ctx.regs.rsp = built.stack_top;
+    ctx.regs.rsi = built.start_info;
+    ctx.regs.rflags = 0x200;
+    ctx.regs.cs = u64::from(GUEST_CS64);
+    ctx.regs.ss = u64::from(GUEST_DS);
+    let (d, vcpu) = new_domain(
+        id,
+        &spec.name,
+        spec.privileged,
+        shared_info,
+        nr_pages,
+        evtchn,
+        ctx,
+        spec.sched,
+        spec.auto_destroy,
+    );
+    vcpu.is_up.store(true, core::sync::atomic::Ordering::Release);
+    // A domU starts paused: dom0 unpauses it once its XenStore and console are connected, as
+    // Xen's toolstack does, so nothing it prints is lost.
+    if spec.with_rings {
+        d.is_paused.store(true, core::sync::atomic::Ordering::Release);
+    }
+    if let (Some(console), Some(store)) = (built.console_mfn, built.store_mfn) {
+        let seed = map::seed_entry(&d, 0, DomId(0), console, false).and(map::seed_entry(
+            &d,
+            1,
+            DomId(0),
+            store,
+            false,
+        ));
+        seed.map_err(|s| format!("{}: cannot seed grant table: {s}", spec.name))?;
+    }
+    crate::sched::clock::publish_wallclock(&d);
+    domain::insert(d.clone());
+    sched::add_vcpu(vcpu);
+    Ok((d, built))
+}
+
+/// A zeroed shared_info page shared with `id`, every vCPU's events masked.
+fn new_shared_info(id: DomId) -> Result<Mfn, hypercall_abi::Errno> {
+    let shared_info = with_mm(|mm| mm.alloc_xen_frame()).ok_or(hypercall_abi::Errno::ENOMEM)?;
+    machine::zero_frame(shared_info);
+    machine::frame_byte(shared_info, VI_UPCALL_MASK)
+        .store(1, core::sync::atomic::Ordering::Relaxed);
+    with_mm(|mm| mm.share_xen_frame(shared_info, id))?;
+    Ok(shared_info)
+}
+
+/// The Domain and its vCPU 0 (not yet up, not yet registered).
+#[allow(clippy::too_many_arguments)]
+fn new_domain(
+    id: DomId,
+    name: &str,
+    privileged: bool,
+    shared_info: Mfn,
+    nr_pages: u64,
+    evtchn: EvtchnTable,
+    ctx: VcpuContext,
+    sched_params: Params,
+    auto_destroy: bool,
+) -> (Arc<Domain>, Arc<Vcpu>) {
+    let sched_id = sched::register(sched_params);
+    let vcpu = Arc::new(Vcpu::new(0, id, sched_id, ctx, (shared_info, 0)));
+    let d = Arc::new(Domain {
+        id,
+        name: name.to_string(),
+        is_privileged: privileged,
+        shared_info,
+        nr_pages,
+        state: Mutex::new(DomState::Running),
+        is_paused: AtomicBool::new(false),
+        vcpus: alloc::vec![vcpu.clone()],
+        vm_assist: AtomicU64::new(0),
+        log_limit: Mutex::new(RateLimit::new(10, 500_000_000)),
+        console_line: Mutex::new(Vec::new()),
+        evtchn: Mutex::new(evtchn),
+        grants: Mutex::new(GrantTable::new()),
+        auto_destroy,
+    });
+    (d, vcpu)
+}
+
+/// XEN_DOMCTL_createdomain: an empty, paused domain with no memory yet (the toolstack gives it
+/// some with memory_op on its behalf and builds it) and one vCPU that is not up.
+pub fn create_empty(id: DomId, max_pages: u64) -> Result<Arc<Domain>, hypercall_abi::Errno> {
+    with_mm(|mm| mm.domain_create(id, max_pages, false))?;
+    let shared_info = match new_shared_info(id) {
+        Ok(s) => s,
+        Err(e) => {
+            with_mm(|mm| mm.domain_forget(id));
+            return Err(e);
+        }
+    };
+    let evtchn = EvtchnTable::new(id, 1, 1024);
+    let (d, vcpu) = new_domain(
+        id,
+        &format!("domain-{}", id.0),
+        false,
+        shared_info,
+        0,
+        evtchn,
+        VcpuContext::new(),
+        Params::default(),
+        false,
+    );
+    d.is_paused.store(true, core::sync::atomic::Ordering::Release);
+    crate::sched::clock::publish_wallclock(&d);
+    domain::insert(d.clone());
+    sched::add_vcpu(vcpu);
+    Ok(d)
+}

@@ -1,0 +1,6 @@
+//! Hypercalls.
+
+pub mod multicall;
+pub mod sysctl;
+pub mod table;
+pub mod version;

@@ -1,0 +1,219 @@
+//! The hypercall table and dispatch. Each hypercall is written once in [`TABLE`]: number,
+//! name, handler, and who may call it; dispatch, the unknown-hypercall answer (`-ENOSYS`) and
+//! the privilege check (`-EPERM`) all come from it.
+//!
+//! Arguments arrive in rdi, rsi, rdx, r10, r8 (Xen's x86_64 convention); the result goes to
+//! rax as a value or a negative errno. Handlers copy guest memory only through `uaccess`, so a
+//! bad pointer is `-EFAULT`, never a hypervisor fault.
+
+use alloc::sync::Arc;
+
+use hypercall_abi::{Errno, nr};
+
+use crate::arch::entry::GuestRegs;
+use crate::console::console_io;
+use crate::domain::domctl;
+use crate::domain::{Domain, Vcpu, VcpuContext};
+use crate::event::event_channel_op;
+use crate::grant::grant_table_op;
+use crate::hypercall::{multicall, sysctl, version};
+use crate::mm::{memory_op, mmu};
+use crate::sched::{sched_op, vcpu_op};
+use crate::traps::{callbacks, physdev_op};
+
+/// Everything a handler may touch: the calling vCPU (locked), its domain and its registers.
+pub struct Hc<'a> {
+    pub vcpu: &'a Arc<Vcpu>,
+    pub dom: &'a Arc<Domain>,
+    pub ctx: &'a mut VcpuContext,
+    pub regs: &'a mut GuestRegs,
+}
+
+/// A handler's answer: a value for rax, or `None` when the handler set the registers itself
+/// (iret).
+pub type HcResult = Result<Option<u64>, Errno>;
+
+type Handler = fn(&mut Hc<'_>, [u64; 5]) -> HcResult;
+
+/// Who may make a hypercall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Who {
+    Any,
+    /// The privileged domain only (dom0's capability).
+    Privileged,
+}
+
+/// One hypercall.
+pub struct Desc {
+    pub nr: u64,
+    pub name: &'static str,
+    pub handler: Handler,
+    pub who: Who,
+}
+
+/// The hypercalls this hypervisor implements.
+pub const TABLE: &[Desc] = &[
+    Desc {
+        nr: nr::SET_TRAP_TABLE,
+        name: "set_trap_table",
+        handler: callbacks::set_trap_table,
+        who: Who::Any,
+    },
+    Desc { nr: nr::MMU_UPDATE, name: "mmu_update", handler: mmu::mmu_update, who: Who::Any },
+    Desc {
+        nr: nr::STACK_SWITCH,
+        name: "stack_switch",
+        handler: callbacks::stack_switch,
+        who: Who::Any,
+    },
+    Desc {
+        nr: nr::SET_CALLBACKS,
+        name: "set_callbacks",
+        handler: callbacks::set_callbacks,
+        who: Who::Any,
+    },
+    Desc {
+        nr: nr::FPU_TASKSWITCH,
+        name: "fpu_taskswitch",
+        handler: callbacks::fpu_taskswitch,
+        who: Who::Any,
+    },
+    Desc {
+        nr: nr::UPDATE_VA_MAPPING,
+        name: "update_va_mapping",
+        handler: mmu::update_va_mapping,
+        who: Who::Any,
+    },
+    Desc { nr: nr::XEN_VERSION, name: "xen_version", handler: version::xen_version, who: Who::Any },
+    Desc { nr: nr::CONSOLE_IO, name: "console_io", handler: console_io::console_io, who: Who::Any },
+    Desc { nr: nr::VM_ASSIST, name: "vm_assist", handler: callbacks::vm_assist, who: Who::Any },
+    Desc { nr: nr::IRET, name: "iret", handler: callbacks::iret, who: Who::Any },
+    Desc {
+        nr: nr::SET_SEGMENT_BASE,
+        name: "set_segment_base",
+        handler: callbacks::set_segment_base,
+        who: Who::Any,
+    },
+    Desc { nr: nr::MMUEXT_OP, name: "mmuext_op", handler: mmu::mmuext_op, who: Who::Any },
+    Desc { nr: nr::SCHED_OP, name: "sched_op", handler: sched_op::sched_op, who: Who::Any },
+    Desc {
+        nr: nr::CALLBACK_OP,
+        name: "callback_op",
+        handler: callbacks::callback_op,
+        who: Who::Any,
+    },
+    Desc {
+        nr: nr::SET_TIMER_OP,
+        name: "set_timer_op",
+        handler: vcpu_op::set_timer_op,
+        who: Who::Any,
+    },
+    Desc { nr: nr::VCPU_OP, name: "vcpu_op", handler: vcpu_op::vcpu_op, who: Who::Any },
+    Desc {
+        nr: nr::EVENT_CHANNEL_OP,
+        name: "event_channel_op",
+        handler: event_channel_op::event_channel_op,
+        who: Who::Any,
+    },
+    Desc {
+        nr: nr::GRANT_TABLE_OP,
+        name: "grant_table_op",
+        handler: grant_table_op::grant_table_op,
+        who: Who::Any,
+    },
+    Desc { nr: nr::DOMCTL, name: "domctl", handler: domctl::domctl, who: Who::Privileged },
+    Desc { nr: nr::MEMORY_OP, name: "memory_op", handler: memory_op::memory_op, who: Who::Any },
+    Desc { nr: nr::SYSCTL, name: "sysctl", handler: sysctl::sysctl, who: Who::Privileged },
+    Desc { nr: nr::MULTICALL, name: "multicall", handler: multicall::multicall, who: Who::Any },
+    Desc { nr: nr::PHYSDEV_OP, name: "physdev_op", handler: physdev_op::physdev_op, who: Who::Any },
+    Desc {
+        nr: nr::UPDATE_VA_MAPPING_OTHERDOMAIN,
+        name: "update_va_mapping_otherdomain",
+        handler: mmu::update_va_mapping_otherdomain,
+        who: Who::Privileged,
+    },
+];
+
+/// Hypercall numbers go up to 63; INDEX maps each to its TABLE entry (0xFF: none), built at
+/// compile time so dispatch is one array load.
+const INDEX_SIZE: usize = 64;
+static INDEX: [u8; INDEX_SIZE] = build_index();
+
+const fn build_index() -> [u8; INDEX_SIZE] {
+    let mut index = [0xFF; INDEX_SIZE];
+    let mut i = 0;
+    while i < TABLE.len() {
+        let nr = TABLE[i].nr as usize;
+        assert!(nr < INDEX_SIZE && index[nr] == 0xFF, "hypercall numbers fit and are unique");
+        index[nr] = i as u8;
+        i += 1;
+    }
+    index
+}
+
+/// Looks a hypercall up by number.
+pub fn lookup(number: u64) -> Option<&'static Desc> {
+    let i = *INDEX.get(usize::try_from(number).ok()?)?;
+    TABLE.get(usize::from(i))
+}
+
+/// The table entry for hypercall `number` if `dom` may make it: `-ENOSYS` for an unknown
+/// number, `-EPERM` for a privileged one from an unprivileged domain.
+pub fn resolve(dom: &Domain, number: u64) -> Result<&'static Desc, Errno> {
+    let d = lookup(number).ok_or(Errno::ENOSYS)?;
+    if d.who == Who::Privileged && !dom.is_privileged {
+        return Err(Errno::EPERM);
+    }
+    Ok(d)
+}
+
+/// Runs the hypercall in `regs` for the current vCPU and writes its result.
+pub fn dispatch(vcpu: &Arc<Vcpu>, dom: &Arc<Domain>, ctx: &mut VcpuContext, regs: &mut GuestRegs) {
+    let number = regs.rax;
+    let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8];
+    let result = match resolve(dom, number) {
+        Ok(d) => {
+            let mut hc = Hc { vcpu, dom, ctx, regs };
+            (d.handler)(&mut hc, args)
+        }
+        Err(e) => {
+            match lookup(number) {
+                None => crate::guest_log!(**dom, "unknown hypercall {number}"),
+                Some(d) => crate::guest_log!(**dom, "{} is for the privileged domain only", d.name),
+            }
+            Err(e)
+        }
+    };
+    match result {
+        Ok(Some(v)) => regs.rax = v,
+        Ok(None) => {}
+        Err(e) => regs.rax = e.to_ret() as u64,
+    }
+}
+
+/// Makes the current hypercall a continuation: the guest re-enters it (rip moves back over the
+/// `syscall`) as hypercall `nr` with its first arguments replaced by `args` (the others kept),
+/// so a long operation yields to events and the scheduler between batches, as on Xen.
+pub fn restart(hc: &mut Hc<'_>, nr: u64, args: &[u64]) -> HcResult {
+    let r = &mut *hc.regs;
+    r.rax = nr;
+    for (reg, &v) in
+        [&mut r.rdi, &mut r.rsi, &mut r.rdx, &mut r.r10, &mut r.r8].into_iter().zip(args)
+    {
+        *reg = v;
+    }
+    r.rip = r.rip.wrapping_sub(2);
+    Ok(None)
+}
+
+/// Copies a `T` in from guest memory.
+pub fn copy_in<T: zerocopy::FromBytes + zerocopy::IntoBytes>(va: u64) -> Result<T, Errno> {
+    let mut v = T::new_zeroed();
+    crate::arch::uaccess::copy_from_guest(v.as_mut_bytes(), va)?;
+    Ok(v)
+}
+
+/// Copies a `T` out to guest memory.
+pub fn copy_out<T: zerocopy::IntoBytes + zerocopy::Immutable>(va: u64, v: &T) -> Result<(), Errno> {
+    crate::arch::uaccess::copy_to_guest(va, v.as_bytes())
+}

@@ -1,0 +1,75 @@
+//! `xen_version`: version, feature bitmaps and build strings. We report Xen 4.17's version
+//! number because that is the ABI we follow, so guests enable the paths they would on it.
+
+use hypercall_abi::Errno;
+use hypercall_abi::version::{
+    XENVER_CAPABILITIES, XENVER_CHANGESET, XENVER_COMMANDLINE, XENVER_COMPILE_INFO,
+    XENVER_EXTRAVERSION, XENVER_GET_FEATURES, XENVER_GUEST_HANDLE, XENVER_PAGESIZE,
+    XENVER_PLATFORM_PARAMETERS, XENVER_VERSION, XenFeatureInfo, XenPlatformParameters,
+};
+
+use crate::arch::uaccess;
+use crate::hypercall::table::{Hc, HcResult, copy_in, copy_out};
+
+pub const VERSION_MAJOR: u32 = 4;
+pub const VERSION_MINOR: u32 = 17;
+
+/// XENFEAT_mmu_pt_update_preserve_ad: we implement MMU_PT_UPDATE_PRESERVE_AD.
+const XENFEAT_MMU_PT_UPDATE_PRESERVE_AD: u32 = 5;
+/// XENFEAT_dom0: set for the initial domain.
+const XENFEAT_DOM0: u32 = 11;
+
+/// Writes `s` NUL-padded into a `len`-byte guest buffer.
+fn put_string(va: u64, s: &[u8], len: usize) -> Result<(), Errno> {
+    let mut buf = alloc::vec![0u8; len];
+    let n = s.len().min(len - 1);
+    buf[..n].copy_from_slice(&s[..n]);
+    uaccess::copy_to_guest(va, &buf)
+}
+
+pub fn xen_version(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
+    let arg = a[1];
+    match a[0] as u32 {
+        XENVER_VERSION => Ok(Some(u64::from((VERSION_MAJOR << 16) | VERSION_MINOR))),
+        XENVER_EXTRAVERSION => put_string(arg, b".0-xen-core", 16).map(|()| Some(0)),
+        XENVER_COMPILE_INFO => {
+            let mut info = [0u8; 144];
+            info[..5].copy_from_slice(b"rustc");
+            info[64..72].copy_from_slice(b"xen-core");
+            uaccess::copy_to_guest(arg, &info).map(|()| Some(0))
+        }
+        XENVER_CAPABILITIES => put_string(arg, b"xen-3.0-x86_64", 1024).map(|()| Some(0)),
+        XENVER_CHANGESET => {
+            put_string(arg, concat!("xen-core ", env!("CARGO_PKG_VERSION")).as_bytes(), 64)
+                .map(|()| Some(0))
+        }
+        XENVER_PLATFORM_PARAMETERS => {
+            let p =
+                XenPlatformParameters { virt_start: hypercall_abi::arch::HYPERVISOR_VIRT_START };
+            copy_out(arg, &p).map(|()| Some(0))
+        }
+        XENVER_GET_FEATURES => {
+            let mut fi: XenFeatureInfo = copy_in(arg)?;
+            fi.submap = match fi.submap_idx {
+                0 => {
+                    let mut m = 1 << XENFEAT_MMU_PT_UPDATE_PRESERVE_AD;
+                    if hc.dom.is_privileged {
+                        m |= 1 << XENFEAT_DOM0;
+                    }
+                    m
+                }
+                _ => 0,
+            };
+            copy_out(arg, &fi).map(|()| Some(0))
+        }
+        XENVER_PAGESIZE => Ok(Some(4096)),
+        XENVER_GUEST_HANDLE => uaccess::copy_to_guest(arg, &[0u8; 16]).map(|()| Some(0)),
+        XENVER_COMMANDLINE => {
+            if !hc.dom.is_privileged {
+                return Err(Errno::EPERM);
+            }
+            put_string(arg, crate::boot::setup::command_line().as_bytes(), 1024).map(|()| Some(0))
+        }
+        _ => Err(Errno::ENOSYS),
+    }
+}

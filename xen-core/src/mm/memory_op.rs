@@ -1,0 +1,107 @@
+//! `memory_op`: ballooning (increase/decrease reservation, populate_physmap), reservation
+//! queries, the domain's memory map and where the M2P table is. Every array is a guest
+//! pointer, read and written one entry at a time; long requests restart (continuation).
+
+use hypercall_abi::memory::*;
+use hypercall_abi::{DomId, Errno, Mfn};
+
+use crate::arch::layout::M2P_BASE;
+use crate::event::target_domain;
+use crate::hypercall::table::{Hc, HcResult, copy_in, copy_out, restart};
+use crate::mm::machine::{self, with_mm};
+
+/// Extents handled per hypercall entry before restarting.
+const BATCH: u64 = 256;
+/// Continuations carry the extents done so far in the command's upper bits, as Xen does.
+const START_SHIFT: u32 = 6;
+
+pub fn memory_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
+    let cmd = (a[0] & ((1 << START_SHIFT) - 1)) as u32;
+    let start = a[0] >> START_SHIFT;
+    let arg = a[1];
+    match cmd {
+        XENMEM_INCREASE_RESERVATION | XENMEM_DECREASE_RESERVATION | XENMEM_POPULATE_PHYSMAP => {
+            let r: XenMemoryReservation = copy_in(arg)?;
+            let d = target_domain(hc.dom, r.domid)?;
+            // Only single pages: larger extents would need contiguous machine memory.
+            if r.extent_order != 0 {
+                return Err(Errno::EINVAL);
+            }
+            let end = r.nr_extents.min(start + BATCH);
+            let mut done = start;
+            while done < end {
+                let slot = r.extent_start + done * 8;
+                let ok = match cmd {
+                    XENMEM_INCREASE_RESERVATION => match with_mm(|mm| mm.domain_alloc(d.id)) {
+                        Ok(mfn) => {
+                            machine::zero_frame(mfn);
+                            r.extent_start == 0 || copy_out(slot, &mfn.0).is_ok()
+                        }
+                        Err(_) => false,
+                    },
+                    XENMEM_DECREASE_RESERVATION => match copy_in::<u64>(slot) {
+                        Ok(gmfn) => with_mm(|mm| mm.guest_remove_page(d.id, Mfn(gmfn))).is_ok(),
+                        Err(_) => false,
+                    },
+                    _ => match copy_in::<u64>(slot) {
+                        Ok(gpfn) if gpfn < 1 << 40 => match with_mm(|mm| mm.domain_alloc(d.id)) {
+                            Ok(mfn) => {
+                                machine::zero_frame(mfn);
+                                with_mm(|mm| mm.set_m2p(mfn, gpfn));
+                                copy_out(slot, &mfn.0).is_ok()
+                            }
+                            Err(_) => false,
+                        },
+                        _ => false,
+                    },
+                };
+                if !ok {
+                    // As Xen: the result is the number of extents done; the caller sees the
+                    // shortfall (out of memory, over its ceiling, a bad frame or pointer).
+                    return Ok(Some(done));
+                }
+                done += 1;
+            }
+            if done < r.nr_extents {
+                let arg0 = u64::from(cmd) | (done << START_SHIFT);
+                return restart(hc, hypercall_abi::nr::MEMORY_OP, &[arg0]);
+            }
+            Ok(Some(done))
+        }
+        XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION => {
+            let dom: DomId = copy_in(arg)?;
+            let d = target_domain(hc.dom, dom)?;
+            let m = with_mm(|mm| mm.domain(d.id).copied()).ok_or(Errno::ESRCH)?;
+            Ok(Some(if cmd == XENMEM_CURRENT_RESERVATION { m.tot_pages } else { m.max_pages }))
+        }
+        XENMEM_MAXIMUM_RAM_PAGE => Ok(Some(with_mm(|mm| mm.nr_frames()) - 1)),
+        XENMEM_MAXIMUM_GPFN => {
+            let dom: DomId = copy_in(arg)?;
+            let d = target_domain(hc.dom, dom)?;
+            Ok(Some(d.nr_pages.saturating_sub(1)))
+        }
+        XENMEM_MACHPHYS_MAPPING => {
+            let max_mfn = with_mm(|mm| mm.nr_frames()) - 1;
+            let m = XenMachphysMapping {
+                v_start: M2P_BASE,
+                v_end: M2P_BASE + (max_mfn + 1) * 8,
+                max_mfn,
+            };
+            copy_out(arg, &m)?;
+            Ok(Some(0))
+        }
+        XENMEM_MEMORY_MAP => {
+            // A PV domain's pseudo-physical memory is one RAM range from 0.
+            let mut map: XenMemoryMap = copy_in(arg)?;
+            if map.nr_entries < 1 {
+                return Err(Errno::EINVAL);
+            }
+            let e = E820Entry { addr: 0, size: hc.dom.nr_pages * 4096, kind: E820_RAM };
+            copy_out(map.buffer, &e)?;
+            map.nr_entries = 1;
+            copy_out(arg, &map)?;
+            Ok(Some(0))
+        }
+        _ => Err(Errno::ENOSYS),
+    }
+}
