@@ -1,4 +1,8 @@
-//! Architecture support. Only x86_64 exists; the generic code uses it through this re-export.
+//! Architecture support: boot to long mode, processor tables, entry and exit, paging,
+//! interrupts, time and guest-memory access, mirroring the generic folders it serves. Only
+//! x86_64 exists; the generic code uses it through this re-export. It sits at the bottom and
+//! imports nothing from the generic folders except the boot memory map its page tables are
+//! built from.
 
 #[cfg(target_arch = "x86_64")]
 mod x86_64;

@@ -1,21 +1,24 @@
 //! The boot sequence, from the first Rust instruction to the first guest: command line and
 //! log, memory map, the hypervisor's page tables, frame table and heap, processor tables,
-//! time, then dom0.
+//! time, then dom0 and the domUs named on the command line. Ends by entering the first guest
+//! (`traps::exit::start`); a panic ends here too (`panic`).
 
 use alloc::vec::Vec;
 
-use crate::boot::cmdline;
-use crate::boot::memmap::{FreeRanges, Range};
-use crate::boot::multiboot::{self, BootInfo};
+use hypercall_abi::{DomId, Mfn};
 use log::{LevelFilter, error, info};
 
-use hypercall_abi::{DomId, Mfn};
-
+use super::cmdline;
+use super::memmap::{FreeRanges, Range};
+use super::multiboot::{self, BootInfo};
+use super::options::{CMDLINE, DomuSpec, Options, command_line, parse_options};
 use crate::arch::{apic, cpu, irq, paging, percpu::PerCpu, power, time};
 use crate::console::logging;
-use crate::domain::build;
-use crate::mm::machine;
-use crate::sched;
+use crate::domain::{self, build};
+use crate::mm::{heap, machine};
+use crate::sched::credit::Params;
+use crate::sched::{self, clock};
+use crate::traps::{exit, fatal};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Heap for the hypervisor's own structures (domains, vCPU contexts, event channels, grant
@@ -24,79 +27,8 @@ const HEAP_SIZE: u64 = 1 << 20;
 
 static CPU0: PerCpu = PerCpu::new(0);
 
-/// A domU the hypervisor builds at boot: `domu=<name>:<module>[:<mem>[:<weight>[:<cap>]]]`.
-#[derive(Clone, Debug)]
-pub struct DomuSpec {
-    pub name: alloc::string::String,
-    pub module: usize,
-    pub mem: u64,
-    pub weight: u32,
-    pub cap: u32,
-}
-
-/// Hypervisor options from its command line.
-#[derive(Clone, Debug)]
-pub struct Options {
-    pub loglvl: LevelFilter,
-    pub dom0_mem: u64,
-    pub dom0_weight: u32,
-    pub smep: bool,
-    pub smap: bool,
-    pub slice_ns: u64,
-    /// `floor_probe`: enable the syscall floor probe (benchmarks only; see `entry.rs`).
-    pub floor_probe: bool,
-    pub domus: Vec<DomuSpec>,
-}
-
-fn parse_domu(v: &str) -> Option<DomuSpec> {
-    let mut it = v.split(':');
-    let name = it.next().filter(|n| !n.is_empty())?;
-    let module = cmdline::parse_u64(it.next()?)? as usize;
-    let mem = it.next().map_or(Some(32 << 20), cmdline::parse_size)?;
-    let weight = it.next().map_or(Some(256), cmdline::parse_u64)? as u32;
-    let cap = it.next().map_or(Some(0), cmdline::parse_u64)? as u32;
-    Some(DomuSpec { name: name.into(), module, mem, weight, cap })
-}
-
-fn parse_options(line: &str) -> Options {
-    let mut o = Options {
-        loglvl: LevelFilter::Info,
-        dom0_mem: 128 << 20,
-        dom0_weight: 256,
-        smep: true,
-        smap: true,
-        slice_ns: sched::DEFAULT_SLICE_NS,
-        floor_probe: false,
-        domus: Vec::new(),
-    };
-    for opt in cmdline::options(line) {
-        match (opt.key, opt.value) {
-            ("loglvl", Some(v)) => o.loglvl = logging::parse_level(v).unwrap_or(o.loglvl),
-            ("dom0_mem", Some(v)) => o.dom0_mem = cmdline::parse_size(v).unwrap_or(o.dom0_mem),
-            ("dom0_weight", Some(v)) => {
-                o.dom0_weight = cmdline::parse_u64(v).map_or(o.dom0_weight, |w| w as u32)
-            }
-            ("smep", v) => o.smep = cmdline::parse_bool(v).unwrap_or(o.smep),
-            ("smap", v) => o.smap = cmdline::parse_bool(v).unwrap_or(o.smap),
-            ("floor_probe", v) => o.floor_probe = cmdline::parse_bool(v).unwrap_or(true),
-            ("sched_slice_ms", Some(v)) => {
-                o.slice_ns =
-                    cmdline::parse_u64(v).map_or(o.slice_ns, |ms| ms.clamp(1, 1000) * 1_000_000)
-            }
-            ("domu", Some(v)) => match parse_domu(v) {
-                Some(d) => o.domus.push(d),
-                None => log::warn!(
-                    "ignoring malformed domu={v} (want name:module[:mem[:weight[:cap]]])"
-                ),
-            },
-            _ => {}
-        }
-    }
-    o
-}
-
 pub fn start(mbi: u64) -> ! {
-    machine::init_early_heap();
+    heap::init_early_heap();
     logging::init(LevelFilter::Info);
     time::mark_boot();
     let boot = match multiboot::parse(&machine::BootPhys, mbi) {
@@ -146,7 +78,7 @@ pub fn start(mbi: u64) -> ! {
     hand_over_free_memory(&free);
 
     sched::set_slice(opts.slice_ns);
-    let wall = crate::sched::clock::init();
+    let wall = clock::init();
     info!("wallclock {wall} s since the epoch; scheduler slice {} ms", opts.slice_ns / 1_000_000);
     if let Err(e) = build_dom0(&boot, &opts) {
         error!("cannot build dom0: {e}");
@@ -159,7 +91,7 @@ pub fn start(mbi: u64) -> ! {
     }
     // The boot modules were copied into the domains: their memory is free RAM again.
     machine::release_modules(boot.modules.iter().map(|m| (m.start, m.end)));
-    let (heap_used, _) = machine::heap_stats();
+    let (heap_used, _) = heap::heap_stats();
     let free_frames = machine::with_mm(|mm| mm.free_frames());
     info!(
         "hypervisor memory: {} KiB (frame table {} KiB, M2P {} KiB, heap {} KiB ({} KiB used), \
@@ -174,7 +106,7 @@ pub fn start(mbi: u64) -> ! {
         free_frames * 4 / 1024
     );
     info!("starting dom0");
-    sched::start()
+    exit::start()
 }
 
 /// What the hypervisor took for itself at boot.
@@ -223,7 +155,7 @@ fn build_dom0(boot: &BootInfo, opts: &Options) -> Result<(), alloc::string::Stri
         mem_bytes: opts.dom0_mem,
         privileged: true,
         with_rings: false,
-        sched: crate::sched::credit::Params { weight: opts.dom0_weight, cap_pct: 0 },
+        sched: Params { weight: opts.dom0_weight, cap_pct: 0 },
         auto_destroy: false,
     };
     let (_, built) = build::create(&spec)?;
@@ -247,7 +179,7 @@ fn build_domu(boot: &BootInfo, spec: &DomuSpec) -> Result<(), alloc::string::Str
         return Err("module 0 is dom0's kernel".into());
     }
     let (_, args) = cmdline::split_module_cmdline(&m.cmdline);
-    let id = crate::domain::free_id().ok_or("no free domain id")?;
+    let id = domain::free_id().ok_or("no free domain id")?;
     let s = build::DomainSpec {
         id,
         name: spec.name.clone(),
@@ -257,7 +189,7 @@ fn build_domu(boot: &BootInfo, spec: &DomuSpec) -> Result<(), alloc::string::Str
         mem_bytes: spec.mem,
         privileged: false,
         with_rings: true,
-        sched: crate::sched::credit::Params { weight: spec.weight, cap_pct: spec.cap },
+        sched: Params { weight: spec.weight, cap_pct: spec.cap },
         auto_destroy: true,
     };
     let (_, built) = build::create(&s)?;
@@ -274,19 +206,6 @@ fn build_domu(boot: &BootInfo, spec: &DomuSpec) -> Result<(), alloc::string::Str
     );
     Ok(())
 }
-
-/// The hypervisor's own L4 (used while no guest runs).
-pub fn idle_l4() -> u64 {
-    *IDLE_L4.get().expect("set at boot")
-}
-
-/// The hypervisor's command line (without the image name).
-pub fn command_line() -> &'static str {
-    CMDLINE.get().map_or("", |s| s.as_str())
-}
-
-static IDLE_L4: spin::Once<u64> = spin::Once::new();
-static CMDLINE: spin::Once<alloc::string::String> = spin::Once::new();
 
 fn print_boot_info(boot: &BootInfo) {
     info!("memory map:");
@@ -330,11 +249,11 @@ fn setup_memory(boot: &BootInfo) -> (FreeRanges, u64, HvMemory) {
     let tables = paging::build(&mut free, ram_end, m2p_pa, m2p_len);
     let page_tables = before_tables - free.total();
     paging::load_cr3(tables.idle_l4);
-    IDLE_L4.call_once(|| tables.idle_l4);
+    paging::set_idle_l4(tables.idle_l4);
     machine::direct_map_is_up();
     machine::set_ram_frames(nr_frames);
     let heap_pa = free.take(HEAP_SIZE, 4096, u64::MAX).expect("no memory for the heap");
-    machine::init_heap(heap_pa, HEAP_SIZE);
+    heap::init_heap(heap_pa, HEAP_SIZE);
     let ft_len = nr_frames * core::mem::size_of::<crate::mm::FrameInfo>() as u64;
     let ft_pa = free.take(ft_len, 4096, u64::MAX).expect("no memory for the frame table");
     machine::init_mm(ft_pa, m2p_pa, nr_frames, tables.xen_l4);
@@ -352,6 +271,6 @@ fn setup_memory(boot: &BootInfo) -> (FreeRanges, u64, HvMemory) {
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     logging::enter_panic_mode();
     error!("hypervisor panic: {info}");
-    crate::traps::entry::stack_trace(0, crate::arch::boot::current_frame_pointer());
+    fatal::stack_trace(0, crate::arch::boot::current_frame_pointer());
     power::exit(power::ExitCode::HypervisorFailure)
 }

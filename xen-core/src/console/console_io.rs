@@ -5,9 +5,9 @@
 use hypercall_abi::Errno;
 use hypercall_abi::console::{CONSOLEIO_READ, CONSOLEIO_WRITE};
 
+use super::logging;
 use crate::arch::{serial, uaccess};
-use crate::console::logging;
-use crate::hypercall::table::{Hc, HcResult};
+use crate::hypercall::{Hc, HcResult};
 
 /// Bytes copied per chunk, and the most one call may write (longer writes are truncated to
 /// this; the guest sees how much went out only through the console itself, as on Xen).

@@ -1,4 +1,12 @@
-//! Console.
+//! The console: the hypervisor's log and guests' emergency output, both on the serial line.
+//!
+//! Hardware-free and host-tested: the token bucket that limits what a guest can make the
+//! hypervisor print (`ratelimit`). On the hardware: the log (`logging`: the `log` facade as
+//! `(XEN)` lines, `loglvl=`), and the `console_io` hypercall (dom0's output as it is, a
+//! domU's gathered into lines under its name; serial input for dom0).
+//!
+//! Trusted: nothing a guest writes; its bytes are copied in chunks, and only printable ones
+//! reach the serial line.
 
 #[cfg(target_os = "none")]
 pub mod console_io;

@@ -1,6 +1,8 @@
-//! Creating a domain from a PV kernel image inside the hypervisor (dom0, and domUs named on
-//! the command line): allocate its memory, run the builder (`crate::domain::pvbuild`) over it, have
-//! the validator type the bootstrap page tables, and make vCPU 0 ready at the entry point.
+//! Creating a domain: from a PV kernel image inside the hypervisor (dom0, and domUs named on
+//! the command line: allocate its memory, run the builder (`pvbuild`) over it, have the
+//! validator type the bootstrap page tables, and make vCPU 0 ready at the entry point), or
+//! empty for the toolstack (`domctl` createdomain). Like `lifecycle`, it sits above the
+//! subsystems it registers the new domain with (scheduler, grants, time).
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -8,20 +10,22 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::console::ratelimit::RateLimit;
-use crate::domain::pvbuild::{self, BuildParams, GuestMemory};
-use crate::event::ports::EvtchnTable;
-use crate::mm::PageType;
-use crate::sched::credit::Params;
 use hypercall_abi::start_info::{SIF_INITDOMAIN, SIF_PRIVILEGED};
 use hypercall_abi::{DomId, Mfn, PAddr};
 use spin::Mutex;
 
+use super::pvbuild::{self, BuildParams, GuestMemory};
 use crate::arch::cpu::{GUEST_CS64, GUEST_DS};
+use crate::arch::time;
+use crate::console::ratelimit::RateLimit;
 use crate::domain::{self, DomState, Domain, VI_UPCALL_MASK, Vcpu, VcpuContext};
-use crate::grant::map::{self, GrantTable};
+use crate::event::ports::EvtchnTable;
+use crate::grant::map;
+use crate::grant::table::GrantTable;
+use crate::mm::PageType;
 use crate::mm::machine::{self, DirectPageMem, with_mm};
-use crate::sched;
+use crate::sched::credit::Params;
+use crate::sched::{self, clock};
 
 /// What to build.
 pub struct DomainSpec<'a> {
@@ -120,7 +124,7 @@ fn populate(
     let id = spec.id;
     let mut p2m = Frames::new(nr_pages)
         .ok_or_else(|| format!("{}: no memory for the build's P2M table", spec.name))?;
-    let t0 = crate::arch::time::now_ns();
+    let t0 = time::now_ns();
     for pfn in 0..nr_pages {
         let mfn = with_mm(|mm| mm.domain_alloc(id))
             .map_err(|_| format!("{}: out of memory after {pfn} of {nr_pages} pages", spec.name))?;
@@ -155,11 +159,7 @@ fn populate(
     let mut frames = p2m;
     let built = pvbuild::build(&mut frames, img, spec.kernel, spec.ramdisk, &params)
         .map_err(|e| format!("{}: {e}", spec.name))?;
-    log::debug!(
-        "{}: memory and image ready in {} us",
-        spec.name,
-        (crate::arch::time::now_ns() - t0) / 1000
-    );
+    log::debug!("{}: memory and image ready in {} us", spec.name, (time::now_ns() - t0) / 1000);
     // The validator checks the builder's tables like any guest's: the L4 becomes CR3.
     with_mm(|mm| mm.get_page_and_type(&mut DirectPageMem, built.l4, PageType::L4, id))
         .map_err(|e| format!("{}: bootstrap page tables refused: {e:?}", spec.name))?;
@@ -199,7 +199,7 @@ fn populate(
         ));
         seed.map_err(|s| format!("{}: cannot seed grant table: {s}", spec.name))?;
     }
-    crate::sched::clock::publish_wallclock(&d);
+    clock::publish_wallclock(&d);
     domain::insert(d.clone());
     sched::add_vcpu(vcpu);
     Ok((d, built))
@@ -273,7 +273,7 @@ pub fn create_empty(id: DomId, max_pages: u64) -> Result<Arc<Domain>, hypercall_
         false,
     );
     d.is_paused.store(true, core::sync::atomic::Ordering::Release);
-    crate::sched::clock::publish_wallclock(&d);
+    clock::publish_wallclock(&d);
     domain::insert(d.clone());
     sched::add_vcpu(vcpu);
     Ok(d)

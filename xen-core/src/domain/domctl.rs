@@ -3,14 +3,14 @@
 
 use core::sync::atomic::Ordering;
 
-use crate::sched::credit::Params;
 use hypercall_abi::domctl::*;
 use hypercall_abi::{DomId, Errno};
 
-use crate::domain::{self, DomState};
-use crate::hypercall::table::{Hc, HcResult, copy_in, copy_out};
+use crate::domain::{self, DomState, build, lifecycle};
+use crate::hypercall::{Hc, HcResult, copy_in, copy_out};
 use crate::mm::machine::with_mm;
 use crate::sched;
+use crate::sched::credit::Params;
 
 pub fn domctl(_hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     let mut op: Domctl = copy_in(a[0])?;
@@ -58,7 +58,7 @@ pub fn domctl(_hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
                 return Err(Errno::EEXIST);
             }
             // Memory is given later (max_mem, then memory_op on the domain's behalf).
-            crate::domain::build::create_empty(id, 0)?;
+            build::create_empty(id, 0)?;
             op.domain = id;
             copy_out(a[0], &op)?;
         }
@@ -67,7 +67,7 @@ pub fn domctl(_hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
             if d.id == DomId(0) {
                 return Err(Errno::EINVAL);
             }
-            domain::request_destroy(&d);
+            lifecycle::request_destroy(&d);
         }
         XEN_DOMCTL_PAUSEDOMAIN => {
             let d = domain::get(op.domain).ok_or(Errno::ESRCH)?;

@@ -1,7 +1,6 @@
-//! `event_channel_op`: each operation's argument is copied in once, acted on through
-//! `crate::event::ports` with the tables locked, and the result copied back.
+//! `event_channel_op`: each operation's argument is copied in once, acted on through the port
+//! bookkeeping (`ports`) with the tables locked, and the result copied back.
 
-use crate::event::ports::{self, Tables};
 use hypercall_abi::event_channel::{
     EVTCHNOP_ALLOC_UNBOUND, EVTCHNOP_BIND_INTERDOMAIN, EVTCHNOP_BIND_IPI, EVTCHNOP_BIND_VCPU,
     EVTCHNOP_BIND_VIRQ, EVTCHNOP_CLOSE, EVTCHNOP_RESET, EVTCHNOP_SEND, EVTCHNOP_STATUS,
@@ -10,8 +9,11 @@ use hypercall_abi::event_channel::{
 };
 use hypercall_abi::{DomId, Errno};
 
-use crate::event::{self, target_domain, with_pair};
-use crate::hypercall::table::{Hc, HcResult, copy_in, copy_out};
+use super::interdomain::{self, with_pair};
+use super::ports::{self, Tables};
+use crate::domain::{self, target_domain};
+use crate::event;
+use crate::hypercall::{Hc, HcResult, copy_in, copy_out};
 
 pub fn event_channel_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     let (cmd, arg) = (a[0] as u32, a[1]);
@@ -32,7 +34,7 @@ pub fn event_channel_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
             let remote = if op.remote_dom == DomId::SELF_ {
                 d.clone()
             } else {
-                crate::domain::get(op.remote_dom).ok_or(Errno::EINVAL)?
+                domain::get(op.remote_dom).ok_or(Errno::EINVAL)?
             };
             let lp = with_pair(&d, &remote, |t| match t {
                 Tables::Same(t) => ports::bind_interdomain(Tables::Same(t), op.remote_port),
@@ -57,7 +59,7 @@ pub fn event_channel_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
         }
         EVTCHNOP_CLOSE => {
             let op: EvtchnPortOp = copy_in(arg)?;
-            event::close(&d, op.port)?;
+            interdomain::close(&d, op.port)?;
         }
         EVTCHNOP_SEND => {
             let op: EvtchnPortOp = copy_in(arg)?;
@@ -65,7 +67,7 @@ pub fn event_channel_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
                 let binding = d.evtchn.lock().get(op.port)?.binding;
                 match binding {
                     ports::Binding::Interdomain { remote, .. } if remote != d.id => {
-                        match crate::domain::get(remote) {
+                        match domain::get(remote) {
                             Some(peer) => with_pair(&d, &peer, |t| match t {
                                 Tables::Pair(l, p) => ports::send_target(l, op.port, Some(p)),
                                 Tables::Same(l) => ports::send_target(l, op.port, None),
@@ -103,7 +105,7 @@ pub fn event_channel_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
         EVTCHNOP_RESET => {
             let op: EvtchnReset = copy_in(arg)?;
             let owner = target_domain(&d, op.dom)?;
-            event::close_all(&owner);
+            interdomain::close_all(&owner);
         }
         _ => return Err(Errno::ENOSYS),
     }

@@ -1,22 +1,21 @@
-//! Event channels on the hypervisor side: setting a port pending in the shared_info bitmaps
-//! exactly as the 2-level ABI lays them out, waking the vCPU that should hear it, VIRQs,
-//! upcall delivery on the way back to a guest, and closing everything when a domain dies.
-//! The port bookkeeping itself is `crate::event::ports`.
+//! Raising an event: setting a port pending in the shared_info bitmaps exactly as the 2-level
+//! ABI lays them out, marking the upcall in the target vCPU's `vcpu_info`, and waking it (or
+//! a vCPU polling on the port) through the scheduler; VIRQs and unmasking. Delivering the
+//! upcall itself happens on the way back to the guest (`traps::exit`). Which port is bound to
+//! what is the bookkeeping in `ports`.
+//!
+//! The bitmaps are guest memory, shared and written by the guest at any moment: every access
+//! is one atomic operation on a word (`mm::machine`), and port numbers are checked first.
 
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::event::ports::{self, Binding};
+use hypercall_abi::EvtchnPort;
 use hypercall_abi::shared_info::{SharedInfo, evtchn_word_bit};
-use hypercall_abi::{DomId, EvtchnPort};
 
-use crate::arch::entry::GuestRegs;
-use crate::domain::{
-    self, Domain, VI_PENDING_SEL, VI_UPCALL_MASK, VI_UPCALL_PENDING, Vcpu, VcpuContext,
-};
+use crate::domain::{Domain, VI_PENDING_SEL, VI_UPCALL_MASK, VI_UPCALL_PENDING, Vcpu};
 use crate::mm::machine;
 use crate::sched;
-use crate::traps::entry;
 
 /// shared_info's evtchn_pending and evtchn_mask bitmaps, as word indices.
 const PENDING_WORD0: usize = core::mem::offset_of!(SharedInfo, evtchn_pending) / 8;
@@ -102,69 +101,4 @@ pub fn send_virq(d: &Domain, vcpu: u32, virq: u32) {
 pub fn upcall_due(v: &Vcpu) -> bool {
     v.info_byte(VI_UPCALL_PENDING).load(Ordering::Acquire) != 0
         && v.info_byte(VI_UPCALL_MASK).load(Ordering::Acquire) == 0
-}
-
-/// On the way back to the guest: bounce to the event callback if an upcall is due.
-pub fn deliver_upcall(v: &Vcpu, ctx: &mut VcpuContext, regs: &mut GuestRegs) {
-    let pending = v.info_byte(VI_UPCALL_PENDING).load(Ordering::Acquire);
-    let masked = v.info_byte(VI_UPCALL_MASK).load(Ordering::Acquire);
-    if pending == 0 || masked != 0 || ctx.event_callback.address == 0 {
-        return;
-    }
-    let Some(d) = domain::get(v.domain) else { return };
-    let cb = ctx.event_callback.address;
-    // The event callback always runs with further upcalls masked, as on Xen.
-    entry::deliver(&d, v, ctx, regs, cb, true, None);
-}
-
-/// Runs `f` with the event-channel tables of `a` and `b` locked in a fixed order (lower domain
-/// id first) so two CPUs binding in opposite directions cannot deadlock.
-pub fn with_pair<R>(a: &Domain, b: &Domain, f: impl FnOnce(ports::Tables<'_>) -> R) -> R {
-    if a.id == b.id {
-        return f(ports::Tables::Same(&mut a.evtchn.lock()));
-    }
-    if a.id < b.id {
-        let mut ta = a.evtchn.lock();
-        let mut tb = b.evtchn.lock();
-        f(ports::Tables::Pair(&mut ta, &mut tb))
-    } else {
-        let mut tb = b.evtchn.lock();
-        let mut ta = a.evtchn.lock();
-        f(ports::Tables::Pair(&mut ta, &mut tb))
-    }
-}
-
-/// Closes `port` of `d`, unbinding the peer's end if it is another live domain.
-pub fn close(d: &Arc<Domain>, port: EvtchnPort) -> Result<(), hypercall_abi::Errno> {
-    let binding = d.evtchn.lock().get(port)?.binding;
-    if let Binding::Interdomain { remote, .. } = binding
-        && remote != d.id
-        && let Some(peer) = domain::get(remote)
-    {
-        return with_pair(d, &peer, |t| match t {
-            ports::Tables::Pair(local, peer) => ports::close(local, port, Some(peer)),
-            ports::Tables::Same(local) => ports::close(local, port, None),
-        });
-    }
-    ports::close(&mut d.evtchn.lock(), port, None)
-}
-
-/// Closes every port of a dying domain; its peers' ports become unbound.
-pub fn close_all(d: &Arc<Domain>) {
-    let ports: alloc::vec::Vec<EvtchnPort> = d.evtchn.lock().used_ports().map(|(p, _)| p).collect();
-    for p in ports {
-        let _ = close(d, p);
-    }
-}
-
-/// The domain `dom` names for an operation of `d`: itself for DOMID_SELF or its own id, any
-/// live domain for a privileged caller.
-pub fn target_domain(d: &Arc<Domain>, dom: DomId) -> Result<Arc<Domain>, hypercall_abi::Errno> {
-    if dom == DomId::SELF_ || dom == d.id {
-        return Ok(d.clone());
-    }
-    if !d.is_privileged {
-        return Err(hypercall_abi::Errno::EPERM);
-    }
-    domain::get(dom).ok_or(hypercall_abi::Errno::ESRCH)
 }

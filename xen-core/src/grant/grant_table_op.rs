@@ -1,12 +1,17 @@
 //! `grant_table_op(cmd, ops, count)`: arrays of operations, each copied in once, performed, and
 //! its status copied back. Long batches restart (continuation) so one call stays bounded.
+//! Mapping and copying are `map` and `copy`; setting a table up and asking its size are here.
+
+use alloc::sync::Arc;
 
 use hypercall_abi::Errno;
 use hypercall_abi::grant_table::*;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-use crate::grant::map;
-use crate::hypercall::table::{Hc, HcResult, copy_in, copy_out, restart};
+use super::table::{MAX_FRAMES, grow};
+use super::{copy, map};
+use crate::domain::{self, Domain};
+use crate::hypercall::{Hc, HcResult, copy_in, copy_out, restart};
 
 /// Operations per hypercall entry before restarting.
 const BATCH: u64 = 256;
@@ -42,15 +47,13 @@ pub fn grant_table_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
             map::unmap(&dom, hc.ctx.guest_table, op);
             Ok(())
         }),
-        GNTTABOP_SETUP_TABLE => {
-            each(hc, a, |_, op: &mut GnttabSetupTable| map::setup_table(&dom, op))
-        }
+        GNTTABOP_SETUP_TABLE => each(hc, a, |_, op: &mut GnttabSetupTable| setup_table(&dom, op)),
         GNTTABOP_COPY => each(hc, a, |_, op: &mut GnttabCopy| {
-            map::copy(&dom, op);
+            copy::copy(&dom, op);
             Ok(())
         }),
         GNTTABOP_QUERY_SIZE => each(hc, a, |_, op: &mut GnttabQuerySize| {
-            map::query_size(&dom, op);
+            query_size(&dom, op);
             Ok(())
         }),
         // Version 1 is the only one: asking for it succeeds, anything else is refused.
@@ -63,11 +66,48 @@ pub fn grant_table_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
         }
         GNTTABOP_GET_VERSION => {
             let mut op: GnttabGetVersion = copy_in(a[1])?;
-            crate::event::target_domain(&dom, op.dom)?;
+            domain::target_domain(&dom, op.dom)?;
             op.version = 1;
             copy_out(a[1], &op)?;
             Ok(Some(0))
         }
         _ => Err(Errno::ENOSYS),
+    }
+}
+
+/// GNTTABOP_setup_table: grows the caller's (or, for dom0, any domain's) table and reports
+/// the frames' machine numbers.
+pub fn setup_table(caller: &Arc<Domain>, op: &mut GnttabSetupTable) -> Result<(), Errno> {
+    let d = match domain::target_domain(caller, op.dom) {
+        Ok(d) => d,
+        Err(_) => {
+            op.status = GNTST_BAD_DOMAIN;
+            return Ok(());
+        }
+    };
+    let frames = {
+        let mut gt = d.grants.lock();
+        if let Err(s) = grow(d.id, &mut gt, op.nr_frames) {
+            op.status = s;
+            return Ok(());
+        }
+        gt.frames[..op.nr_frames as usize].to_vec()
+    };
+    for (i, f) in frames.iter().enumerate() {
+        copy_out(op.frame_list + i as u64 * 8, &f.0)?;
+    }
+    op.status = GNTST_OKAY;
+    Ok(())
+}
+
+/// GNTTABOP_query_size.
+pub fn query_size(caller: &Arc<Domain>, op: &mut GnttabQuerySize) {
+    match domain::target_domain(caller, op.dom) {
+        Ok(d) => {
+            op.nr_frames = d.grants.lock().frames.len() as u32;
+            op.max_nr_frames = MAX_FRAMES;
+            op.status = GNTST_OKAY;
+        }
+        Err(_) => op.status = GNTST_BAD_DOMAIN,
     }
 }

@@ -1,6 +1,5 @@
-//! Grant tables v1 on the hypervisor side: the shared entry frames each domain gets (shared
-//! with it like shared_info), and the operations that read them: map, unmap, copy, setup,
-//! query. The rules and bookkeeping are `crate::grant::rules`.
+//! Grant mappings: GNTTABOP_map_grant_ref and unmap_grant_ref, what a dying domain's
+//! mappings give back, and the grants the hypervisor writes for a domain it builds.
 //!
 //! A grant mapping is an ordinary validated L1 entry naming the granter's frame: it holds the
 //! same references any mapping holds, so the frame cannot be freed while mapped, even if the
@@ -12,103 +11,24 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
-use crate::grant::rules::{self, Book, Entry, MapEntry};
-use crate::mm::MapCtx;
-use crate::mm::types::{PTE_ACCESSED, PTE_DIRTY, PTE_PRESENT, PTE_RW, PTE_USER, pte_mfn};
 use hypercall_abi::grant_table::*;
-use hypercall_abi::{DomId, Errno, Mfn};
+use hypercall_abi::{DomId, Mfn};
 
+use super::rules::{Entry, MapEntry};
+use super::table::{ENTRIES_PER_FRAME, GrantTable, claim_and_pin, clear_flags, entry_word, grow};
+use crate::arch::paging;
 use crate::domain::{self, Domain};
 use crate::mm::machine::{self, DirectPageMem, with_mm};
-
-/// Most grant-table frames a domain may have (512 entries each).
-pub const MAX_FRAMES: u32 = 32;
-/// Most grant mappings one domain may hold at once.
-const MAX_MAPS: usize = 4096;
-const ENTRIES_PER_FRAME: u32 = GNTTAB_ENTRIES_PER_FRAME_V1;
-
-/// A domain's grant table.
-pub struct GrantTable {
-    frames: Vec<Mfn>,
-    book: Book,
-}
-
-impl GrantTable {
-    pub fn new() -> Self {
-        GrantTable { frames: Vec::new(), book: Book::new(MAX_MAPS) }
-    }
-}
-
-impl Default for GrantTable {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// Grows `d`'s table to `nr` frames (shared with `d`, zeroed).
-pub fn grow(d: &Domain, gt: &mut GrantTable, nr: u32) -> Result<(), i16> {
-    if nr > MAX_FRAMES {
-        return Err(GNTST_GENERAL_ERROR);
-    }
-    while (gt.frames.len() as u32) < nr {
-        let mfn = with_mm(|mm| mm.alloc_xen_frame()).ok_or(GNTST_NO_SPACE)?;
-        machine::zero_frame(mfn);
-        if with_mm(|mm| mm.share_xen_frame(mfn, d.id)).is_err() {
-            with_mm(|mm| mm.free_xen_frame(mfn));
-            return Err(GNTST_GENERAL_ERROR);
-        }
-        gt.frames.push(mfn);
-    }
-    Ok(())
-}
-
-/// The shared entry word of `gref` (bounds checked: guest input).
-fn entry_word(gt: &GrantTable, gref: u32) -> Result<&'static core::sync::atomic::AtomicU64, i16> {
-    let frame = gt.frames.get((gref / ENTRIES_PER_FRAME) as usize).ok_or(GNTST_BAD_GNTREF)?;
-    Ok(machine::frame_word(*frame, (gref % ENTRIES_PER_FRAME) as usize))
-}
+use crate::mm::types::{PTE_ACCESSED, PTE_DIRTY, PTE_PRESENT, PTE_RW, PTE_USER, pte_mfn};
+use crate::mm::{MapCtx, PageMem};
 
 /// Writes entry `gref` of a domain the hypervisor builds (its console and XenStore grants).
 pub fn seed_entry(d: &Domain, gref: u32, to: DomId, frame: Mfn, readonly: bool) -> Result<(), i16> {
     let mut gt = d.grants.lock();
-    grow(d, &mut gt, gref / ENTRIES_PER_FRAME + 1)?;
+    grow(d.id, &mut gt, gref / ENTRIES_PER_FRAME + 1)?;
     let flags = GTF_PERMIT_ACCESS | if readonly { GTF_READONLY } else { 0 };
     entry_word(&gt, gref)?.store(Entry::new(flags, to, frame.0 as u32).0, Ordering::SeqCst);
     Ok(())
-}
-
-/// Claims `gref` of `granter` for `to`: atomically checks the entry and sets reading/writing,
-/// retrying a bounded number of times if the granter is changing it concurrently.
-fn claim_entry(gt: &GrantTable, gref: u32, to: DomId, readonly: bool) -> Result<Entry, i16> {
-    let word = entry_word(gt, gref)?;
-    for _ in 0..4 {
-        let old = Entry(word.load(Ordering::SeqCst));
-        let new = rules::claim(old, to, readonly)?;
-        if word.compare_exchange(old.0, new.0, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
-            return Ok(new);
-        }
-    }
-    Err(GNTST_EAGAIN)
-}
-
-fn clear_flags(gt: &GrantTable, gref: u32, mask: u16) {
-    if mask != 0
-        && let Ok(w) = entry_word(gt, gref)
-    {
-        w.fetch_and(!u64::from(mask), Ordering::SeqCst);
-    }
-}
-
-/// Claims `gref` in `g` for `to` and pins it in the granter's book; returns the granted frame.
-/// A claim that cannot be pinned (the entry now names another frame than the live mappings)
-/// is undone, clearing only the flags no other pin still needs.
-fn claim_and_pin(g: &mut GrantTable, gref: u32, to: DomId, readonly: bool) -> Result<Mfn, i16> {
-    let frame = claim_entry(g, gref, to, readonly)?.frame();
-    if let Err(s) = g.book.pin(gref, frame, readonly) {
-        clear_flags(g, gref, g.book.unclaimed_mask(gref));
-        return Err(s);
-    }
-    Ok(frame)
 }
 
 /// Runs `f` with the granter's and the mapper's tables locked (one lock when they are the same
@@ -216,11 +136,11 @@ fn unmap_inner(mapper: &Arc<Domain>, root: Mfn, handle: u32, host_addr: u64) -> 
     // Clear the PTE if it still maps the granted frame (the guest may have overwritten it, in
     // which case the references went with that write).
     if let Some((l1, index)) = l1_slot(root, m.host_addr) {
-        let cur = crate::mm::PageMem::read_pte(&DirectPageMem, l1, index);
+        let cur = PageMem::read_pte(&DirectPageMem, l1, index);
         if cur & PTE_PRESENT != 0 && pte_mfn(cur) == m.frame {
             let ctx = MapCtx { dom: mapper.id, foreign: Some(m.granter) };
             let _ = with_mm(|mm| mm.update_entry(&mut DirectPageMem, l1, index, 0, ctx, false));
-            crate::arch::paging::invlpg(m.host_addr);
+            paging::invlpg(m.host_addr);
         }
     }
     release_map(mapper, handle, &m);
@@ -245,121 +165,5 @@ pub fn domain_destroyed(d: &Arc<Domain>) {
     let maps: Vec<(u32, MapEntry)> = d.grants.lock().book.maps().collect();
     for (h, m) in maps {
         release_map(d, h, &m);
-    }
-}
-
-/// GNTTABOP_copy: copies between frames named by grant refs (the other domain must have
-/// granted us access, write access for a destination) or by our own frame numbers.
-pub fn copy(caller: &Arc<Domain>, op: &mut GnttabCopy) {
-    op.status = match copy_inner(caller, op) {
-        Ok(()) => GNTST_OKAY,
-        Err(s) => s,
-    };
-}
-
-struct Side {
-    frame: Mfn,
-    held: Option<(Arc<Domain>, u32, bool)>,
-}
-
-fn resolve(
-    caller: &Arc<Domain>,
-    p: &GnttabCopyPtr,
-    is_gref: bool,
-    readonly: bool,
-) -> Result<Side, i16> {
-    if is_gref {
-        let g = domain::get(p.domid)
-            .filter(|g| g.state() == domain::DomState::Running)
-            .ok_or(GNTST_BAD_DOMAIN)?;
-        let gref = p.as_gref().0;
-        let frame = claim_and_pin(&mut g.grants.lock(), gref, caller.id, readonly)?;
-        let owned = with_mm(|mm| mm.frame(frame).is_some_and(|f| f.owner == g.id));
-        let side = Side { frame, held: Some((g, gref, readonly)) };
-        if !owned {
-            unhold(&side);
-            return Err(GNTST_BAD_PAGE);
-        }
-        Ok(side)
-    } else {
-        if p.domid != DomId::SELF_ && p.domid != caller.id {
-            return Err(GNTST_PERMISSION_DENIED);
-        }
-        let frame = Mfn(p.u);
-        if !with_mm(|mm| mm.frame(frame).is_some_and(|f| f.owner == caller.id)) {
-            return Err(GNTST_BAD_PAGE);
-        }
-        Ok(Side { frame, held: None })
-    }
-}
-
-fn unhold(s: &Side) {
-    if let Some((g, gref, ro)) = &s.held {
-        let mut gt = g.grants.lock();
-        let mask = gt.book.unpin(*gref, *ro);
-        clear_flags(&gt, *gref, mask);
-    }
-}
-
-fn copy_inner(caller: &Arc<Domain>, op: &GnttabCopy) -> Result<(), i16> {
-    let len = usize::from(op.len);
-    let (so, dof) = (usize::from(op.source.offset), usize::from(op.dest.offset));
-    if so + len > 4096 || dof + len > 4096 {
-        return Err(GNTST_BAD_COPY_ARG);
-    }
-    let src = resolve(caller, &op.source, op.flags & GNTCOPY_SOURCE_GREF != 0, true)?;
-    let dst = match resolve(caller, &op.dest, op.flags & GNTCOPY_DEST_GREF != 0, false) {
-        Ok(d) => d,
-        Err(s) => {
-            unhold(&src);
-            return Err(s);
-        }
-    };
-    // A destination that is a page table must never be written through a copy.
-    let dst_ok = with_mm(|mm| {
-        mm.frame(dst.frame).is_some_and(|f| f.ptype.level().is_none() || f.type_count == 0)
-    });
-    if dst_ok && len > 0 {
-        machine::copy_frame_range(src.frame, so, dst.frame, dof, len);
-    }
-    unhold(&src);
-    unhold(&dst);
-    if dst_ok { Ok(()) } else { Err(GNTST_BAD_PAGE) }
-}
-
-/// GNTTABOP_setup_table: grows the caller's (or, for dom0, any domain's) table and reports
-/// the frames' machine numbers.
-pub fn setup_table(caller: &Arc<Domain>, op: &mut GnttabSetupTable) -> Result<(), Errno> {
-    let d = match crate::event::target_domain(caller, op.dom) {
-        Ok(d) => d,
-        Err(_) => {
-            op.status = GNTST_BAD_DOMAIN;
-            return Ok(());
-        }
-    };
-    let frames = {
-        let mut gt = d.grants.lock();
-        if let Err(s) = grow(&d, &mut gt, op.nr_frames) {
-            op.status = s;
-            return Ok(());
-        }
-        gt.frames[..op.nr_frames as usize].to_vec()
-    };
-    for (i, f) in frames.iter().enumerate() {
-        crate::hypercall::table::copy_out(op.frame_list + i as u64 * 8, &f.0)?;
-    }
-    op.status = GNTST_OKAY;
-    Ok(())
-}
-
-/// GNTTABOP_query_size.
-pub fn query_size(caller: &Arc<Domain>, op: &mut GnttabQuerySize) {
-    match crate::event::target_domain(caller, op.dom) {
-        Ok(d) => {
-            op.nr_frames = d.grants.lock().frames.len() as u32;
-            op.max_nr_frames = MAX_FRAMES;
-            op.status = GNTST_OKAY;
-        }
-        Err(_) => op.status = GNTST_BAD_DOMAIN,
     }
 }

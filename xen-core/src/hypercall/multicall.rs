@@ -6,8 +6,9 @@
 use hypercall_abi::multicall::MulticallEntry;
 use hypercall_abi::{Errno, nr};
 
+use super::table::resolve;
+use super::{Hc, HcResult, copy_in, copy_out, restart};
 use crate::arch::entry::GuestRegs;
-use crate::hypercall::table::{Hc, HcResult, copy_in, copy_out, resolve, restart};
 
 /// Entries per hypercall entry before restarting.
 const BATCH: u64 = 64;

@@ -3,8 +3,8 @@
 use hypercall_abi::Errno;
 use hypercall_abi::sysctl::{INTERFACE_VERSION, Physinfo, Sysctl, XEN_SYSCTL_PHYSINFO};
 
+use super::{Hc, HcResult, copy_in, copy_out};
 use crate::arch::time;
-use crate::hypercall::table::{Hc, HcResult, copy_in, copy_out};
 use crate::mm::machine::with_mm;
 
 pub fn sysctl(_hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {

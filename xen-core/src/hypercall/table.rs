@@ -1,37 +1,23 @@
 //! The hypercall table and dispatch. Each hypercall is written once in [`TABLE`]: number,
 //! name, handler, and who may call it; dispatch, the unknown-hypercall answer (`-ENOSYS`) and
-//! the privilege check (`-EPERM`) all come from it.
-//!
-//! Arguments arrive in rdi, rsi, rdx, r10, r8 (Xen's x86_64 convention); the result goes to
-//! rax as a value or a negative errno. Handlers copy guest memory only through `uaccess`, so a
-//! bad pointer is `-EFAULT`, never a hypervisor fault.
+//! the privilege check (`-EPERM`) all come from it. The handlers live with the concept they
+//! serve (`mm::mmu`, `event::event_channel_op`, ...); this is the one place that lists them.
 
 use alloc::sync::Arc;
 
 use hypercall_abi::{Errno, nr};
 
+use super::context::{Hc, HcResult};
+use super::{multicall, sysctl, version};
 use crate::arch::entry::GuestRegs;
 use crate::console::console_io;
 use crate::domain::domctl;
 use crate::domain::{Domain, Vcpu, VcpuContext};
 use crate::event::event_channel_op;
 use crate::grant::grant_table_op;
-use crate::hypercall::{multicall, sysctl, version};
 use crate::mm::{memory_op, mmu};
 use crate::sched::{sched_op, vcpu_op};
 use crate::traps::{callbacks, physdev_op};
-
-/// Everything a handler may touch: the calling vCPU (locked), its domain and its registers.
-pub struct Hc<'a> {
-    pub vcpu: &'a Arc<Vcpu>,
-    pub dom: &'a Arc<Domain>,
-    pub ctx: &'a mut VcpuContext,
-    pub regs: &'a mut GuestRegs,
-}
-
-/// A handler's answer: a value for rax, or `None` when the handler set the registers itself
-/// (iret).
-pub type HcResult = Result<Option<u64>, Errno>;
 
 type Handler = fn(&mut Hc<'_>, [u64; 5]) -> HcResult;
 
@@ -189,31 +175,4 @@ pub fn dispatch(vcpu: &Arc<Vcpu>, dom: &Arc<Domain>, ctx: &mut VcpuContext, regs
         Ok(None) => {}
         Err(e) => regs.rax = e.to_ret() as u64,
     }
-}
-
-/// Makes the current hypercall a continuation: the guest re-enters it (rip moves back over the
-/// `syscall`) as hypercall `nr` with its first arguments replaced by `args` (the others kept),
-/// so a long operation yields to events and the scheduler between batches, as on Xen.
-pub fn restart(hc: &mut Hc<'_>, nr: u64, args: &[u64]) -> HcResult {
-    let r = &mut *hc.regs;
-    r.rax = nr;
-    for (reg, &v) in
-        [&mut r.rdi, &mut r.rsi, &mut r.rdx, &mut r.r10, &mut r.r8].into_iter().zip(args)
-    {
-        *reg = v;
-    }
-    r.rip = r.rip.wrapping_sub(2);
-    Ok(None)
-}
-
-/// Copies a `T` in from guest memory.
-pub fn copy_in<T: zerocopy::FromBytes + zerocopy::IntoBytes>(va: u64) -> Result<T, Errno> {
-    let mut v = T::new_zeroed();
-    crate::arch::uaccess::copy_from_guest(v.as_mut_bytes(), va)?;
-    Ok(v)
-}
-
-/// Copies a `T` out to guest memory.
-pub fn copy_out<T: zerocopy::IntoBytes + zerocopy::Immutable>(va: u64, v: &T) -> Result<(), Errno> {
-    crate::arch::uaccess::copy_to_guest(va, v.as_bytes())
 }

@@ -8,8 +8,9 @@ use hypercall_abi::version::{
     XENVER_PLATFORM_PARAMETERS, XENVER_VERSION, XenFeatureInfo, XenPlatformParameters,
 };
 
+use super::{Hc, HcResult, copy_in, copy_out};
 use crate::arch::uaccess;
-use crate::hypercall::table::{Hc, HcResult, copy_in, copy_out};
+use crate::boot::options;
 
 pub const VERSION_MAJOR: u32 = 4;
 pub const VERSION_MINOR: u32 = 17;
@@ -68,7 +69,7 @@ pub fn xen_version(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
             if !hc.dom.is_privileged {
                 return Err(Errno::EPERM);
             }
-            put_string(arg, crate::boot::setup::command_line().as_bytes(), 1024).map(|()| Some(0))
+            put_string(arg, options::command_line().as_bytes(), 1024).map(|()| Some(0))
         }
         _ => Err(Errno::ENOSYS),
     }

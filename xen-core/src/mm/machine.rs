@@ -1,74 +1,22 @@
-//! The hypervisor's memory: physical memory reached through the direct map, the one global
-//! [`Mm`] (frame table, M2P, accounting) behind a lock, the heap, and access to frames by
-//! machine frame number for the page-table validator and the domain builder.
+//! The hypervisor's hold on machine memory: physical memory reached through the direct map,
+//! the one global [`Mm`] (frame table, M2P, accounting) behind a lock, and access to frames
+//! by machine frame number for the page-table validator, the domain builder and the memory
+//! the hypervisor shares with guests (shared_info, vcpu_info, grant tables).
 //!
 //! Guest frames are shared with guests that may write them at any moment, so they are read
-//! and written here only with volatile accesses, by value, never through references.
+//! and written here only with volatile or atomic accesses, by value, never through plain
+//! references.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use crate::boot::multiboot::PhysRead;
-use crate::mm::types::{PTE_PRESENT, pte_mfn};
-use crate::mm::{FrameInfo, Mm, PageMem, PageType};
 use hypercall_abi::{Errno, Mfn};
-use linked_list_allocator::LockedHeap;
 use spin::Mutex;
 
+use super::types::{PTE_PRESENT, pte_mfn};
+use super::{FrameInfo, Mm, PageMem, PageType};
 use crate::arch::layout::{DIRECTMAP_BASE, VOFF};
-
-/// The heap: a small region in the image for what boot needs before the memory map is
-/// known, then the main region carved from RAM. Frees go back to the region they came from.
-struct Heaps {
-    early: LockedHeap,
-    main: LockedHeap,
-}
-
-const EARLY_HEAP: usize = 256 * 1024;
-
-#[repr(align(4096))]
-struct EarlyArena(core::cell::UnsafeCell<[u8; EARLY_HEAP]>);
-// SAFETY: the arena is only ever handed to the early heap, which serialises access.
-unsafe impl Sync for EarlyArena {}
-static EARLY_ARENA: EarlyArena = EarlyArena(core::cell::UnsafeCell::new([0; EARLY_HEAP]));
-
-#[global_allocator]
-static HEAP: Heaps = Heaps { early: LockedHeap::empty(), main: LockedHeap::empty() };
-
-fn in_early(ptr: *mut u8) -> bool {
-    let start = EARLY_ARENA.0.get() as usize;
-    (start..start + EARLY_HEAP).contains(&(ptr as usize))
-}
-
-// SAFETY: both heaps are correct allocators; each pointer is returned to the heap whose
-// arena contains it, which is the heap that produced it.
-unsafe impl core::alloc::GlobalAlloc for Heaps {
-    unsafe fn alloc(&self, layout: core::alloc::Layout) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees.
-        let p = unsafe { self.main.alloc(layout) };
-        if !p.is_null() {
-            return p;
-        }
-        // SAFETY: as above.
-        unsafe { self.early.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: core::alloc::Layout) {
-        // SAFETY: `ptr` came from the heap whose arena holds it, with this layout.
-        unsafe {
-            if in_early(ptr) {
-                self.early.dealloc(ptr, layout)
-            } else {
-                self.main.dealloc(ptr, layout)
-            }
-        }
-    }
-}
-
-/// Gives the early heap its arena. First thing at boot.
-pub fn init_early_heap() {
-    // SAFETY: the arena is a static used for nothing else, initialised once.
-    unsafe { HEAP.early.lock().init(EARLY_ARENA.0.get().cast::<u8>(), EARLY_HEAP) };
-}
+use crate::arch::uaccess;
+use crate::boot::multiboot::PhysRead;
 
 /// The frame table and friends. Lock order: take this after any domain lock, never before.
 pub static MM: Mutex<Option<Mm<'static>>> = Mutex::new(None);
@@ -105,19 +53,6 @@ impl PhysRead for BootPhys {
         };
         true
     }
-}
-
-/// Hands `[pa, pa + len)` (mapped, unused RAM) to the heap.
-pub fn init_heap(pa: u64, len: u64) {
-    // SAFETY: the caller took this range from free RAM for the heap alone; it is mapped
-    // writable through the direct map for the hypervisor's lifetime.
-    unsafe { HEAP.main.lock().init(phys_to_virt(pa) as *mut u8, len as usize) };
-}
-
-/// Bytes of heap in use and free.
-pub fn heap_stats() -> (usize, usize) {
-    let (e, m) = (HEAP.early.lock(), HEAP.main.lock());
-    (e.used() + m.used(), e.free() + m.free())
 }
 
 /// Creates the frame table over `[ft_pa, ...)` and the M2P over `[m2p_pa, ...)`, both
@@ -179,7 +114,7 @@ pub fn read_frame(mfn: Mfn, offset: usize, buf: &mut [u8]) {
 /// The L1 table and index that map `va` in the L4 `root`, if that table is a live (validated)
 /// L1. The walk reads the guest's validated tables, which it cannot write.
 pub fn live_l1(root: Mfn, va: u64) -> Result<(Mfn, usize), Errno> {
-    if !crate::arch::uaccess::is_guest_range(va, 1) {
+    if !uaccess::is_guest_range(va, 1) {
         return Err(Errno::EINVAL);
     }
     let mut table = root;

@@ -5,10 +5,10 @@
 use hypercall_abi::memory::*;
 use hypercall_abi::{DomId, Errno, Mfn};
 
+use super::machine::{self, with_mm};
 use crate::arch::layout::M2P_BASE;
-use crate::event::target_domain;
-use crate::hypercall::table::{Hc, HcResult, copy_in, copy_out, restart};
-use crate::mm::machine::{self, with_mm};
+use crate::domain::target_domain;
+use crate::hypercall::{Hc, HcResult, copy_in, copy_out, restart};
 
 /// Extents handled per hypercall entry before restarting.
 const BATCH: u64 = 256;

@@ -1,10 +1,9 @@
 //! Page-table hypercalls: `mmu_update`, `update_va_mapping` and `mmuext_op`. Each request is
-//! copied in once, then checked and applied by the validator (`crate::mm`) under the MM
+//! copied in once, then checked and applied by the validator (`types`) under the MM
 //! lock. Batches are bounded per entry: after `BATCH` requests the hypercall is restarted
 //! with the rest (the guest's rip moves back to the `syscall`), so a huge count neither
 //! hogs the CPU nor loops without end.
 
-use crate::mm::{MapCtx, Mm, PageType};
 use hypercall_abi::mmu::{
     MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD, MMUEXT_INVLPG_ALL,
     MMUEXT_INVLPG_LOCAL, MMUEXT_NEW_BASEPTR, MMUEXT_NEW_USER_BASEPTR, MMUEXT_PIN_L1_TABLE,
@@ -14,10 +13,11 @@ use hypercall_abi::mmu::{
 use hypercall_abi::{DomId, Errno, Mfn};
 use zerocopy::IntoBytes;
 
-use crate::arch::paging;
+use super::machine::{self, DirectPageMem, with_mm};
+use super::{MapCtx, Mm, PageType};
+use crate::arch::{paging, uaccess};
 use crate::domain;
-use crate::hypercall::table::{Hc, HcResult, copy_in, copy_out, restart};
-use crate::mm::machine::{self, DirectPageMem, with_mm};
+use crate::hypercall::{Hc, HcResult, copy_in, copy_out, restart};
 
 /// Requests handled per hypercall entry before restarting.
 const BATCH: u64 = 512;
@@ -68,9 +68,7 @@ pub fn mmu_update(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     let mut chunk = [MmuUpdate::default(); CHUNK];
     'outer: while i < n {
         let k = (n - i).min(CHUNK as u64) as usize;
-        if let Err(e) =
-            crate::arch::uaccess::copy_from_guest(chunk[..k].as_mut_bytes(), reqs + i * 16)
-        {
+        if let Err(e) = uaccess::copy_from_guest(chunk[..k].as_mut_bytes(), reqs + i * 16) {
             result = Err(e);
             break;
         }
@@ -152,7 +150,7 @@ pub fn update_va_mapping_otherdomain(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     if a[3] > u64::from(u16::MAX) {
         return Err(Errno::EINVAL);
     }
-    let d = crate::event::target_domain(hc.dom, dom)?;
+    let d = domain::target_domain(hc.dom, dom)?;
     // The caller's own vCPU context is already locked for this hypercall: for itself, use it.
     let root = if d.id == hc.dom.id {
         hc.ctx.guest_table

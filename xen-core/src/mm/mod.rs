@@ -1,7 +1,16 @@
-//! Machine memory management that needs no hardware: the frame table with owners, types and
-//! reference counts (`frame`), and the page-table validation rules (`types`). The hypervisor
-//! wraps one [`Mm`] in a lock and gives it a [`PageMem`] that reaches frames through its
-//! direct map; the tests give it a hash map.
+//! Machine memory: who owns each frame, what it is used as, and the rules that keep a PV
+//! guest, which writes its own page tables, from mapping anything it should not.
+//!
+//! Hardware-free and host-tested: the frame table with owners, types and reference counts
+//! (`frame`) and the page-table validation rules (`types`), over a [`PageMem`] the tests give
+//! a hash map. On the hardware: the memory core, the only code besides `arch` allowed
+//! `unsafe` (`machine`: the direct map, the one global [`Mm`] behind its lock, frame access
+//! by machine frame number; `heap`: the hypervisor's allocator), and the memory hypercalls,
+//! which copy each request in once and hand it to the validator (`mmu`: mmu_update,
+//! update_va_mapping, mmuext_op; `memory_op`: reservations and the memory maps).
+//!
+//! Trusted: nothing a guest writes. Page tables are guest memory, read once by value; every
+//! frame number, count and pointer in a request is checked or clamped before use.
 
 pub mod frame;
 pub mod types;
@@ -9,9 +18,9 @@ pub mod types;
 pub use frame::{DomMem, FrameInfo, M2P_INVALID, Mm, PageType, flags};
 pub use types::{MapCtx, PageMem};
 
-#[cfg(test)]
-mod tests;
-
+#[cfg(target_os = "none")]
+#[allow(unsafe_code)]
+pub mod heap;
 #[cfg(target_os = "none")]
 #[allow(unsafe_code)]
 pub mod machine;
@@ -19,3 +28,6 @@ pub mod machine;
 pub mod memory_op;
 #[cfg(target_os = "none")]
 pub mod mmu;
+
+#[cfg(test)]
+mod tests;

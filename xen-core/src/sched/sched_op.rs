@@ -8,11 +8,11 @@ use hypercall_abi::sched::{
 };
 use hypercall_abi::{Errno, EvtchnPort};
 
-use crate::domain::{self, PollSet, VI_UPCALL_MASK, VI_UPCALL_PENDING};
+use super::timer;
+use crate::domain::{self, PollSet, VI_UPCALL_MASK, VI_UPCALL_PENDING, lifecycle};
 use crate::event;
-use crate::hypercall::table::{Hc, HcResult, copy_in};
+use crate::hypercall::{Hc, HcResult, copy_in};
 use crate::sched;
-use crate::sched::timer;
 
 /// Most ports one SCHEDOP_poll may wait on (as Xen).
 const MAX_POLL_PORTS: u32 = 128;
@@ -42,7 +42,7 @@ pub fn sched_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
             if s.reason > SHUTDOWN_MAX {
                 return Err(Errno::EINVAL);
             }
-            domain::shutdown(hc.dom, s.reason);
+            lifecycle::shutdown(hc.dom, s.reason);
             Ok(Some(0))
         }
         SCHEDOP_SHUTDOWN_CODE => {
@@ -61,7 +61,7 @@ pub fn sched_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
                 return Err(Errno::EINVAL);
             }
             let d = domain::get(s.domain_id).ok_or(Errno::ESRCH)?;
-            domain::shutdown(&d, s.reason);
+            lifecycle::shutdown(&d, s.reason);
             Ok(Some(0))
         }
         _ => Err(Errno::ENOSYS),

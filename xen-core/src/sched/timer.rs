@@ -1,28 +1,25 @@
 //! Deadlines and the one hardware timer behind them. Every deadline the hypervisor keeps (each
 //! vCPU's single-shot and periodic timers, poll timeouts, the end of the running vCPU's time
 //! slice) lives with its owner; the local APIC timer is armed, one-shot, for the earliest.
-//! When it fires, `run_expired` raises VIRQ_TIMER, wakes pollers and asks for a reschedule.
+//! When it fires, the way back to the guest (`traps::exit`) scans for what expired: it raises
+//! VIRQ_TIMER and wakes pollers there, and ends the slice here.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use hypercall_abi::event_channel::VIRQ_TIMER;
-
+use super::run;
 use crate::arch::{apic, time};
-use crate::domain;
-use crate::event;
-use crate::sched;
 
 /// End of the running vCPU's time slice (ns), 0 when idle.
 static SLICE_END: AtomicU64 = AtomicU64::new(0);
 /// The deadline the APIC is armed for (ns), 0 = none.
 static ARMED: AtomicU64 = AtomicU64::new(0);
-/// No deadline is earlier than this (ns): `run_expired` skips its scan until then. Lowered by
-/// every new deadline; a deadline cancelled meanwhile only costs one needless scan.
+/// No deadline is earlier than this (ns): the scan for expired timers is skipped until then.
+/// Lowered by every new deadline; a deadline cancelled meanwhile only costs one needless scan.
 static NEXT: AtomicU64 = AtomicU64::new(0);
 /// Shortest delay the APIC is armed for: below this, the interrupt would race its own setup.
 const MIN_DELAY_NS: u64 = 2_000;
 
-/// The timer interrupt: the work itself is done on the way out (`run_expired`).
+/// The timer interrupt: the work itself is done on the way out (`traps::exit`).
 pub fn on_interrupt() {
     ARMED.store(0, Ordering::Relaxed);
 }
@@ -35,57 +32,20 @@ pub fn set_slice_end(deadline_ns: u64) {
     }
 }
 
-/// Fires every deadline that has passed, then re-arms the APIC for the next one. Cheap when
-/// nothing is due: this runs on every return to a guest.
-pub fn run_expired() {
-    let now = time::now_ns();
-    if now < NEXT.load(Ordering::Relaxed) && ARMED.load(Ordering::Relaxed) != 0 {
-        return;
-    }
-    let mut next = u64::MAX;
-    for d in domain::all() {
-        for v in &d.vcpus {
-            let t = v.timer_deadline.load(Ordering::Acquire);
-            if t != 0 {
-                if t <= now {
-                    if v.timer_deadline
-                        .compare_exchange(t, 0, Ordering::AcqRel, Ordering::Relaxed)
-                        .is_ok()
-                    {
-                        event::send_virq(&d, v.id, VIRQ_TIMER);
-                    }
-                } else {
-                    next = next.min(t);
-                }
-            }
-            let period = v.periodic_ns.load(Ordering::Acquire);
-            let mut due = v.periodic_next.load(Ordering::Acquire);
-            if let Some(missed) = (now.saturating_sub(due)).checked_div(period) {
-                if due <= now {
-                    event::send_virq(&d, v.id, VIRQ_TIMER);
-                    // Missed periods are skipped, not replayed in a burst.
-                    due += (missed + 1) * period;
-                    v.periodic_next.store(due, Ordering::Release);
-                }
-                next = next.min(due);
-            }
-            let p = v.poll_deadline.load(Ordering::Acquire);
-            if p != 0 {
-                if p <= now {
-                    v.poll_deadline.store(0, Ordering::Release);
-                    *v.poll.lock() = None;
-                    sched::wake(v);
-                } else {
-                    next = next.min(p);
-                }
-            }
-        }
-    }
+/// Whether no deadline can have passed yet, so the scan for expired timers can be skipped:
+/// none is due before `NEXT` and the APIC is armed. Cheap: it runs on every return to a guest.
+pub fn none_due(now: u64) -> bool {
+    now < NEXT.load(Ordering::Relaxed) && ARMED.load(Ordering::Relaxed) != 0
+}
+
+/// Ends the time slice if its end has passed (asking for a reschedule), then arms the APIC for
+/// the earlier of the slice's end and `next`, the earliest guest deadline still ahead.
+pub fn end_slice_and_rearm(now: u64, mut next: u64) {
     let slice = SLICE_END.load(Ordering::Relaxed);
     if slice != 0 {
         if slice <= now {
             SLICE_END.store(0, Ordering::Relaxed);
-            sched::request_resched();
+            run::request_resched();
         } else {
             next = next.min(slice);
         }

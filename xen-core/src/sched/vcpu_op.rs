@@ -3,7 +3,6 @@
 
 use core::sync::atomic::Ordering;
 
-use crate::mm::PageType;
 use hypercall_abi::vcpu::{
     VCPU_SSHOTTMR_FUTURE, VCPUOP_DOWN, VCPUOP_IS_UP, VCPUOP_REGISTER_VCPU_INFO,
     VCPUOP_SET_PERIODIC_TIMER, VCPUOP_SET_SINGLESHOT_TIMER, VCPUOP_STOP_PERIODIC_TIMER,
@@ -12,11 +11,12 @@ use hypercall_abi::vcpu::{
 };
 use hypercall_abi::{Errno, Mfn};
 
+use super::timer;
 use crate::arch::time;
-use crate::hypercall::table::{Hc, HcResult, copy_in};
+use crate::hypercall::{Hc, HcResult, copy_in};
+use crate::mm::PageType;
 use crate::mm::machine::{self, DirectPageMem, with_mm};
 use crate::sched;
-use crate::sched::timer;
 
 /// The shortest periodic timer a guest may ask for (Xen's limit).
 const MIN_PERIOD_NS: u64 = 1_000_000;

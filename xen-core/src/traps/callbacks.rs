@@ -4,7 +4,6 @@
 
 use core::sync::atomic::Ordering;
 
-use crate::traps::bounce;
 use hypercall_abi::Errno;
 use hypercall_abi::arch::{
     IretContext, SEGBASE_FS, SEGBASE_GS_KERNEL, SEGBASE_GS_USER, SEGBASE_GS_USER_SEL, TrapInfo,
@@ -16,14 +15,15 @@ use hypercall_abi::callback::{
 };
 use hypercall_abi::vm_assist::{VMASST_CMD_DISABLE, VMASST_CMD_ENABLE};
 
+use super::{bounce, deliver};
 use crate::arch::cpu::{self, GUEST_CS64, GUEST_DS};
-use crate::domain::{Callback, TrapEntry, VI_UPCALL_MASK};
-use crate::hypercall::table::{Hc, HcResult, copy_in};
-use crate::traps::entry;
+use crate::arch::{fpu, uaccess};
+use crate::domain::{Callback, TrapEntry, VI_UPCALL_MASK, lifecycle};
+use crate::hypercall::{Hc, HcResult, copy_in};
 
 /// Guest addresses must be canonical and outside the hypervisor's slots.
 fn is_guest_addr(va: u64) -> bool {
-    crate::arch::uaccess::is_guest_range(va, 1)
+    uaccess::is_guest_range(va, 1)
 }
 
 /// `set_trap_table(table)`: entries until one with address 0; a null table clears all.
@@ -129,9 +129,9 @@ pub fn set_segment_base(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
 pub fn fpu_taskswitch(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     hc.ctx.guest_ts = a[0] != 0;
     if hc.ctx.guest_ts {
-        crate::arch::fpu::set_ts();
+        fpu::set_ts();
     } else {
-        crate::arch::fpu::clear_ts();
+        fpu::clear_ts();
     }
     Ok(Some(0))
 }
@@ -157,7 +157,7 @@ pub fn iret(hc: &mut Hc<'_>, _a: [u64; 5]) -> HcResult {
     let frame: IretContext = match copy_in(hc.regs.rsp) {
         Ok(f) => f,
         Err(_) => {
-            crate::domain::crash(
+            lifecycle::crash(
                 hc.dom,
                 format_args!("iret with an unreadable frame at {:#x}", hc.regs.rsp),
             );
@@ -166,11 +166,11 @@ pub fn iret(hc: &mut Hc<'_>, _a: [u64; 5]) -> HcResult {
     };
     let r = bounce::iret(&frame);
     if !is_guest_addr(r.rip) || !is_guest_addr(r.rsp.wrapping_sub(1)) {
-        crate::domain::crash(hc.dom, format_args!("iret to a non-guest address {:#x}", r.rip));
+        lifecycle::crash(hc.dom, format_args!("iret to a non-guest address {:#x}", r.rip));
         return Ok(None);
     }
-    if r.to_user == hc.ctx.kernel_mode && entry::toggle_guest_mode(hc.ctx).is_err() {
-        crate::domain::crash(hc.dom, format_args!("iret to user mode with no user page table"));
+    if r.to_user == hc.ctx.kernel_mode && deliver::toggle_guest_mode(hc.ctx).is_err() {
+        lifecycle::crash(hc.dom, format_args!("iret to user mode with no user page table"));
         return Ok(None);
     }
     let regs = &mut *hc.regs;

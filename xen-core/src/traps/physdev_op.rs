@@ -4,7 +4,7 @@
 use hypercall_abi::Errno;
 use hypercall_abi::physdev::{PHYSDEVOP_SET_IOPL, PhysdevSetIopl};
 
-use crate::hypercall::table::{Hc, HcResult, copy_in};
+use crate::hypercall::{Hc, HcResult, copy_in};
 
 pub fn physdev_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     match a[0] as u32 {

@@ -4,7 +4,6 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use super::irq::{SPURIOUS_VECTOR, TIMER_VECTOR};
 use super::layout::FIXMAP_APIC;
 use super::time;
 
@@ -16,6 +15,11 @@ const REG_TIMER_INIT: u64 = 0x380;
 const REG_TIMER_CUR: u64 = 0x390;
 const REG_TIMER_DIV: u64 = 0x3E0;
 const LVT_MASKED: u32 = 1 << 16;
+
+/// Vector of the local APIC timer.
+pub const TIMER_VECTOR: u64 = 0xF0;
+/// Vector of spurious APIC interrupts.
+pub const SPURIOUS_VECTOR: u64 = 0xFF;
 
 /// Timer ticks per second (after the divide-by-16).
 static APIC_HZ: AtomicU64 = AtomicU64::new(0);

@@ -263,21 +263,37 @@ pub fn start_guest(stack_top: u64, stack_size: u64, regs: &GuestRegs) -> ! {
     unsafe { enter_frame(regs, stack_top) }
 }
 
-/// Rust entry from the boot assembly.
-#[unsafe(no_mangle)]
-extern "C" fn rust_start(magic: u32, mbi: u32) -> ! {
-    let _ = magic; // checked by the 32-bit entry
-    crate::boot::setup::start(u64::from(mbi))
-}
+/// Defines the three Rust functions the assembly above calls, each handing over to the generic
+/// code the image names: `start` (boot, given the multiboot information's address), `trap`
+/// (every IDT stub) and `syscall`. The binary invokes it once, so arch never names the layers
+/// above it and each symbol is defined exactly once in the image.
+#[macro_export]
+macro_rules! entry_points {
+    (start: $start:path, trap: $trap:path, syscall: $syscall:path $(,)?) => {
+        /// Rust entry from the boot assembly.
+        // SAFETY: `no_mangle` on a name nothing else in the image defines; the assembly calls
+        // it with the C ABI and these arguments.
+        #[allow(unsafe_code)]
+        #[unsafe(no_mangle)]
+        extern "C" fn rust_start(magic: u32, mbi: u32) -> ! {
+            let _ = magic; // checked by the 32-bit entry
+            $start(u64::from(mbi))
+        }
 
-/// Rust side of every IDT stub.
-#[unsafe(no_mangle)]
-extern "C" fn hv_trap(regs: &mut GuestRegs) {
-    crate::traps::entry::trap(regs)
-}
+        /// Rust side of every IDT stub.
+        // SAFETY: as for `rust_start`.
+        #[allow(unsafe_code)]
+        #[unsafe(no_mangle)]
+        extern "C" fn hv_trap(regs: &mut $crate::arch::entry::GuestRegs) {
+            $trap(regs)
+        }
 
-/// Rust side of the `syscall` entry.
-#[unsafe(no_mangle)]
-extern "C" fn hv_syscall(regs: &mut GuestRegs) {
-    crate::traps::entry::syscall(regs)
+        /// Rust side of the `syscall` entry.
+        // SAFETY: as for `rust_start`.
+        #[allow(unsafe_code)]
+        #[unsafe(no_mangle)]
+        extern "C" fn hv_syscall(regs: &mut $crate::arch::entry::GuestRegs) {
+            $syscall(regs)
+        }
+    };
 }

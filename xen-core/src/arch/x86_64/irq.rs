@@ -3,12 +3,7 @@
 
 use x86_64::instructions::port::Port;
 
-use super::apic;
-
-/// Vector of the local APIC timer.
-pub const TIMER_VECTOR: u64 = 0xF0;
-/// Vector of spurious APIC interrupts.
-pub const SPURIOUS_VECTOR: u64 = 0xFF;
+use super::apic::{self, SPURIOUS_VECTOR, TIMER_VECTOR};
 
 /// Masks both legacy PICs (they are remapped out of the exception range first, in case a
 /// stray interrupt still arrives).
@@ -31,18 +26,20 @@ pub fn mask_legacy_pic() {
     }
 }
 
-/// Handles a hardware interrupt (from guest or hypervisor context).
-pub fn handle(vector: u64) {
+/// Handles a hardware interrupt (from guest or hypervisor context); true when it was the
+/// local APIC timer, whose deadlines the caller runs (arch knows nothing of them).
+pub fn handle(vector: u64) -> bool {
     match vector {
         TIMER_VECTOR => {
             apic::eoi();
-            crate::sched::timer::on_interrupt();
+            true
         }
-        SPURIOUS_VECTOR => {}
-        0x20..=0x2F => {} // masked legacy PIC: spurious IRQ7/15 can still show up; no EOI owed
+        SPURIOUS_VECTOR => false,
+        0x20..=0x2F => false, // masked legacy PIC: spurious IRQ7/15 can still show up; no EOI owed
         _ => {
             apic::eoi();
             log::warn!("unexpected interrupt vector {vector:#x}");
+            false
         }
     }
 }

@@ -1,5 +1,7 @@
 //! x86_64: boot, processor tables, entry/exit, paging, interrupts, time, guest-memory access.
-//! This and `hv::mem` are the only places allowed `unsafe`.
+//! This and the memory core (`mm::machine`, `mm::heap`) are the only places allowed
+//! `unsafe`. Nothing here names the generic code above it: interrupts report what they were
+//! (`irq::handle`), and the Rust entry points are defined by the image (`entry_points!`).
 
 pub mod apic;
 pub mod boot;

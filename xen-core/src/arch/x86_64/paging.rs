@@ -169,6 +169,18 @@ pub fn build(free: &mut FreeRanges, ram_end: u64, m2p_pa: u64, m2p_len: u64) -> 
     HvTables { idle_l4: l4, xen_l4 }
 }
 
+static IDLE_L4: spin::Once<u64> = spin::Once::new();
+
+/// Records the hypervisor's own L4 (once, at boot, when its tables are live).
+pub fn set_idle_l4(l4: u64) {
+    IDLE_L4.call_once(|| l4);
+}
+
+/// The hypervisor's own L4 (used while no guest runs).
+pub fn idle_l4() -> u64 {
+    *IDLE_L4.get().expect("set at boot")
+}
+
 /// Loads `l4` (physical address) into CR3.
 pub fn load_cr3(l4: u64) {
     let frame = PhysFrame::containing_address(PhysAddr::new(l4));

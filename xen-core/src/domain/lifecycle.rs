@@ -1,0 +1,124 @@
+//! A domain's life across the subsystems: shutdown (by itself, by dom0, by a crash), the
+//! deferred destruction that closes its event channels, drops its grant mappings, takes its
+//! vCPUs out of the scheduler and returns its memory, and the notice dom0 gets of each change.
+//! It sits above the subsystems it calls (scheduler, events, grants, memory); none of them
+//! calls back up into it. Creating a domain is `build`.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use hypercall_abi::DomId;
+use hypercall_abi::event_channel::VIRQ_DOM_EXC;
+use hypercall_abi::sched::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT};
+use log::{error, info};
+use spin::Mutex;
+
+use crate::arch::power::{self, ExitCode};
+use crate::domain::{self, DomState, Domain, Vcpu};
+use crate::event::{self, interdomain};
+use crate::grant::map;
+use crate::mm::machine::{DirectPageMem, with_mm};
+use crate::sched;
+
+/// Domains waiting to be destroyed once no CPU runs them.
+static TO_DESTROY: Mutex<Vec<Arc<Domain>>> = Mutex::new(Vec::new());
+
+/// Records that `d` shut itself down (or crashed) and stops its vCPUs. When dom0 goes, the
+/// machine goes with it, with an exit status that says how; dom0 hears of any other domain's
+/// change through VIRQ_DOM_EXC.
+pub fn shutdown(d: &Arc<Domain>, reason: u32) {
+    {
+        let mut st = d.state.lock();
+        if matches!(*st, DomState::Shutdown(_) | DomState::Dying) {
+            return;
+        }
+        *st = DomState::Shutdown(reason);
+    }
+    let how = match reason {
+        SHUTDOWN_POWEROFF => "poweroff",
+        SHUTDOWN_REBOOT => "reboot",
+        SHUTDOWN_CRASH => "crash",
+        _ => "other",
+    };
+    info!("domain {} ({}) shut down: {how}", d.id.0, d.name);
+    if d.id == DomId(0) {
+        let code = match reason {
+            SHUTDOWN_POWEROFF => ExitCode::Poweroff,
+            SHUTDOWN_REBOOT => ExitCode::Reboot,
+            _ => ExitCode::Crash,
+        };
+        info!("dom0 is gone: ending the machine ({how})");
+        power::exit(code);
+    }
+    sched::domain_stopped(d);
+    notify_dom0();
+    if d.auto_destroy {
+        request_destroy(d);
+    }
+}
+
+/// Crashes `d` because of something it did: logged, then shut down with reason crash. The
+/// hypervisor and other domains carry on.
+pub fn crash(d: &Arc<Domain>, why: core::fmt::Arguments<'_>) {
+    error!("domain {} ({}) crashed: {why}", d.id.0, d.name);
+    shutdown(d, SHUTDOWN_CRASH);
+}
+
+/// Tells dom0 a domain changed state (VIRQ_DOM_EXC), as Xen does.
+pub fn notify_dom0() {
+    if let Some(d0) = domain::get(DomId(0)) {
+        event::send_virq(&d0, 0, VIRQ_DOM_EXC);
+    }
+}
+
+/// Queues `d` for destruction: it happens once no CPU runs it (see [`destroy_pending`]).
+pub fn request_destroy(d: &Arc<Domain>) {
+    {
+        let mut st = d.state.lock();
+        if *st == DomState::Dying {
+            return;
+        }
+        *st = DomState::Dying;
+    }
+    sched::domain_stopped(d);
+    TO_DESTROY.lock().push(d.clone());
+}
+
+/// Destroys queued domains whose vCPUs are not current on this CPU. Called on the way back to a
+/// guest after the scheduler switched away from them.
+pub fn destroy_pending(current: Option<&Arc<Vcpu>>) {
+    loop {
+        let next = {
+            let mut q = TO_DESTROY.lock();
+            let idx = q.iter().position(|d| current.is_none_or(|c| c.domain != d.id));
+            idx.map(|i| q.remove(i))
+        };
+        match next {
+            Some(d) => destroy(&d),
+            None => return,
+        }
+    }
+}
+
+/// Tears a domain down: its event channels are closed (peers see their ports unbound), its
+/// vCPUs leave the scheduler, and every frame it owns goes back, except those another domain
+/// still maps, which stay until that domain lets go.
+fn destroy(d: &Arc<Domain>) {
+    interdomain::close_all(d);
+    map::domain_destroyed(d);
+    for v in &d.vcpus {
+        sched::remove_vcpu(v);
+    }
+    let mut roots = Vec::new();
+    for v in &d.vcpus {
+        let ctx = v.ctx.lock();
+        roots.extend([ctx.guest_table, ctx.guest_table_user].into_iter().filter(|m| m.0 != 0));
+    }
+    let before = with_mm(|mm| mm.free_frames());
+    with_mm(|mm| mm.domain_relinquish(&mut DirectPageMem, d.id, &roots));
+    let after = with_mm(|mm| mm.free_frames());
+    domain::remove(d.id);
+    info!("domain {} ({}) destroyed: {} pages returned", d.id.0, d.name, after - before);
+    domain::reap();
+    notify_dom0();
+}

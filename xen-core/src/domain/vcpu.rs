@@ -1,0 +1,183 @@
+//! vCPUs as data: a vCPU's guest-visible context (registers, FPU, page-table bases, trap
+//! table and callbacks), what other CPUs must reach without locking it (whether it is up or
+//! blocked, its timers, where its `vcpu_info` is), and the layout of `vcpu_info`. Nothing here
+//! acts on another subsystem: the scheduler, event channels and timers read and write these
+//! fields, never the other way round.
+//!
+//! A [`Vcpu`]'s [`VcpuContext`] is locked by the CPU running it; the rest is atomic. The
+//! `vcpu_info` it points at is guest memory, reached only through atomics (`mm::machine`).
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+
+use hypercall_abi::{DomId, EvtchnPort, Mfn};
+use spin::Mutex;
+
+use crate::arch::entry::GuestRegs;
+use crate::arch::fpu::FxArea;
+use crate::mm::machine;
+
+/// One entry of a vCPU's virtual trap table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrapEntry {
+    /// DPL in bits 0-1 (who may raise it with `int n`); bit 2: mask events on entry.
+    pub flags: u8,
+    pub cs: u16,
+    pub address: u64,
+}
+
+/// A guest callback: address and whether to mask events on entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Callback {
+    pub address: u64,
+    pub mask_events: bool,
+}
+
+/// A vCPU's guest-visible state. Registers live here only while the vCPU is not running; when
+/// it runs they are in the frame on its CPU's stack.
+pub struct VcpuContext {
+    pub regs: GuestRegs,
+    pub fpu: Box<FxArea>,
+    /// Guest kernel mode (as opposed to guest user mode); both run in ring 3.
+    pub kernel_mode: bool,
+    /// Kernel and user base page tables (L4 MFNs; user is 0 when none). Each holds a
+    /// general+type reference on its frame.
+    pub guest_table: Mfn,
+    pub guest_table_user: Mfn,
+    /// Stack for entering kernel mode from user mode (`stack_switch`).
+    pub kernel_ss: u64,
+    pub kernel_sp: u64,
+    pub fs_base: u64,
+    pub gs_base_kernel: u64,
+    pub gs_base_user: u64,
+    pub trap_table: Box<[TrapEntry; 256]>,
+    pub event_callback: Callback,
+    pub failsafe_callback: Callback,
+    pub syscall_callback: Callback,
+    /// Virtual CR0.TS set by `fpu_taskswitch`.
+    pub guest_ts: bool,
+    /// Virtual I/O privilege level (`physdev_op(set_iopl)`): the guest kernel's port I/O is
+    /// emulated when it is at least 1.
+    pub iopl: u8,
+}
+
+impl VcpuContext {
+    pub fn new() -> Self {
+        VcpuContext {
+            regs: GuestRegs::default(),
+            fpu: Box::new(FxArea::initial()),
+            kernel_mode: true,
+            guest_table: Mfn(0),
+            guest_table_user: Mfn(0),
+            kernel_ss: 0,
+            kernel_sp: 0,
+            fs_base: 0,
+            gs_base_kernel: 0,
+            gs_base_user: 0,
+            trap_table: Box::new([TrapEntry::default(); 256]),
+            event_callback: Callback::default(),
+            failsafe_callback: Callback::default(),
+            syscall_callback: Callback::default(),
+            guest_ts: false,
+            iopl: 0,
+        }
+    }
+}
+
+impl Default for VcpuContext {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What a vCPU in SCHEDOP_poll waits for.
+#[derive(Clone, Debug, Default)]
+pub struct PollSet {
+    pub ports: Vec<EvtchnPort>,
+}
+
+/// A virtual CPU.
+pub struct Vcpu {
+    pub id: u32,
+    pub domain: DomId,
+    /// The scheduler policy's handle.
+    pub sched_id: usize,
+    pub ctx: Mutex<VcpuContext>,
+    /// Brought up (VCPUOP_up, or vCPU 0 at build).
+    pub is_up: AtomicBool,
+    /// Blocked in SCHEDOP_block/poll until an event arrives.
+    pub is_blocked: AtomicBool,
+    /// Nanoseconds of CPU time consumed.
+    pub cpu_time_ns: AtomicU64,
+    /// Where this vCPU's `vcpu_info` lives (machine frame, byte offset).
+    vcpu_info_mfn: AtomicU64,
+    vcpu_info_off: AtomicU64,
+    /// Single-shot timer deadline in system time (ns), 0 = none.
+    pub timer_deadline: AtomicU64,
+    /// Periodic timer period and next deadline (ns), period 0 = none.
+    pub periodic_ns: AtomicU64,
+    pub periodic_next: AtomicU64,
+    /// SCHEDOP_poll timeout (ns), 0 = none.
+    pub poll_deadline: AtomicU64,
+    pub poll: Mutex<Option<PollSet>>,
+}
+
+impl Vcpu {
+    pub fn new(
+        id: u32,
+        domain: DomId,
+        sched_id: usize,
+        ctx: VcpuContext,
+        vcpu_info: (Mfn, usize),
+    ) -> Self {
+        Vcpu {
+            id,
+            domain,
+            sched_id,
+            ctx: Mutex::new(ctx),
+            is_up: AtomicBool::new(false),
+            is_blocked: AtomicBool::new(false),
+            cpu_time_ns: AtomicU64::new(0),
+            vcpu_info_mfn: AtomicU64::new(vcpu_info.0.0),
+            vcpu_info_off: AtomicU64::new(vcpu_info.1 as u64),
+            timer_deadline: AtomicU64::new(0),
+            periodic_ns: AtomicU64::new(0),
+            periodic_next: AtomicU64::new(0),
+            poll_deadline: AtomicU64::new(0),
+            poll: Mutex::new(None),
+        }
+    }
+
+    /// A byte of this vCPU's `vcpu_info` (shared with the guest, so atomic).
+    pub fn info_byte(&self, offset: usize) -> &'static AtomicU8 {
+        let (mfn, off) = self.vcpu_info();
+        machine::frame_byte(mfn, off + offset)
+    }
+
+    /// A 64-bit word of this vCPU's `vcpu_info` (offset 8-aligned).
+    pub fn info_word(&self, offset: usize) -> &'static AtomicU64 {
+        let (mfn, off) = self.vcpu_info();
+        machine::frame_word(mfn, (off + offset) / 8)
+    }
+
+    pub fn vcpu_info(&self) -> (Mfn, usize) {
+        (
+            Mfn(self.vcpu_info_mfn.load(Ordering::Acquire)),
+            self.vcpu_info_off.load(Ordering::Acquire) as usize,
+        )
+    }
+
+    /// Moves `vcpu_info` (VCPUOP_register_vcpu_info); the offset must keep it in one page.
+    pub fn set_vcpu_info(&self, mfn: Mfn, offset: usize) {
+        self.vcpu_info_off.store(offset as u64, Ordering::Release);
+        self.vcpu_info_mfn.store(mfn.0, Ordering::Release);
+    }
+}
+
+/// Offsets inside `vcpu_info` (64 bytes).
+pub const VI_UPCALL_PENDING: usize = 0;
+pub const VI_UPCALL_MASK: usize = 1;
+pub const VI_PENDING_SEL: usize = 8;
+pub const VI_CR2: usize = 16;
+pub const VI_TIME: usize = 32;

@@ -1,0 +1,158 @@
+//! The way back to a guest, taken after every trap, interrupt and hypercall: fire the timers
+//! that expired, make the scheduling decision the run state asks for (idling while nothing
+//! can run, destroying dead domains once none of their vCPUs is on the CPU), and deliver a
+//! pending event upcall to whichever vCPU runs next. Also the first entry into a guest, at the
+//! end of boot.
+//!
+//! This is the layer above the scheduler, event channels and the domain lifecycle: it drives
+//! all three, and none of them calls back up into it. A wake-up (an event, a timer) only
+//! marks a vCPU runnable and asks for a decision; the decision is made here.
+
+use core::sync::atomic::Ordering;
+
+use hypercall_abi::event_channel::VIRQ_TIMER;
+
+use super::deliver::deliver;
+use crate::arch::entry::{self, GuestRegs};
+use crate::arch::{boot, cpu, layout, power, time, uaccess};
+use crate::domain::lifecycle;
+use crate::domain::{self, DomState, VI_UPCALL_MASK, VI_UPCALL_PENDING, Vcpu, VcpuContext};
+use crate::event;
+use crate::sched::switch::{self, Decision, Switch};
+use crate::sched::{self, timer};
+
+/// The work done on every way back into a guest: run expired timers, switch vCPUs if needed,
+/// then deliver a pending event upcall to whichever vCPU will run.
+pub fn exit_to_guest(regs: &mut GuestRegs) {
+    run_expired();
+    loop {
+        // Whatever stops the current vCPU from running (block, shutdown, pause, destruction)
+        // asks for a reschedule, so the fast path checks nothing else.
+        if sched::take_resched() {
+            schedule(regs);
+            // Scheduling takes time: the new slice (or a timer) may already have run out and
+            // asked for another decision, which must not wait for an interrupt that will not
+            // come (nothing is armed for a deadline already past).
+            continue;
+        }
+        let cur = sched::current();
+        // Never leave to an address the CPU would fault on in ring 0 (a `syscall` at the top
+        // of the lower half returns to a non-canonical rip): that is the guest's crash.
+        if !uaccess::is_guest_range(regs.rip, 1) {
+            if let Some(d) = domain::get(cur.domain) {
+                lifecycle::crash(&d, format_args!("return to a non-guest address {:#x}", regs.rip));
+            }
+            continue;
+        }
+        if event::upcall_due(&cur) {
+            let mut ctx = cur.ctx.lock();
+            deliver_upcall(&cur, &mut ctx, regs);
+        }
+        return;
+    }
+}
+
+/// Charges the current vCPU and switches to what runs next; idles while nothing can run.
+/// Domains waiting for destruction go once their vCPUs are off the CPU.
+fn schedule(regs: &mut GuestRegs) {
+    let mut decision = Decision::begin();
+    loop {
+        match decision.next(regs) {
+            Switch::Stayed => {
+                run_expired();
+                return;
+            }
+            Switch::To(next) => {
+                lifecycle::destroy_pending(Some(&next));
+                run_expired();
+                return;
+            }
+            Switch::Idle => {
+                // No guest's page tables are loaded: finish off dead domains, and wait for an
+                // interrupt (a timer or a device) to give something to run.
+                lifecycle::destroy_pending(None);
+                if domain::all().iter().all(|d| d.state() != DomState::Running) {
+                    log::error!("no domain left to run");
+                    power::exit(power::ExitCode::HypervisorFailure);
+                }
+                run_expired();
+                cpu::idle_halt();
+                run_expired();
+
+                switch::idle_over();
+            }
+        }
+    }
+}
+
+/// Bounces to the event callback if an upcall is due.
+fn deliver_upcall(v: &Vcpu, ctx: &mut VcpuContext, regs: &mut GuestRegs) {
+    let pending = v.info_byte(VI_UPCALL_PENDING).load(Ordering::Acquire);
+    let masked = v.info_byte(VI_UPCALL_MASK).load(Ordering::Acquire);
+    if pending == 0 || masked != 0 || ctx.event_callback.address == 0 {
+        return;
+    }
+    let Some(d) = domain::get(v.domain) else { return };
+    let cb = ctx.event_callback.address;
+    // The event callback always runs with further upcalls masked, as on Xen.
+    deliver(&d, v, ctx, regs, cb, true, None);
+}
+
+/// Fires every deadline that has passed (each vCPU's single-shot and periodic timers raise
+/// VIRQ_TIMER, poll timeouts wake their vCPU, the slice's end asks for a decision), then
+/// re-arms the APIC for the next one. Cheap when nothing is due: this runs on every return
+/// to a guest.
+fn run_expired() {
+    let now = time::now_ns();
+    if timer::none_due(now) {
+        return;
+    }
+    let mut next = u64::MAX;
+    for d in domain::all() {
+        for v in &d.vcpus {
+            let t = v.timer_deadline.load(Ordering::Acquire);
+            if t != 0 {
+                if t <= now {
+                    if v.timer_deadline
+                        .compare_exchange(t, 0, Ordering::AcqRel, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        event::send_virq(&d, v.id, VIRQ_TIMER);
+                    }
+                } else {
+                    next = next.min(t);
+                }
+            }
+            let period = v.periodic_ns.load(Ordering::Acquire);
+            let mut due = v.periodic_next.load(Ordering::Acquire);
+            if let Some(missed) = (now.saturating_sub(due)).checked_div(period) {
+                if due <= now {
+                    event::send_virq(&d, v.id, VIRQ_TIMER);
+                    // Missed periods are skipped, not replayed in a burst.
+                    due += (missed + 1) * period;
+                    v.periodic_next.store(due, Ordering::Release);
+                }
+                next = next.min(due);
+            }
+            let p = v.poll_deadline.load(Ordering::Acquire);
+            if p != 0 {
+                if p <= now {
+                    v.poll_deadline.store(0, Ordering::Release);
+                    *v.poll.lock() = None;
+                    sched::wake(v);
+                } else {
+                    next = next.min(p);
+                }
+            }
+        }
+    }
+    timer::end_slice_and_rearm(now, next);
+}
+
+/// Enters the first vCPU the policy picks. Called once at the end of boot.
+pub fn start() -> ! {
+    let regs = switch::first();
+    run_expired();
+    let top = boot::boot_stack_top();
+    entry::start_guest(top, layout::BOOT_STACK_SIZE as u64, &regs)
+}
