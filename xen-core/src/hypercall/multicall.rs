@@ -1,7 +1,12 @@
 //! `multicall(entries, count)`: runs each entry's hypercall as if called directly and stores
-//! its result in the entry. A call that wants to restart itself (a long batch) is simply run
-//! again until it finishes; a multicall inside a multicall, and `iret`, are refused per entry.
-//! Long lists restart the multicall itself, so one entry into the hypervisor stays bounded.
+//! its result in the entry; a multicall inside a multicall, and `iret`, are refused per entry.
+//!
+//! The multicall is itself the continuation, as on Xen: when an entry's hypercall wants to
+//! restart (a long batch, after its bounded share of work), its progress (the arguments the
+//! restart rewrote) is written back into that entry in the guest's list, and the multicall
+//! restarts from that entry. So the way back to the guest (timers, events, the scheduler) runs
+//! between every bounded step, however many entries ask for however much work; a restart is
+//! never looped in place. Long lists restart after `BATCH` entries for the same reason.
 
 use hypercall_abi::multicall::MulticallEntry;
 use hypercall_abi::{Errno, nr};
@@ -13,14 +18,33 @@ use crate::arch::entry::GuestRegs;
 /// Entries per hypercall entry before restarting.
 const BATCH: u64 = 64;
 
+/// What running one entry came to.
+enum Outcome {
+    /// Finished with this result (a value or a negative errno).
+    Done(i64),
+    /// Did a bounded part of its work and must be called again with these operation and
+    /// arguments.
+    Continue { op: u64, args: [u64; 5] },
+}
+
 pub fn multicall(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     let (list, count) = (a[0], a[1]);
     let n = count.min(BATCH);
     for i in 0..n {
         let at = list + i * 64;
         let mut e: MulticallEntry = copy_in(at)?;
-        e.result = run_one(hc, &e) as u64;
-        copy_out(at, &e)?;
+        match run_one(hc, &e) {
+            Outcome::Done(result) => {
+                e.result = result as u64;
+                copy_out(at, &e)?;
+            }
+            Outcome::Continue { op, args } => {
+                e.op = op;
+                e.args[..5].copy_from_slice(&args);
+                copy_out(at, &e)?;
+                return restart(hc, nr::MULTICALL, &[at, count - i]);
+            }
+        }
     }
     if count > n {
         return restart(hc, nr::MULTICALL, &[list + n * 64, count - n]);
@@ -28,30 +52,34 @@ pub fn multicall(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     Ok(Some(0))
 }
 
-fn run_one(hc: &mut Hc<'_>, e: &MulticallEntry) -> i64 {
+fn run_one(hc: &mut Hc<'_>, e: &MulticallEntry) -> Outcome {
     if e.op == nr::MULTICALL || e.op == nr::IRET {
-        return Errno::EINVAL.to_ret();
+        return Outcome::Done(Errno::EINVAL.to_ret());
     }
     let desc = match resolve(hc.dom, e.op) {
         Ok(d) => d,
-        Err(err) => return err.to_ret(),
+        Err(err) => return Outcome::Done(err.to_ret()),
     };
     // The entry runs on scratch registers holding its arguments: a continuation shows as rip
-    // moved back, with the arguments it changed, and runs again.
-    let mut args = [e.args[0], e.args[1], e.args[2], e.args[3], e.args[4]];
-    let mut scratch = GuestRegs::default();
-    loop {
-        (scratch.rdi, scratch.rsi, scratch.rdx, scratch.r10, scratch.r8) =
-            (args[0], args[1], args[2], args[3], args[4]);
-        scratch.rip = 2;
-        let mut sub = Hc { vcpu: hc.vcpu, dom: hc.dom, ctx: &mut *hc.ctx, regs: &mut scratch };
-        match (desc.handler)(&mut sub, args) {
-            Ok(Some(v)) => return v as i64,
-            Ok(None) if scratch.rip == 0 => {
-                args = [scratch.rdi, scratch.rsi, scratch.rdx, scratch.r10, scratch.r8];
-            }
-            Ok(None) => return scratch.rax as i64,
-            Err(err) => return err.to_ret(),
-        }
+    // moved back over the `syscall`, with the operation and arguments it rewrote.
+    let args = [e.args[0], e.args[1], e.args[2], e.args[3], e.args[4]];
+    let mut scratch = GuestRegs {
+        rdi: args[0],
+        rsi: args[1],
+        rdx: args[2],
+        r10: args[3],
+        r8: args[4],
+        rip: 2,
+        ..GuestRegs::default()
+    };
+    let mut sub = Hc { vcpu: hc.vcpu, dom: hc.dom, ctx: &mut *hc.ctx, regs: &mut scratch };
+    match (desc.handler)(&mut sub, args) {
+        Ok(Some(v)) => Outcome::Done(v as i64),
+        Ok(None) if scratch.rip == 0 => Outcome::Continue {
+            op: scratch.rax,
+            args: [scratch.rdi, scratch.rsi, scratch.rdx, scratch.r10, scratch.r8],
+        },
+        Ok(None) => Outcome::Done(scratch.rax as i64),
+        Err(err) => Outcome::Done(err.to_ret()),
     }
 }

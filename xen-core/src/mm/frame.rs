@@ -14,6 +14,8 @@ use alloc::collections::BTreeMap;
 
 use hypercall_abi::{DomId, Errno, Mfn};
 
+use super::tlb::Tlb;
+
 /// End marker for the intrusive frame lists.
 pub const NO_FRAME: u32 = u32::MAX;
 /// M2P value of a frame that belongs to no guest pseudo-physical address.
@@ -66,7 +68,7 @@ pub mod flags {
     pub const XEN_HEAP: u8 = 1 << 2;
 }
 
-/// Per-frame bookkeeping: 20 bytes, so 5 MiB of table per GiB of RAM.
+/// Per-frame bookkeeping: 24 bytes, so 6 MiB of table per GiB of RAM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub struct FrameInfo {
@@ -77,8 +79,11 @@ pub struct FrameInfo {
     pub ref_count: u32,
     prev: u32,
     next: u32,
+    /// The flush clock when the frame last lost a mapping or its last type reference: until
+    /// every CPU has flushed after this, a TLB may still translate to it (see `tlb`).
+    pub tlb_stamp: u32,
 }
-static_assertions::const_assert_eq!(core::mem::size_of::<FrameInfo>(), 20);
+static_assertions::const_assert_eq!(core::mem::size_of::<FrameInfo>(), 24);
 
 impl FrameInfo {
     /// A frame the hypervisor keeps for itself (the initial state of every frame).
@@ -90,6 +95,7 @@ impl FrameInfo {
         ref_count: 0,
         prev: NO_FRAME,
         next: NO_FRAME,
+        tlb_stamp: 0,
     };
 
     pub fn has(&self, flag: u8) -> bool {
@@ -121,9 +127,8 @@ pub struct Mm<'f> {
     free_head: u32,
     free_count: u64,
     pub(super) doms: BTreeMap<DomId, DomMem>,
-    /// Set when a frame stops being writable-typed and becomes a page table: a stale
-    /// writable TLB entry could still reach it, so the caller must flush before returning.
-    pub tlb_flush_needed: bool,
+    /// The CPUs' TLBs: flushed before a frame that may still be in one changes role.
+    pub(super) tlb: &'f dyn Tlb,
     /// The hypervisor's L4 entries (slots 256-271) written into every validated L4.
     pub(super) xen_l4: [u64; 16],
 }
@@ -131,19 +136,16 @@ pub struct Mm<'f> {
 impl<'f> Mm<'f> {
     /// Takes over `frames` (one per machine frame) and `m2p` (same length). Every frame starts
     /// reserved to the hypervisor; [`Mm::add_free`] hands over free RAM.
-    pub fn new(frames: &'f mut [FrameInfo], m2p: &'f mut [u64], xen_l4: [u64; 16]) -> Self {
+    pub fn new(
+        frames: &'f mut [FrameInfo],
+        m2p: &'f mut [u64],
+        xen_l4: [u64; 16],
+        tlb: &'f dyn Tlb,
+    ) -> Self {
         assert!(frames.len() == m2p.len() && frames.len() < NO_FRAME as usize);
         frames.fill(FrameInfo::RESERVED);
         m2p.fill(M2P_INVALID);
-        Self {
-            frames,
-            m2p,
-            free_head: NO_FRAME,
-            free_count: 0,
-            doms: BTreeMap::new(),
-            tlb_flush_needed: false,
-            xen_l4,
-        }
+        Self { frames, m2p, free_head: NO_FRAME, free_count: 0, doms: BTreeMap::new(), tlb, xen_l4 }
     }
 
     /// Number of machine frames the table covers.
@@ -195,12 +197,20 @@ impl<'f> Mm<'f> {
 
     fn push_free(&mut self, i: u32) {
         let f = &mut self.frames[i as usize];
-        *f = FrameInfo { owner: DomId::INVALID, next: self.free_head, ..FrameInfo::RESERVED };
+        // The stamp stays: a TLB may still translate to the frame while it sits here.
+        *f = FrameInfo {
+            owner: DomId::INVALID,
+            next: self.free_head,
+            tlb_stamp: f.tlb_stamp,
+            ..FrameInfo::RESERVED
+        };
         self.m2p[i as usize] = M2P_INVALID;
         self.free_head = i;
         self.free_count += 1;
     }
 
+    /// Takes a frame off the free list for a new owner: first out of every TLB that may still
+    /// translate to it from its previous life (the TLB rule, see `tlb`).
     fn pop_free(&mut self) -> Option<u32> {
         let i = self.free_head;
         if i == NO_FRAME {
@@ -208,13 +218,21 @@ impl<'f> Mm<'f> {
         }
         self.free_head = self.frames[i as usize].next;
         self.free_count -= 1;
+        self.tlb.flush_stale(self.frames[i as usize].tlb_stamp);
         Some(i)
+    }
+
+    /// Records that a mapping of (or the last type reference on) frame `i` just went.
+    pub(super) fn stamp(&mut self, i: usize) {
+        self.frames[i].tlb_stamp = self.tlb.clock();
     }
 
     /// Takes a free frame for the hypervisor itself (owner `DOMID_XEN`).
     pub fn alloc_xen_frame(&mut self) -> Option<Mfn> {
         let i = self.pop_free()?;
-        self.frames[i as usize] = FrameInfo { ref_count: 1, ..FrameInfo::RESERVED };
+        let stamp = self.frames[i as usize].tlb_stamp;
+        self.frames[i as usize] =
+            FrameInfo { ref_count: 1, tlb_stamp: stamp, ..FrameInfo::RESERVED };
         Some(Mfn(i.into()))
     }
 
@@ -269,8 +287,13 @@ impl<'f> Mm<'f> {
             return Err(Errno::ENOMEM);
         }
         let i = self.pop_free().ok_or(Errno::ENOMEM)?;
-        self.frames[i as usize] =
-            FrameInfo { owner: dom, flags: flags::ALLOCATED, ref_count: 1, ..FrameInfo::RESERVED };
+        self.frames[i as usize] = FrameInfo {
+            owner: dom,
+            flags: flags::ALLOCATED,
+            ref_count: 1,
+            tlb_stamp: self.frames[i as usize].tlb_stamp,
+            ..FrameInfo::RESERVED
+        };
         self.list_insert(dom, i);
         Ok(Mfn(i.into()))
     }
@@ -286,6 +309,7 @@ impl<'f> Mm<'f> {
             owner: dom,
             flags: flags::ALLOCATED | flags::XEN_HEAP,
             ref_count: 1,
+            tlb_stamp: self.frames[i].tlb_stamp,
             ..FrameInfo::RESERVED
         };
         self.list_insert(dom, i as u32);

@@ -12,9 +12,11 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use hypercall_abi::{Errno, Mfn};
 use spin::Mutex;
 
+use super::tlb::{Tlb, flushed_since};
 use super::types::{PTE_PRESENT, pte_mfn};
 use super::{FrameInfo, Mm, PageMem, PageType};
 use crate::arch::layout::{DIRECTMAP_BASE, VOFF};
+use crate::arch::paging;
 use crate::arch::uaccess;
 use crate::boot::multiboot::PhysRead;
 
@@ -70,7 +72,7 @@ pub fn init_mm(ft_pa: u64, m2p_pa: u64, nr_frames: u64, xen_l4: [u64; 16]) {
             core::slice::from_raw_parts_mut(phys_to_virt(m2p_pa) as *mut u64, nr_frames as usize),
         )
     };
-    *MM.lock() = Some(Mm::new(frames, m2p, xen_l4));
+    *MM.lock() = Some(Mm::new(frames, m2p, xen_l4, &CpuTlbs));
 }
 
 /// Runs `f` on the global [`Mm`] with its lock held.
@@ -275,5 +277,21 @@ impl PageMem for DirectPageMem {
         assert!(is_ram(table) && index < 512);
         // SAFETY: as in `read_pte`; the caller (the validator) owns the decision to write.
         unsafe { frame_ptr(table).cast::<u64>().add(index).write_volatile(value) }
+    }
+}
+
+/// This machine's TLBs for the frame table's TLB rule: the flush clock the paging layer ticks
+/// on every full flush. One CPU: a stale stamp means flushing this CPU.
+pub struct CpuTlbs;
+
+impl Tlb for CpuTlbs {
+    fn clock(&self) -> u32 {
+        paging::flush_clock()
+    }
+
+    fn flush_stale(&self, stamp: u32) {
+        if !flushed_since(paging::last_flush(), stamp) {
+            paging::flush_tlb_local();
+        }
     }
 }

@@ -14,7 +14,7 @@ use hypercall_abi::{DomId, Errno, Mfn};
 use zerocopy::IntoBytes;
 
 use super::machine::{self, DirectPageMem, with_mm};
-use super::{MapCtx, Mm, PageType};
+use super::{MapCtx, PageType};
 use crate::arch::{paging, uaccess};
 use crate::domain;
 use crate::hypercall::{Hc, HcResult, copy_in, copy_out, restart};
@@ -45,13 +45,6 @@ fn foreign_ctx(hc: &Hc<'_>, foreigndom: u64) -> Result<MapCtx, Errno> {
     Ok(MapCtx { dom: hc.dom.id, foreign: Some(fd) })
 }
 
-/// Flushes the TLB if the validator changed a frame from writable to page table.
-fn finish(mm: &mut Mm<'_>) {
-    if core::mem::take(&mut mm.tlb_flush_needed) {
-        paging::flush_tlb_local();
-    }
-}
-
 /// `mmu_update(reqs, count, done, foreigndom)`.
 pub fn mmu_update(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     let (reqs, count_arg, done_ptr, foreigndom) = (a[0], a[1], a[2], a[3]);
@@ -80,7 +73,6 @@ pub fn mmu_update(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
             i += 1;
         }
     }
-    with_mm(finish);
     let done = done_before.wrapping_add(i as u32);
     if done_ptr != 0 {
         copy_out(done_ptr, &done)?;
@@ -123,11 +115,7 @@ fn apply_update(hc: &Hc<'_>, req: &MmuUpdate, ctx: MapCtx) -> Result<(), Errno> 
 /// Replaces the PTE that maps `va` under `root` with `pte`, validated for `ctx`.
 fn update_l1(root: Mfn, va: u64, pte: u64, ctx: MapCtx) -> Result<(), Errno> {
     let (l1, index) = machine::live_l1(root, va)?;
-    with_mm(|mm| {
-        let r = mm.update_entry(&mut DirectPageMem, l1, index, pte, ctx, false);
-        finish(mm);
-        r
-    })
+    with_mm(|mm| mm.update_entry(&mut DirectPageMem, l1, index, pte, ctx, false))
 }
 
 /// `update_va_mapping(va, pte, flags)`: replaces the PTE mapping `va` in the current
@@ -190,7 +178,6 @@ pub fn mmuext_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
         }
         i += 1;
     }
-    with_mm(finish);
     if done_ptr != 0 {
         copy_out(done_ptr, &done_before.wrapping_add(i as u32))?;
     }

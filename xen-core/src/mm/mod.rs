@@ -13,9 +13,11 @@
 //! frame number, count and pointer in a request is checked or clamped before use.
 
 pub mod frame;
+pub mod tlb;
 pub mod types;
 
 pub use frame::{DomMem, FrameInfo, M2P_INVALID, Mm, PageType, flags};
+pub use tlb::Tlb;
 pub use types::{MapCtx, PageMem};
 
 #[cfg(target_os = "none")]

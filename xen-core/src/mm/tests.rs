@@ -2,6 +2,7 @@
 //! memory and checks both the answer and the reference counts left behind.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use hypercall_abi::{DomId, Errno, Mfn};
 
@@ -24,14 +25,52 @@ const D1: DomId = DomId(1);
 const D2: DomId = DomId(2);
 const XEN_ENTRY: u64 = 0xABC000 | PTE_PRESENT;
 
+/// One CPU's TLB as the flush clock sees it: `flush` is a full flush the guest (or a context
+/// switch) asked for; `flushes` counts those the frame table's TLB rule made.
+#[derive(Default)]
+struct FakeTlb {
+    clock: AtomicU32,
+    flushed_at: AtomicU32,
+    rule_flushes: AtomicU32,
+}
+
+impl FakeTlb {
+    fn flush(&self) {
+        let now = self.clock.fetch_add(1, Ordering::SeqCst) + 1;
+        self.flushed_at.store(now, Ordering::SeqCst);
+    }
+    fn rule_flushes(&self) -> u32 {
+        self.rule_flushes.load(Ordering::SeqCst)
+    }
+}
+
+impl Tlb for FakeTlb {
+    fn clock(&self) -> u32 {
+        self.clock.load(Ordering::SeqCst)
+    }
+    fn flush_stale(&self, stamp: u32) {
+        if !tlb::flushed_since(self.flushed_at.load(Ordering::SeqCst), stamp) {
+            self.rule_flushes.fetch_add(1, Ordering::SeqCst);
+            self.flush();
+        }
+    }
+}
+
 fn mm(frames: usize) -> Mm<'static> {
+    mm_with_tlb(frames).0
+}
+
+fn mm_with_tlb(frames: usize) -> (Mm<'static>, &'static FakeTlb) {
     let f = Box::leak(vec![FrameInfo::RESERVED; frames].into_boxed_slice());
     let m = Box::leak(vec![0u64; frames].into_boxed_slice());
-    let mut mm = Mm::new(f, m, [XEN_ENTRY; 16]);
+    let tlb: &'static FakeTlb = Box::leak(Box::default());
+    // Boot: the CPU has flushed since the frames were last (never) mapped.
+    tlb.flush();
+    let mut mm = Mm::new(f, m, [XEN_ENTRY; 16], tlb);
     mm.add_free(Mfn(16), Mfn(frames as u64));
     mm.domain_create(D1, 100, false).unwrap();
     mm.domain_create(D2, 100, false).unwrap();
-    mm
+    (mm, tlb)
 }
 
 fn pte(mfn: Mfn, flags: u64) -> u64 {
@@ -232,4 +271,69 @@ fn a_guest_cannot_free_its_page_tables_or_others_frames() {
     mm.unpin(&mut mem, l4, D1).unwrap();
     assert_eq!(mm.frame(data).unwrap().owner, DomId::INVALID, "freed with its last mapping");
     mm.guest_remove_page(D1, l1).unwrap();
+}
+
+/// The TLB rule (docs/MEMORY.md): a frame that lost a mapping while no flush followed is
+/// flushed out of the TLB before it leaves the free list. This is the sequence of the stale
+/// TLB escape: write P, clear its PTE without flushing, give P back, get it back.
+#[test]
+fn a_frame_unmapped_without_a_flush_is_flushed_out_before_reuse() {
+    let (mut mm, tlb) = mm_with_tlb(64);
+    let mut mem = FakeMem::default();
+    let p = mm.domain_alloc(D1).unwrap();
+    let [l4, _, _, l1] = chain(&mut mm, &mut mem, p, true);
+    mm.pin(&mut mem, l4, 4, D1).unwrap();
+    let ctx = MapCtx { dom: D1, foreign: None };
+    // The guest clears the PTE; as Xen allows, it does not flush: its TLB may still write P.
+    mm.update_entry(&mut mem, l1, 0, 0, ctx, false).unwrap();
+    mm.guest_remove_page(D1, p).unwrap();
+    assert_eq!(tlb.rule_flushes(), 0, "nothing is flushed while P sits on the free list");
+    // The LIFO free list hands P straight back, to the same domain or another.
+    let again = mm.domain_alloc(D2).unwrap();
+    assert_eq!(again, p);
+    assert_eq!(tlb.rule_flushes(), 1, "P left the free list without a flush");
+    // A frame that went back after a flush needs none.
+    let q = mm.domain_alloc(D1).unwrap();
+    mm.update_entry(&mut mem, l1, 1, pte(q, PTE_PRESENT | PTE_RW), ctx, false).unwrap();
+    mm.update_entry(&mut mem, l1, 1, 0, ctx, false).unwrap();
+    mm.guest_remove_page(D1, q).unwrap();
+    tlb.flush();
+    assert_eq!(mm.domain_alloc(D1).unwrap(), q);
+    assert_eq!(tlb.rule_flushes(), 1, "a needless flush");
+}
+
+/// The same rule on the other path: a frame that was mapped writable and lost the mapping
+/// without a flush is flushed out before it is validated as a page table (the stale entry
+/// would be a writable window on a live L1), whether or not it went through the free list.
+#[test]
+fn a_frame_unmapped_without_a_flush_is_flushed_out_before_it_becomes_a_page_table() {
+    let (mut mm, tlb) = mm_with_tlb(64);
+    let mut mem = FakeMem::default();
+    let p = mm.domain_alloc(D1).unwrap();
+    let [l4, _, _, l1] = chain(&mut mm, &mut mem, p, true);
+    mm.pin(&mut mem, l4, 4, D1).unwrap();
+    let ctx = MapCtx { dom: D1, foreign: None };
+    mm.update_entry(&mut mem, l1, 0, 0, ctx, false).unwrap();
+    mem.0.remove(&p.0);
+    let before = tlb.rule_flushes();
+    mm.pin(&mut mem, p, 1, D1).unwrap();
+    assert_eq!(tlb.rule_flushes(), before + 1, "P became an L1 without a flush");
+    mm.unpin(&mut mem, p, D1).unwrap();
+    // Freed and reallocated: flushed once on the way out of the free list, then validating
+    // it as a table needs no second flush.
+    tlb.flush();
+    mm.update_entry(&mut mem, l1, 0, pte(p, PTE_PRESENT | PTE_RW), ctx, false).unwrap();
+    mm.update_entry(&mut mem, l1, 0, 0, ctx, false).unwrap();
+    mm.guest_remove_page(D1, p).unwrap();
+    let before = tlb.rule_flushes();
+    assert_eq!(mm.domain_alloc(D1).unwrap(), p);
+    mm.pin(&mut mem, p, 1, D1).unwrap();
+    assert_eq!(tlb.rule_flushes(), before + 1);
+    // Writable data staying writable data is not a new role: no flush on a remap.
+    let q = mm.domain_alloc(D1).unwrap();
+    mm.update_entry(&mut mem, l1, 2, pte(q, PTE_PRESENT | PTE_RW), ctx, false).unwrap();
+    mm.update_entry(&mut mem, l1, 2, 0, ctx, false).unwrap();
+    let before = tlb.rule_flushes();
+    mm.update_entry(&mut mem, l1, 2, pte(q, PTE_PRESENT | PTE_RW), ctx, false).unwrap();
+    assert_eq!(tlb.rule_flushes(), before);
 }

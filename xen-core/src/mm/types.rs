@@ -84,8 +84,11 @@ impl Mm<'_> {
             self.frames[i].type_count = f.type_count.checked_add(1).ok_or(Errno::EOVERFLOW)?;
             return Ok(());
         }
-        if f.ptype == PageType::Writable && ty.level().is_some() {
-            self.tlb_flush_needed = true;
+        // A new role for the frame (anything but writable data staying writable data): no
+        // TLB may still translate to it from its old one (the TLB rule, see `tlb`). Flushed
+        // before validation, so not even the hypervisor's own accesses see a stale entry.
+        if ty != PageType::Writable || f.ptype != PageType::Writable {
+            self.tlb.flush_stale(f.tlb_stamp);
         }
         // Claim the type before looking at the entries, so an entry naming this very frame
         // (a linear page table) sees the type and is refused.
@@ -110,11 +113,12 @@ impl Mm<'_> {
             return;
         }
         self.frames[i].type_count -= 1;
-        if f.type_count == 1
-            && let Some(level) = f.ptype.level()
-        {
-            self.devalidate_table(mem, mfn, level);
-            self.frames[i].ptype = PageType::None;
+        if f.type_count == 1 {
+            self.stamp(i);
+            if let Some(level) = f.ptype.level() {
+                self.devalidate_table(mem, mfn, level);
+                self.frames[i].ptype = PageType::None;
+            }
         }
     }
 
@@ -228,10 +232,13 @@ impl Mm<'_> {
             return;
         }
         let target = pte_mfn(pte);
-        let Some(f) = self.frame(target).copied() else { return };
+        let Some(i) = self.idx(target) else { return };
+        let f = self.frames[i];
         if f.owner == DomId::IO {
             return;
         }
+        // The entry goes, a TLB entry made from it may stay (the guest flushes when it likes).
+        self.stamp(i);
         if level > 1 || pte & PTE_RW != 0 {
             self.put_page_type(mem, target);
         }

@@ -26,6 +26,8 @@ pub(super) struct CpuSched {
     pub(super) policy: Credit,
     /// Time the current vCPU started running (ns).
     pub(super) since_ns: u64,
+    /// Idling: `current` is only the vCPU that ran last, and is not running.
+    pub(super) is_idle: bool,
 }
 
 pub(super) static CPU0: Mutex<CpuSched> = Mutex::new(CpuSched {
@@ -34,6 +36,7 @@ pub(super) static CPU0: Mutex<CpuSched> = Mutex::new(CpuSched {
     vcpus: Vec::new(),
     policy: Credit::new(DEFAULT_SLICE_NS, DEFAULT_PERIOD_NS),
     since_ns: 0,
+    is_idle: false,
 });
 static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
 
@@ -121,8 +124,10 @@ pub(super) fn can_run(v: &Vcpu) -> bool {
 }
 
 /// The vCPU may run again (an event or timer woke it, or it was unpaused). Waking any vCPU
-/// but the current one asks for a decision on the way back to the guest; the policy's BOOST
-/// for a sleeper with credit left is what makes it preempt a CPU hog there.
+/// but the one running asks for a decision on the way back to the guest; the policy's BOOST
+/// for a sleeper with credit left is what makes it preempt a CPU hog there. While the CPU
+/// idles every wake-up asks, the last vCPU to run included: the idle loop must not halt
+/// after a timer it fired on its way to the halt woke someone.
 pub fn wake(v: &Vcpu) {
     v.is_blocked.store(false, Ordering::SeqCst);
     if !can_run(v) {
@@ -130,7 +135,7 @@ pub fn wake(v: &Vcpu) {
     }
     let mut s = CPU0.lock();
     s.policy.wake(v.sched_id);
-    if s.current.as_ref().is_none_or(|c| c.sched_id != v.sched_id) {
+    if s.is_idle || s.current.as_ref().is_none_or(|c| c.sched_id != v.sched_id) {
         request_resched();
     }
 }

@@ -99,7 +99,8 @@ impl Decision {
                     // (a timer or a device) to change that. A capped vCPU waiting for its next
                     // credit makes the refill such a timer.
                     let refill = {
-                        let s = CPU0.lock();
+                        let mut s = CPU0.lock();
+                        s.is_idle = true;
                         if s.policy.has_parked() { s.policy.next_refill() } else { 0 }
                     };
                     timer::set_slice_end(refill);
@@ -114,7 +115,9 @@ impl Decision {
 
 /// The CPU is back from idling: the next vCPU's run time counts from now.
 pub fn idle_over() {
-    CPU0.lock().since_ns = time::now_ns();
+    let mut s = CPU0.lock();
+    s.is_idle = false;
+    s.since_ns = time::now_ns();
 }
 
 /// Copies the running vCPU's state out of the CPU into its context.

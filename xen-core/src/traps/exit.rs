@@ -76,9 +76,13 @@ fn schedule(regs: &mut GuestRegs) {
                     power::exit(power::ExitCode::HypervisorFailure);
                 }
                 run_expired();
-                cpu::idle_halt();
-                run_expired();
-
+                // A timer that expired just now may have woken a vCPU: then halting would wait
+                // for an interrupt that need not come (nothing may be armed any more). A wake-up
+                // while idle always asks for a decision, so the request says it.
+                if !sched::take_resched() {
+                    cpu::idle_halt();
+                    run_expired();
+                }
                 switch::idle_over();
             }
         }

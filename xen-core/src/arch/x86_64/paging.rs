@@ -7,6 +7,8 @@
 //! read-write no-execute); the direct map and the M2P use 2 MiB pages. Only the M2P slot is
 //! user-accessible, read-only, so ring-3 guests can read it as Xen's ABI promises.
 
+use core::sync::atomic::{AtomicU32, Ordering};
+
 use x86_64::PhysAddr;
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::PhysFrame;
@@ -187,6 +189,9 @@ pub fn load_cr3(l4: u64) {
     // SAFETY: every L4 loaded here (the idle table or a validated guest L4) carries the
     // hypervisor's slots, so the code, stack and data in use stay mapped across the switch.
     unsafe { Cr3::write(frame, Cr3Flags::empty()) };
+    // Without PCIDs a CR3 load drops every non-global translation, and guest entries are
+    // never global: it is a full flush of every guest mapping.
+    tick_flush_clock();
 }
 
 /// Physical address of the current L4.
@@ -197,6 +202,27 @@ pub fn current_cr3() -> u64 {
 /// Flushes all non-global TLB entries of this CPU.
 pub fn flush_tlb_local() {
     x86_64::instructions::tlb::flush_all();
+    tick_flush_clock();
+}
+
+/// The TLB-flush clock (the rule is `mm::tlb`'s): ticked by every full flush of any CPU.
+static FLUSH_CLOCK: AtomicU32 = AtomicU32::new(0);
+/// The clock's value at this CPU's last full flush (one CPU today; one per CPU with SMP).
+static CPU0_FLUSHED_AT: AtomicU32 = AtomicU32::new(0);
+
+fn tick_flush_clock() {
+    let now = FLUSH_CLOCK.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
+    CPU0_FLUSHED_AT.store(now, Ordering::Release);
+}
+
+/// The flush clock now.
+pub fn flush_clock() -> u32 {
+    FLUSH_CLOCK.load(Ordering::Acquire)
+}
+
+/// The clock's value at this CPU's last full flush.
+pub fn last_flush() -> u32 {
+    CPU0_FLUSHED_AT.load(Ordering::Acquire)
 }
 
 /// Flushes one page's translation.
