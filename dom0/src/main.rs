@@ -25,7 +25,7 @@ mod kernel {
     fn main(si: &'static StartInfo) -> ! {
         let line = pv_guest::cmdline(si);
         println!("dom0: xen-core dom0 starting");
-        pv_guest::info::print_start_info("dom0", si);
+        pv_guest::print_start_info("dom0", si);
         if let Some(tests) = pv_guest::cmdline_value(line, "test") {
             // dom0's own (its xenstored is in-process), then the runtime's.
             let (own, rest): (alloc::vec::Vec<&str>, alloc::vec::Vec<&str>) =
@@ -61,10 +61,10 @@ mod kernel {
             return;
         }
         let mut bad = 0u32;
-        let c = selftest::measure(11, 200, || {
+        let c = pv_guest::bench::measure(11, 200, || {
             bad += u32::from(st.read(0, "/local/domain/0/bench").is_err());
         });
-        selftest::bench_line("xenstore-read-dom0-local", c);
+        pv_guest::bench::bench_line("xenstore-read-dom0-local", c);
         if bad > 0 {
             println!("TEST xsbench: FAIL {bad} reads failed");
         }

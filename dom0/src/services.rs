@@ -14,9 +14,10 @@ use alloc::vec::Vec;
 
 use hypercall_abi::{DomId, EvtchnPort, GrantRef};
 use pv_guest::grant::{self, Mapping};
+use pv_guest::memory::shared;
 use pv_guest::xenbus::{self, XenbusState};
 use pv_guest::xenstore::{Store, XsError};
-use pv_guest::{events, println, shared, time};
+use pv_guest::{events, println, time};
 use ring_buffers::{ConsoleBackend, XenstoreServer};
 
 use crate::xenstore::{Access, Perms};

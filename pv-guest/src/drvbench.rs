@@ -16,9 +16,9 @@ use core::sync::atomic::Ordering;
 
 use hypercall_abi::{DomId, GrantRef, guest};
 
+use crate::bench::{bench_line, measure};
 use crate::grant::CopyDir;
-use crate::selftest::{bench_line, measure};
-use crate::{console, grant, mm, println, time};
+use crate::{console, grant, memory::pages, println, time};
 
 /// Batches per figure (the median batch is reported) and operations per batch.
 const BATCHES: usize = 11;
@@ -26,7 +26,7 @@ const ITERS: u64 = 200;
 
 /// Grant figures for `gref` of `dom`, which must grant us read access to a page.
 pub fn grant_bench(dom: DomId, gref: GrantRef) -> Result<(), String> {
-    let mine = mm::alloc_page().ok_or("no free page")?;
+    let mine = pages::alloc_page().ok_or("no free page")?;
     let mut buf = vec![0u8; 4096];
     // Once by hand, so a refusal is an error rather than a fast figure, and the copy must
     // bring exactly what the mapping shows.
@@ -91,7 +91,7 @@ pub fn grant_self() -> Result<(), String> {
     if !crate::start_info().is_initdomain() {
         return Err("dom0 only (a domU uses scenario=drvbench)".into());
     }
-    let page = mm::alloc_page().ok_or("no free page")?;
+    let page = pages::alloc_page().ok_or("no free page")?;
     let pattern: alloc::vec::Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
     page.shared().write(0, &pattern);
     let gref = grant::alloc_ref().ok_or("no free grant ref")?;

@@ -14,7 +14,7 @@ use hypercall_abi::mmu::{
 };
 use hypercall_abi::{DomId, Errno, Mfn, PAddr, nr};
 
-use crate::{mm, println, shared, time};
+use crate::{memory::pages, memory::shared, println, time};
 
 const DATA: u64 = 0x67; // present, rw, user, accessed, dirty
 
@@ -27,7 +27,7 @@ fn report(name: &str, refused: Result<String, String>) {
 
 /// One PTE write through mmu_update at the L1 slot of `va`.
 fn write_pte(va: u64, pte: u64) -> Result<u64, Errno> {
-    let (l1, idx) = mm::l1_slot_of(va).ok_or(Errno::EINVAL)?;
+    let (l1, idx) = pages::l1_slot_of(va).ok_or(Errno::EINVAL)?;
     let req = [MmuUpdate::normal(PAddr((l1.0 << 12) + idx as u64 * 8), pte)];
     #[allow(unsafe_code)]
     // SAFETY: the request names this kernel's own L1; the hypervisor validates it.
@@ -49,7 +49,7 @@ fn is_own(mfn: u64) -> bool {
 
 /// Runs every attack; returns when done.
 pub fn run() {
-    let slot = mm::alloc_slot().expect("a mapping slot");
+    let slot = pages::alloc_slot().expect("a mapping slot");
     // 1. The hypervisor's own image (machine frame 0x200: physical 2 MiB).
     report("map-hypervisor-frame", refused(write_pte(slot, (0x200 << 12) | DATA)));
     report("map-hypervisor-frame-readonly", refused(write_pte(slot, (0x200 << 12) | 0x25)));
@@ -77,9 +77,9 @@ pub fn run() {
         },
     );
     // 3. A writable mapping of our own page tables (the L1 mapping the slot, and the L4).
-    let (l1, _) = mm::l1_slot_of(slot).expect("slot is mapped");
+    let (l1, _) = pages::l1_slot_of(slot).expect("slot is mapped");
     report("writable-own-l1", refused(write_pte(slot, (l1.0 << 12) | DATA)));
-    let l4 = mm::l4_mfn().expect("L4");
+    let l4 = pages::l4_mfn().expect("L4");
     report("writable-own-l4", refused(write_pte(slot, (l4.0 << 12) | DATA)));
     // Read-only is allowed (guests read their tables): proves the path works at all.
     match write_pte(slot, (l1.0 << 12) | 0x25) {
@@ -90,14 +90,14 @@ pub fn run() {
     // 4. Pinning tables with invalid entries.
     // Each table is written, then mapped read-only (a frame mapped writable could not become a
     // page table at all), so the pin reaches the entries themselves.
-    let page = mm::alloc_page().expect("a page");
+    let page = pages::alloc_page().expect("a page");
     let bad = page.shared();
     for i in 0..512 {
         bad.u64_at(i * 8).store((0x200 << 12) | 0x27, Ordering::Relaxed);
     }
     let _ = write_pte(page.va(), (page.mfn().0 << 12) | 0x25);
     report("pin-l1-mapping-hypervisor", refused(pin(MMUEXT_PIN_L1_TABLE, page.mfn())));
-    let page2 = mm::alloc_page().expect("a page");
+    let page2 = pages::alloc_page().expect("a page");
     for i in 0..512 {
         page2.shared().u64_at(i * 8).store(0x27 | 0x80, Ordering::Relaxed); // large pages
     }
@@ -125,7 +125,7 @@ pub fn run() {
     // 8. Privileged instructions are reflected to us as #GP.
     privileged();
     // Still alive, tables intact: prove it by a hypercall and a page-table walk.
-    let ok = guest::xen_version(0).is_ok() && mm::l1_slot_of(slot).is_some();
+    let ok = guest::xen_version(0).is_ok() && pages::l1_slot_of(slot).is_some();
     println!("ATTACK done: hostile domain still running: {ok}");
 }
 
@@ -146,9 +146,9 @@ fn wild_pointers() {
     const HV: u64 = 0xFFFF_8300_0000_0000;
     const NOWHERE: u64 = 0x10;
     // A page of harmless requests, then a hole: a huge count must fault at the hole.
-    let hole = mm::alloc_slot().expect("slot");
+    let hole = pages::alloc_slot().expect("slot");
     let _ = write_pte(hole, 0);
-    let arr_page = mm::alloc_page().expect("page");
+    let arr_page = pages::alloc_page().expect("page");
     for i in 0..512 {
         arr_page.shared().u64_at(i * 8).store(0xFFFF, Ordering::Relaxed); // op 0xFFFF: ENOSYS
     }
@@ -227,8 +227,9 @@ fn privileged() {
 
 /// The victim: fills pages with a pattern, checksums them, waits `seconds`, checksums again.
 pub fn victim(seconds: u64) {
-    let pages: alloc::vec::Vec<mm::OwnPage> = (0..64).map_while(|_| mm::alloc_page()).collect();
-    let sum = |pages: &[mm::OwnPage]| {
+    let pages: alloc::vec::Vec<pages::OwnPage> =
+        (0..64).map_while(|_| pages::alloc_page()).collect();
+    let sum = |pages: &[pages::OwnPage]| {
         pages.iter().fold(0xCBF2_9CE4_8422_2325u64, |acc, p| {
             (0..512).fold(acc, |h, i| {
                 (h ^ p.shared().u64_at(i * 8).load(Ordering::Relaxed))

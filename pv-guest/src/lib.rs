@@ -18,6 +18,8 @@ extern crate alloc;
 #[allow(unsafe_code)]
 pub mod arch;
 #[cfg(target_os = "none")]
+pub mod bench;
+#[cfg(target_os = "none")]
 pub mod boot;
 #[cfg(target_os = "none")]
 pub mod console;
@@ -26,36 +28,28 @@ pub mod drvbench;
 #[cfg(target_os = "none")]
 pub mod events;
 #[cfg(target_os = "none")]
-pub mod grant;
+pub mod frontends;
 #[cfg(target_os = "none")]
-#[allow(unsafe_code)]
-pub mod heap;
+pub mod grant;
 #[cfg(target_os = "none")]
 pub mod hostile;
 #[cfg(target_os = "none")]
-pub mod info;
-#[cfg(target_os = "none")]
-pub mod mm;
+pub mod memory;
 #[cfg(target_os = "none")]
 pub mod scenarios;
 #[cfg(target_os = "none")]
 pub mod selftest;
 #[cfg(target_os = "none")]
-#[allow(unsafe_code)]
-pub mod shared;
-#[cfg(target_os = "none")]
 pub mod time;
 #[cfg(target_os = "none")]
 pub mod traps;
-#[cfg(target_os = "none")]
-pub mod vcons;
 #[cfg(target_os = "none")]
 pub mod xenbus;
 #[cfg(target_os = "none")]
 pub mod xenstore;
 
 #[cfg(target_os = "none")]
-pub use boot::{cmdline, cmdline_param, cmdline_value, shutdown, start_info};
+pub use boot::{cmdline, cmdline_param, cmdline_value, print_start_info, shutdown, start_info};
 pub use hypercall_abi as abi;
 
 /// Declares the kernel's main function, called once the runtime is up with the domain's
@@ -68,9 +62,4 @@ macro_rules! kernel_main {
             $f(si)
         }
     };
-}
-
-/// A start_info's command line as text (lossy: invalid UTF-8 gives "").
-pub fn cmdline_str(si: &hypercall_abi::start_info::StartInfo) -> &str {
-    core::str::from_utf8(si.cmdline()).unwrap_or("")
 }

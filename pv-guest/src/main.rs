@@ -13,7 +13,7 @@ mod kernel {
     fn main(si: &'static StartInfo) -> ! {
         let line = pv_guest::cmdline(si);
         println!("pv-guest: hello from a PV guest");
-        pv_guest::info::print_start_info("pv-guest", si);
+        pv_guest::print_start_info("pv-guest", si);
         if let Some(tests) = pv_guest::cmdline_value(line, "test") {
             selftest::run(tests);
         }

@@ -14,12 +14,12 @@
 
 use core::sync::atomic::Ordering;
 
-use crate::shared;
+use crate::memory::shared;
 use hypercall_abi::event_channel::EvtchnStatusDetail;
 use hypercall_abi::guest;
 use hypercall_abi::{DomId, EvtchnPort, GrantRef};
 
-use crate::{events, grant, mm, println, time};
+use crate::{events, grant, memory::pages, println, time};
 
 /// Runs the scenario named on the command line, if any.
 pub fn run(line: &str) {
@@ -67,7 +67,7 @@ fn pingpong(line: &str) {
     let is_ping = crate::cmdline_value(line, "role") == Some("ping");
     let t0 = time::now_ns();
     let (page, port) = if is_ping {
-        let page = mm::alloc_page().expect("a page to share");
+        let page = pages::alloc_page().expect("a page to share");
         let gref = grant::alloc_ref().expect("a grant ref");
         assert_eq!(gref, PINGPONG_GREF, "first free grant ref");
         grant::grant_access(gref, peer, page.mfn(), false);
@@ -129,7 +129,7 @@ fn pingpong(line: &str) {
         }
         if !batches.is_empty() {
             batches.sort_unstable();
-            crate::selftest::bench_line("evtchn-round-trip-2dom", batches[batches.len() / 2]);
+            crate::bench::bench_line("evtchn-round-trip-2dom", batches[batches.len() / 2]);
         }
     } else {
         let mut i = 0;
@@ -248,10 +248,10 @@ fn yieldpair(line: &str) {
     for _ in 0..100 {
         let _ = guest::sched_yield();
     }
-    let c = crate::selftest::measure(11, n, || {
+    let c = crate::bench::measure(11, n, || {
         let _ = guest::sched_yield();
     });
-    crate::selftest::bench_line("yield-pair-iteration", c);
+    crate::bench::bench_line("yield-pair-iteration", c);
 }
 
 /// XenStore from a domU: its home, permissions, a watch, a transaction conflict, quotas.
@@ -335,8 +335,8 @@ pub fn grants(line: &str) {
     use hypercall_abi::grant_table::*;
     let peer = DomId(crate::cmdline_param(line, "peer", 0u16));
     if crate::cmdline_value(line, "role") == Some("granter") {
-        let rw = mm::alloc_page().expect("page");
-        let ro = mm::alloc_page().expect("page");
+        let rw = pages::alloc_page().expect("page");
+        let ro = pages::alloc_page().expect("page");
         rw.shared().u64_at(0).store(0x1111, Ordering::Relaxed);
         ro.shared().u64_at(0).store(0x2222, Ordering::Relaxed);
         let (g1, g2) = (grant::alloc_ref().expect("ref"), grant::alloc_ref().expect("ref"));
@@ -420,7 +420,7 @@ pub fn grants(line: &str) {
     let ro = grant::map(peer, g2, true);
     check("map ro", ro.map(|_| 0).unwrap_or_else(|s| s), 0);
     // Copy: from the read-only grant into a page of ours, and from ours into the rw grant.
-    let mine = mm::alloc_page().expect("page");
+    let mine = pages::alloc_page().expect("page");
     use grant::CopyDir::{FromGrant, ToGrant};
     check("copy from a grant", grant::copy(&mine, 0, peer, g2, 0, 8, FromGrant), 0);
     if mine.shared().u64_at(0).load(Ordering::Relaxed) != 0x2222 {
@@ -461,7 +461,7 @@ pub fn vcons(line: &str) {
         return;
     };
     let r = crate::xenstore::with(|xs| -> Result<u32, alloc::string::String> {
-        let mut v = crate::vcons::Vcons::connect(xs, dom, 1)?;
+        let mut v = crate::frontends::vcons::Vcons::connect(xs, dom, 1)?;
         for i in 0..lines {
             v.write_line(xs, &alloc::format!("vcons line {i}"))?;
             time::sleep_ns(2_000_000);

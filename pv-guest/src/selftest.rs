@@ -8,6 +8,7 @@ use hypercall_abi::guest::{self, raw};
 use hypercall_abi::{Errno, nr};
 
 use crate::arch::TrapFrame;
+use crate::bench::{bench_line, measure};
 use crate::println;
 
 fn report(name: &str, result: Result<(), alloc::string::String>) {
@@ -54,7 +55,7 @@ fn enosys() -> Result<(), alloc::string::String> {
 
 /// A wild pointer is -EFAULT, and the kernel carries on.
 fn efault() -> Result<(), alloc::string::String> {
-    let boot_end = crate::mm::boot_region_end(crate::start_info());
+    let boot_end = crate::memory::pages::boot_region_end(crate::start_info());
     let cases: [(u64, u64); 5] = [
         (0xFFFF_8300_0000_0000, 16), // the hypervisor's direct map
         (0x1000, 16),                // unmapped guest address
@@ -277,25 +278,6 @@ fn evtchn() -> Result<(), alloc::string::String> {
     Ok(())
 }
 
-/// Median over `batches` of the mean cost of `iters` runs of `f`, in TSC cycles.
-pub fn measure(batches: usize, iters: u64, mut f: impl FnMut()) -> u64 {
-    let mut per = alloc::vec::Vec::with_capacity(batches);
-    for _ in 0..batches {
-        let t0 = crate::arch::rdtsc();
-        for _ in 0..iters {
-            f();
-        }
-        per.push((crate::arch::rdtsc() - t0) / iters);
-    }
-    per.sort_unstable();
-    per[per.len() / 2]
-}
-
-/// Prints one benchmark figure.
-pub fn bench_line(name: &str, cycles: u64) {
-    println!("BENCH {name}: median {cycles} cycles ({} ns)", crate::time::cycles_to_ns(cycles));
-}
-
 /// Single-domain micro-benchmarks (they run the same on real Xen, except the floor probe).
 fn bench() {
     bench_line(
@@ -401,8 +383,8 @@ fn memory() -> Result<(), alloc::string::String> {
         return Err(alloc::format!("M2P at {:#x}", mp.v_start));
     }
     // Balloon down 16 pages: unmap each, then give the frames back.
-    let pages: alloc::vec::Vec<crate::mm::OwnPage> =
-        (0..16).map_while(|_| crate::mm::alloc_page()).collect();
+    let pages: alloc::vec::Vec<crate::memory::pages::OwnPage> =
+        (0..16).map_while(|_| crate::memory::pages::alloc_page()).collect();
     if pages.len() < 16 {
         // The reservation below names 16 extents: never pass fewer.
         return Err(alloc::format!("only {} free pages for the balloon test", pages.len()));
@@ -435,7 +417,7 @@ fn memory() -> Result<(), alloc::string::String> {
         return Err(alloc::format!("populate gave {got}"));
     }
     for (p, &mfn) in pages.iter().zip(&pfns) {
-        if crate::shared::m2p_entry(mfn) != (p.va() - crate::arch::VIRT_BASE) >> 12 {
+        if crate::memory::shared::m2p_entry(mfn) != (p.va() - crate::arch::VIRT_BASE) >> 12 {
             return Err("M2P not updated for a populated frame".into());
         }
         #[allow(unsafe_code)]
@@ -520,7 +502,9 @@ fn iopl() -> Result<(), alloc::string::String> {
 fn mmu_bench() {
     use hypercall_abi::mmu::{MMUEXT_PIN_L1_TABLE, MmuUpdate, MmuextOp, UVMF_INVLPG};
     use hypercall_abi::{DomId, PAddr, VAddr};
-    let (Some(table), Some(data)) = (crate::mm::alloc_page(), crate::mm::alloc_page()) else {
+    let (Some(table), Some(data)) =
+        (crate::memory::pages::alloc_page(), crate::memory::pages::alloc_page())
+    else {
         return println!("BENCH mmu: no pages");
     };
     // A scratch L1: empty, mapped read-only, pinned.
@@ -548,7 +532,7 @@ fn mmu_bench() {
             let _ = unsafe { guest::mmu_update(&reqs, DomId::SELF_) };
         }),
     );
-    let slot = crate::mm::alloc_slot().expect("slot");
+    let slot = crate::memory::pages::alloc_slot().expect("slot");
     let mut flip = false;
     bench_line(
         "update-va-mapping",
