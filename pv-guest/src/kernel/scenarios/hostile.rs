@@ -14,7 +14,11 @@ use hypercall_abi::mmu::{
 };
 use hypercall_abi::{DomId, Errno, Mfn, PAddr, nr};
 
-use crate::{memory::pages, memory::shared, println, time};
+use pv_guest::memory::{pages, shared};
+use pv_guest::{println, time};
+
+use crate::kernel::selftest::memory::reservation;
+use crate::kernel::selftest::trap::{resume_hook, trap_vector};
 
 const DATA: u64 = 0x67; // present, rw, user, accessed, dirty
 
@@ -44,7 +48,7 @@ fn refused(r: Result<u64, Errno>) -> Result<String, String> {
 
 fn is_own(mfn: u64) -> bool {
     let pfn = shared::m2p_entry(mfn);
-    shared::p2m_entry(crate::start_info(), pfn) == Some(mfn)
+    shared::p2m_entry(pv_guest::start_info(), pfn) == Some(mfn)
 }
 
 /// Runs every attack; returns when done.
@@ -110,8 +114,7 @@ pub fn run() {
     );
     report("new-baseptr-hypervisor", refused(mmuext(MmuextOp::new(MMUEXT_NEW_BASEPTR, 0x200, 0))));
     // 6. Freeing a page still in use as a page table.
-    let done =
-        crate::selftest::reservation(XENMEM_DECREASE_RESERVATION, &mut [l1.0], 0, DomId::SELF_);
+    let done = reservation(XENMEM_DECREASE_RESERVATION, &mut [l1.0], 0, DomId::SELF_);
     report(
         "free-page-table-in-use",
         match done {
@@ -198,7 +201,7 @@ fn wild_pointers() {
             bad.push_str(&format!(" {}->{r}", nr::name(*n).unwrap_or("?")));
         }
     }
-    crate::traps::install();
+    pv_guest::traps::install();
     report(
         "wild-pointers-and-huge-counts",
         if bad.is_empty() { Ok(format!("{} calls, all errors", cases.len())) } else { Err(bad) },
@@ -207,13 +210,13 @@ fn wild_pointers() {
 
 macro_rules! attempt {
     ($name:literal, $asm:literal $(, $($arg:tt)*)?) => {{
-        let v = crate::selftest::trap_vector!($asm $(, $($arg)*)?);
+        let v = trap_vector!($asm $(, $($arg)*)?);
         report($name, if v == 13 || v == 6 { Ok(format!("#{}", if v == 13 { "GP" } else { "UD" })) } else { Err(format!("vector {}", v as i64)) });
     }};
 }
 
 fn privileged() {
-    crate::traps::set_exception_hook(crate::selftest::resume_hook);
+    pv_guest::traps::set_exception_hook(resume_hook);
     attempt!("cli", "cli");
     attempt!("hlt", "hlt");
     attempt!("mov-to-cr0", "mov cr0, {x}", x = in(reg) 0x8000_0001u64);

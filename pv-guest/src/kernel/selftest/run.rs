@@ -1,0 +1,36 @@
+//! How a kernel runs the self-tests its command line names (`test=<name>[+<name>...]`): each
+//! kernel passes the table of tests it offers, and each check prints `TEST <name>: PASS` or
+//! `TEST <name>: FAIL <why>`, which the system tests look for on the serial line. The
+//! pv-guest kernel offers every self-test; dom0 the ones it must run while it serves domUs.
+
+use alloc::string::String;
+
+use pv_guest::println;
+
+/// What a named self-test does.
+#[derive(Clone, Copy)]
+pub enum Test {
+    /// A check: its verdict is printed as a `TEST` line.
+    Check(fn() -> Result<(), String>),
+    /// Runs and prints its own lines (benchmarks, and tests that end the domain).
+    Run(fn()),
+}
+
+/// Runs the tests named in `list` (separated by '+': QEMU's -initrd splits modules at commas),
+/// in that order, from `table`. Unknown names fail.
+pub fn run(list: &str, table: &[(&str, Test)]) {
+    for name in list.split('+').filter(|n| !n.is_empty()) {
+        match table.iter().find(|(n, _)| *n == name) {
+            Some((_, Test::Check(check))) => report(name, check()),
+            Some((_, Test::Run(f))) => f(),
+            None => report(name, Err("unknown test".into())),
+        }
+    }
+}
+
+fn report(name: &str, result: Result<(), String>) {
+    match result {
+        Ok(()) => println!("TEST {name}: PASS"),
+        Err(why) => println!("TEST {name}: FAIL {why}"),
+    }
+}
