@@ -27,7 +27,7 @@ fn dom0_gets_its_command_line_and_ramdisk() {
 }
 
 // The self-tests that need no domU run in the pv-guest kernel booted as dom0: dom0's own image
-// carries only the self-tests it must run while it serves domUs (see dom0/src/kernel/mod.rs).
+// carries only the self-tests it must run while it serves domUs (see dom0/src/kernel/selftest.rs).
 
 #[test]
 fn hypercall_and_trap_selftests_pass() {

@@ -7,6 +7,11 @@ use hypercall_abi::guest;
 use pv_guest::bench::{bench_line, measure};
 use pv_guest::println;
 
+use super::run::Test::{self, Run};
+
+/// The self-tests of this file, by the name `test=` gives them.
+pub const TESTS: &[(&str, Test)] = &[("bench", Run(bench)), ("mmubench", Run(mmu_bench))];
+
 /// Single-domain micro-benchmarks (they run the same on real Xen, except the floor probe).
 pub fn bench() {
     bench_line(

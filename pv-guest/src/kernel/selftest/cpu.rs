@@ -9,7 +9,16 @@ use core::sync::atomic::Ordering;
 use hypercall_abi::guest;
 use pv_guest::println;
 
+use super::run::Test::{self, Check, Run};
 use super::trap::{SEEN_ERR, expect_trap, resume_hook};
+
+/// The self-tests of this file, by the name `test=` gives them.
+pub const TESTS: &[(&str, Test)] = &[
+    ("exceptions", Check(exceptions)),
+    ("fpu", Check(fpu)),
+    ("privileged", Check(privileged)),
+    ("fault-nohandler", Run(fault_without_handler)),
+];
 
 /// Exceptions reach the kernel's handlers through bounce frames, and `iret` resumes it.
 pub fn exceptions() -> Result<(), String> {

@@ -6,6 +6,11 @@ use alloc::string::String;
 
 use hypercall_abi::{Errno, guest};
 
+use super::run::Test::{self, Check};
+
+/// The self-tests of this file, by the name `test=` gives them.
+pub const TESTS: &[(&str, Test)] = &[("evtchn", Check(evtchn))];
+
 /// Bad port numbers, foreign ports and impossible bindings are errnos and nothing else.
 pub fn evtchn() -> Result<(), String> {
     use hypercall_abi::event_channel::{EvtchnStatusDetail, VIRQ_TIMER};

@@ -13,6 +13,11 @@ use pv_guest::bench::{bench_line, measure};
 use pv_guest::grant::{self, CopyDir};
 use pv_guest::memory::pages;
 
+use super::run::Test::{self, Check};
+
+/// The self-tests of this file, by the name `test=` gives them.
+pub const TESTS: &[(&str, Test)] = &[("grantbench", Check(grant_self))];
+
 /// Batches per figure (the median batch is reported) and operations per batch.
 const BATCHES: usize = 11;
 const ITERS: u64 = 200;

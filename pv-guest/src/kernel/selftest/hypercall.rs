@@ -6,6 +6,12 @@ use alloc::string::String;
 use hypercall_abi::guest::{self, raw};
 use hypercall_abi::{Errno, nr};
 
+use super::run::Test::{self, Check};
+
+/// The self-tests of this file, by the name `test=` gives them.
+pub const TESTS: &[(&str, Test)] =
+    &[("enosys", Check(enosys)), ("efault", Check(efault)), ("multicall", Check(multicall))];
+
 /// An unknown hypercall number answers -ENOSYS.
 pub fn enosys() -> Result<(), String> {
     for number in [99u64, 127] {

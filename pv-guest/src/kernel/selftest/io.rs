@@ -5,7 +5,11 @@ use alloc::string::String;
 
 use hypercall_abi::{Errno, guest};
 
+use super::run::Test::{self, Check};
 use super::trap::{expect_trap, resume_hook};
+
+/// The self-tests of this file, by the name `test=` gives them.
+pub const TESTS: &[(&str, Test)] = &[("iopl", Check(iopl))];
 
 /// Port I/O: #GP until dom0 raises its IOPL, then emulated, except the hypervisor's ports.
 pub fn iopl() -> Result<(), String> {

@@ -7,6 +7,11 @@ use alloc::string::String;
 
 use hypercall_abi::{Errno, guest};
 
+use super::run::Test::{self, Check};
+
+/// The self-tests of this file, by the name `test=` gives them.
+pub const TESTS: &[(&str, Test)] = &[("memory", Check(memory))];
+
 /// One XENMEM reservation op (`increase`/`decrease_reservation`, `populate_physmap`) over
 /// `extents`: frame numbers given, or pseudo-physical frames to fill; returns how many extents
 /// were done.

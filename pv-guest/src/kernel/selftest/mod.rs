@@ -12,7 +12,7 @@
 //! dom0 runs the self-tests a system test needs in the privileged domain while dom0 also
 //! serves domUs (`evtchn`, `memory`, `iopl`, `grantbench`, ...): it mounts `run`, `trap`,
 //! `hypercall`, `evtchn`, `memory`, `io` and `grants` from this folder into its own binary
-//! (`dom0/src/kernel/mod.rs`), so these files use only the runtime (`pv_guest::`) and each
+//! (`dom0/src/kernel/selftest.rs`), so these files use only the runtime (`pv_guest::`) and each
 //! other, never the rest of this kernel.
 
 pub mod bench;
@@ -25,23 +25,15 @@ pub mod memory;
 pub mod run;
 pub mod trap;
 
-use run::Test::{Check, Run};
-
-/// Every self-test, by the name `test=` gives it.
-const TESTS: &[(&str, run::Test)] = &[
-    ("enosys", Check(hypercall::enosys)),
-    ("efault", Check(hypercall::efault)),
-    ("exceptions", Check(cpu::exceptions)),
-    ("fpu", Check(cpu::fpu)),
-    ("privileged", Check(cpu::privileged)),
-    ("evtchn", Check(evtchn::evtchn)),
-    ("bench", Run(bench::bench)),
-    ("memory", Check(memory::memory)),
-    ("multicall", Check(hypercall::multicall)),
-    ("iopl", Check(io::iopl)),
-    ("mmubench", Run(bench::mmu_bench)),
-    ("grantbench", Check(grants::grant_self)),
-    ("fault-nohandler", Run(cpu::fault_without_handler)),
+/// Every self-test.
+const TESTS: &[&[(&str, run::Test)]] = &[
+    hypercall::TESTS,
+    cpu::TESTS,
+    evtchn::TESTS,
+    memory::TESTS,
+    io::TESTS,
+    grants::TESTS,
+    bench::TESTS,
 ];
 
 /// Runs the tests named in `list`, in order.

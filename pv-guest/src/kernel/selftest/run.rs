@@ -1,7 +1,8 @@
 //! How a kernel runs the self-tests its command line names (`test=<name>[+<name>...]`): each
-//! kernel passes the table of tests it offers, and each check prints `TEST <name>: PASS` or
-//! `TEST <name>: FAIL <why>`, which the system tests look for on the serial line. The
-//! pv-guest kernel offers every self-test; dom0 the ones it must run while it serves domUs.
+//! file of tests has a table naming them, each kernel passes the tables it offers, and each
+//! check prints `TEST <name>: PASS` or `TEST <name>: FAIL <why>`, which the system tests look
+//! for on the serial line. The pv-guest kernel offers every self-test; dom0 the ones it must
+//! run while it serves domUs.
 
 use alloc::string::String;
 
@@ -17,10 +18,10 @@ pub enum Test {
 }
 
 /// Runs the tests named in `list` (separated by '+': QEMU's -initrd splits modules at commas),
-/// in that order, from `table`. Unknown names fail.
-pub fn run(list: &str, table: &[(&str, Test)]) {
+/// in that order, from `tables`. Unknown names fail.
+pub fn run(list: &str, tables: &[&[(&str, Test)]]) {
     for name in list.split('+').filter(|n| !n.is_empty()) {
-        match table.iter().find(|(n, _)| *n == name) {
+        match tables.iter().flat_map(|t| t.iter()).find(|(n, _)| *n == name) {
             Some((_, Test::Check(check))) => report(name, check()),
             Some((_, Test::Run(f))) => f(),
             None => report(name, Err("unknown test".into())),
