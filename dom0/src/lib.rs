@@ -1,13 +1,34 @@
-//! dom0: the privileged domain's kernel, built on `pv-guest`'s runtime. Hardware-free logic
-//! (xenstored, backends' request validation, the toolstack's domain builder) lives in this
-//! library so it is unit-tested on the host; `main.rs` is the bare-metal kernel.
+//! dom0: the privileged domain's kernel, built on `pv-guest`'s runtime. This library holds
+//! everything but the kernel binary's own code (`src/main.rs`, `src/kernel/`), one folder per
+//! room:
+//! - `xenstored/`: the XenStore daemon, a hardware-free engine (host-tested), and its glue to
+//!   the domains' rings and to dom0's own in-process client.
+//! - `backends/`: dom0's halves of the split devices (console, secondary consoles; block and
+//!   network next), each bounding its work per domain and disconnecting a hostile frontend
+//!   alone.
+//! - `drivers/`: the machine's devices dom0 drives (the serial line it reads input from; PCI
+//!   and virtio next).
+//! - `toolstack/`: control of the other domains (domctl/sysctl, adopting the boot domUs, the
+//!   measurements dom0's command line asks for; the domain builder and `xl` commands next).
+//! - `service.rs`: the rooms dom0 serves domUs with, and the round of work that dispatches to
+//!   them; `ring.rs`: reaching a ring another domain shares (map its grant, bind its port).
+//!
+//! Hardware-free logic compiles on the host and is unit-tested there (`cargo test -p dom0`);
+//! what touches hypercalls or shared memory is built for `x86_64-unknown-none` only. `unsafe`
+//! is confined to single marked calls in `toolstack::ctl` (domctl, sysctl, and populating
+//! another domain's memory).
 #![cfg_attr(target_os = "none", no_std)]
 #![deny(unsafe_code)]
 
 extern crate alloc;
 
 #[cfg(target_os = "none")]
-pub mod ctl;
+pub mod backends;
+pub mod drivers;
 #[cfg(target_os = "none")]
-pub mod services;
-pub mod xenstore;
+pub mod ring;
+#[cfg(target_os = "none")]
+pub mod service;
+#[cfg(target_os = "none")]
+pub mod toolstack;
+pub mod xenstored;

@@ -24,8 +24,8 @@ pub fn use_ring(si: &hypercall_abi::start_info::StartInfo) -> bool {
     if si.is_initdomain() || c.mfn.0 == 0 {
         return false;
     }
-    let Some(page) = crate::shared::own_page_for(c.mfn.0) else { return false };
-    let ring = crate::shared::console_ring(page).guest();
+    let Some(page) = crate::memory::shared::own_page_for(c.mfn.0) else { return false };
+    let ring = crate::memory::shared::console_ring(page).guest();
     crate::events::on(c.evtchn, |_| {});
     let _ = crate::events::unmask(c.evtchn);
     *RING.lock() = Some(Ring { ring, port: c.evtchn });

@@ -17,7 +17,7 @@ use hypercall_abi::{DomId, Errno, EvtchnPort};
 use spin::{Mutex, Once};
 
 use crate::arch::TrapFrame;
-use crate::shared::SharedPage;
+use crate::memory::shared::SharedPage;
 
 /// shared_info offsets: vcpu_info[0]'s flags and selector, the pending and mask bitmaps.
 const VCPU0: usize = offset_of!(SharedInfo, vcpu_info);
@@ -52,7 +52,8 @@ pub fn shared_info() -> SharedPage {
 
 /// Maps shared_info, installs the upcall handler and binds VIRQ_TIMER.
 pub fn init(si: &hypercall_abi::start_info::StartInfo) {
-    let page = crate::mm::map_frame(si.shared_info.frame()).expect("a slot for shared_info");
+    let page =
+        crate::memory::pages::map_frame(si.shared_info.frame()).expect("a slot for shared_info");
     SHARED_INFO.call_once(|| page);
     crate::traps::set_event_hook(upcall);
     if let Ok(port) = guest::evtchn_bind_virq(VIRQ_TIMER, 0) {

@@ -9,8 +9,8 @@ use hypercall_abi::guest;
 use hypercall_abi::{DomId, GrantRef, Mfn};
 use spin::Once;
 
-use crate::mm;
-use crate::shared::SharedPage;
+use crate::memory::pages;
+use crate::memory::shared::SharedPage;
 
 static TABLE: Once<SharedPage> = Once::new();
 static NEXT_REF: AtomicU32 = AtomicU32::new(GNTTAB_NR_RESERVED_ENTRIES);
@@ -22,7 +22,7 @@ pub fn init() -> Result<(), i16> {
         crate::println!("guest: GNTTABOP_setup_table: {e:?}");
         return Err(GNTST_GENERAL_ERROR);
     }
-    let page = mm::map_frame(frames[0]).ok_or(GNTST_NO_SPACE)?;
+    let page = pages::map_frame(frames[0]).ok_or(GNTST_NO_SPACE)?;
     TABLE.call_once(|| page);
     Ok(())
 }
@@ -83,7 +83,7 @@ impl Mapping {
 /// Maps `gref` of `dom` (read-only if asked) at a fresh slot; the status is the hypervisor's
 /// GNTST_ code. A refused map gives the slot back.
 pub fn map(dom: DomId, gref: GrantRef, readonly: bool) -> Result<Mapping, i16> {
-    let va = mm::alloc_slot().ok_or(GNTST_NO_SPACE)?;
+    let va = pages::alloc_slot().ok_or(GNTST_NO_SPACE)?;
     let mut op = GnttabMapGrantRef {
         host_addr: va,
         flags: GNTMAP_HOST_MAP | if readonly { GNTMAP_READONLY } else { 0 },
@@ -98,7 +98,7 @@ pub fn map(dom: DomId, gref: GrantRef, readonly: bool) -> Result<Mapping, i16> {
         unsafe { guest::grant_table_op(GNTTABOP_MAP_GRANT_REF, core::slice::from_mut(&mut op)) };
     let status = if r.is_err() { GNTST_GENERAL_ERROR } else { op.status };
     if status != GNTST_OKAY {
-        mm::free_slot(va);
+        pages::free_slot(va);
         return Err(status);
     }
     #[allow(unsafe_code)]
@@ -117,7 +117,7 @@ pub fn unmap(m: Mapping) -> Result<(), i16> {
     if status != GNTST_OKAY {
         return Err(status);
     }
-    mm::free_slot(va);
+    pages::free_slot(va);
     Ok(())
 }
 
@@ -150,7 +150,7 @@ pub enum CopyDir {
 /// anything Rust code holds. Offsets and length go to the hypervisor as given (it refuses a
 /// copy that runs off a page).
 pub fn copy(
-    page: &mm::OwnPage,
+    page: &pages::OwnPage,
     page_off: u16,
     dom: DomId,
     gref: GrantRef,

@@ -1,14 +1,32 @@
-//! The PV guest kernel runtime, shared by the `pv-guest` kernel and dom0: boot through Xen's
-//! ELF notes, the trap table and callbacks, the console (`console_io`, then the PV console
-//! ring), the heap, event dispatch, time, grant tables, the XenStore client and xenbus, and a
-//! secondary-console frontend. A kernel built on it names its main function with
-//! [`kernel_main!`]; everything before that is done here.
+//! The PV guest kernel runtime: what any kernel on Xen's x86_64 PV ABI needs before its own
+//! work starts, and what dom0 is built on. A kernel names its main function with
+//! [`kernel_main!`]; everything before that is done here. The crate's `pv-guest` binary (the
+//! system tests' guest kernel) is not part of this library: it lives in `src/main.rs` and
+//! `src/kernel/`.
 //!
-//! `unsafe` lives in `arch` (entry, stubs, hypercall page), `heap` (the arena), `shared`
-//! (memory shared with the hypervisor and other domains), and in single marked calls that
-//! change this kernel's own mappings or wrap a page just mapped as a `SharedPage` (`boot`,
-//! `grant`, `mm`, `traps`); `selftest`, `hostile` and one stale-handle check in `scenarios`
-//! misuse the ABI on purpose to check the hypervisor refuses it.
+//! Where things are, by concept:
+//! - `arch/`: Xen ELF notes, the entry point, the hypercall page, the assembly halves of the
+//!   exception, event and failsafe callbacks, the trap frame.
+//! - `boot`: from entry to the kernel's main (start_info check, heap, console, trap table,
+//!   memory, events, grants, XenStore), the command line, and the way out (`shutdown`, panic).
+//! - `traps`: the virtual trap table and the Rust side of every callback.
+//! - `events`: event channels (shared_info bitmaps, handlers per port, blocking).
+//! - `time`: system time from `vcpu_time_info`, sleeping.
+//! - `memory/`: the heap, the kernel's own pages and mapping slots, memory shared with the
+//!   hypervisor and other domains.
+//! - `grant`: the grant table (granting own pages, mapping and copying others').
+//! - `console`: `print!`/`println!` and `log`, over `console_io` then the PV console ring.
+//! - `xenstore`: the XenStore client over the domain's ring, and the `Store` trait xenbus code
+//!   uses (dom0 implements it over its in-process xenstored).
+//! - `xenbus`: how the two ends of a split device find each other and agree on its state.
+//! - `frontends/`: this kernel's halves of split devices (the secondary console today; block
+//!   and network next).
+//! - `bench`: measuring cycles and printing `BENCH` lines.
+//!
+//! `unsafe` lives in `arch` (entry, stubs, hypercall page), `memory::heap` (the arena),
+//! `memory::shared` (memory shared with the hypervisor and other domains), and in single
+//! marked calls that change this kernel's own mappings or wrap a page just mapped as a
+//! `SharedPage` (`boot`, `grant`, `memory::pages`, `traps`).
 #![cfg_attr(target_os = "none", no_std)]
 #![deny(unsafe_code)]
 
@@ -18,44 +36,30 @@ extern crate alloc;
 #[allow(unsafe_code)]
 pub mod arch;
 #[cfg(target_os = "none")]
+pub mod bench;
+#[cfg(target_os = "none")]
 pub mod boot;
 #[cfg(target_os = "none")]
 pub mod console;
 #[cfg(target_os = "none")]
-pub mod drvbench;
-#[cfg(target_os = "none")]
 pub mod events;
+#[cfg(target_os = "none")]
+pub mod frontends;
 #[cfg(target_os = "none")]
 pub mod grant;
 #[cfg(target_os = "none")]
-#[allow(unsafe_code)]
-pub mod heap;
-#[cfg(target_os = "none")]
-pub mod hostile;
-#[cfg(target_os = "none")]
-pub mod info;
-#[cfg(target_os = "none")]
-pub mod mm;
-#[cfg(target_os = "none")]
-pub mod scenarios;
-#[cfg(target_os = "none")]
-pub mod selftest;
-#[cfg(target_os = "none")]
-#[allow(unsafe_code)]
-pub mod shared;
+pub mod memory;
 #[cfg(target_os = "none")]
 pub mod time;
 #[cfg(target_os = "none")]
 pub mod traps;
-#[cfg(target_os = "none")]
-pub mod vcons;
 #[cfg(target_os = "none")]
 pub mod xenbus;
 #[cfg(target_os = "none")]
 pub mod xenstore;
 
 #[cfg(target_os = "none")]
-pub use boot::{cmdline, cmdline_param, cmdline_value, shutdown, start_info};
+pub use boot::{cmdline, cmdline_param, cmdline_value, print_start_info, shutdown, start_info};
 pub use hypercall_abi as abi;
 
 /// Declares the kernel's main function, called once the runtime is up with the domain's
@@ -68,9 +72,4 @@ macro_rules! kernel_main {
             $f(si)
         }
     };
-}
-
-/// A start_info's command line as text (lossy: invalid UTF-8 gives "").
-pub fn cmdline_str(si: &hypercall_abi::start_info::StartInfo) -> &str {
-    core::str::from_utf8(si.cmdline()).unwrap_or("")
 }

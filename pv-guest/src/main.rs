@@ -1,29 +1,17 @@
-//! The `pv-guest` kernel: a small PV guest on the runtime in this crate. It reports what it
-//! learned from start_info, runs the self-tests its command line names (`test=...`), and
-//! shuts down. It boots as a domU or, like any Xen PV kernel, as dom0.
+//! The `pv-guest` kernel: a small PV guest on the runtime in this crate's library, and the
+//! system tests' probe. It boots as a domU or, like any Xen PV kernel, as dom0. Everything
+//! only this kernel uses lives under `src/kernel/` (the runtime library never includes it):
+//! `kernel/mod.rs` its main function, `kernel/selftest/` the self-tests (`test=...`),
+//! `kernel/scenarios/` the multi-domain scenarios, attacks and driver benchmarks
+//! (`scenario=...`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
 
 #[cfg(target_os = "none")]
-mod kernel {
-    use hypercall_abi::sched::SHUTDOWN_POWEROFF;
-    use hypercall_abi::start_info::StartInfo;
-    use pv_guest::{println, selftest};
+extern crate alloc;
 
-    fn main(si: &'static StartInfo) -> ! {
-        let line = pv_guest::cmdline(si);
-        println!("pv-guest: hello from a PV guest");
-        pv_guest::info::print_start_info("pv-guest", si);
-        if let Some(tests) = pv_guest::cmdline_value(line, "test") {
-            selftest::run(tests);
-        }
-        pv_guest::scenarios::run(line);
-        println!("pv-guest: shutting down");
-        pv_guest::shutdown(SHUTDOWN_POWEROFF)
-    }
-
-    pv_guest::kernel_main!(main);
-}
+#[cfg(target_os = "none")]
+mod kernel;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

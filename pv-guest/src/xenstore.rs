@@ -16,7 +16,8 @@ use ring_buffers::XenstoreGuest;
 use spin::Mutex;
 use zerocopy::{FromBytes, IntoBytes};
 
-use crate::{events, shared};
+use crate::events;
+use crate::memory::shared;
 
 /// A XenStore error: Xen's errno name, or "EIO" for a broken ring.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -26,10 +26,13 @@ fn dom0_gets_its_command_line_and_ramdisk() {
     run.expect_status(EXIT_POWEROFF);
 }
 
+// The self-tests that need no domU run in the pv-guest kernel booted as dom0: dom0's own image
+// carries only the self-tests it must run while it serves domUs (see dom0/src/kernel/selftest.rs).
+
 #[test]
 fn hypercall_and_trap_selftests_pass() {
     let tests = ["enosys", "efault", "exceptions", "privileged", "fpu"];
-    let run = Boot::new("selftests", "dom0", &format!("test={}", tests.join("+"))).run();
+    let run = Boot::new("selftests", "pv-guest", &format!("test={}", tests.join("+"))).run();
     run.expect_tests_pass(&tests);
     run.expect_status(EXIT_POWEROFF);
 }
@@ -37,7 +40,7 @@ fn hypercall_and_trap_selftests_pass() {
 #[test]
 fn selftests_pass_without_smap_and_smep() {
     let tests = ["efault", "exceptions", "fpu"];
-    let run = Boot::new("selftests-nosmap", "dom0", &format!("test={}", tests.join("+")))
+    let run = Boot::new("selftests-nosmap", "pv-guest", &format!("test={}", tests.join("+")))
         .hv_args("loglvl=all smap=0 smep=0")
         .run();
     run.expect("SMEP false, SMAP false");
@@ -47,7 +50,7 @@ fn selftests_pass_without_smap_and_smep() {
 
 #[test]
 fn dom0_fault_without_handler_crashes_it_alone() {
-    let run = Boot::new("fault-nohandler", "dom0", "test=fault-nohandler").run();
+    let run = Boot::new("fault-nohandler", "pv-guest", "test=fault-nohandler").run();
     run.expect("exception 6 (#UD) with no handler");
     run.expect("domain 0 (Domain-0) crashed");
     run.expect_not("TEST fault-nohandler: FAIL");

@@ -1,8 +1,9 @@
 //! Hypervisor micro-benchmarks, ours and real Xen 4.17's, in one run under the same TCG:
 //! null hypercall, the syscall/sysret floor (ours only: a probe in our entry path), a
-//! loopback event-channel send, a lone yield (same dom0 image on both), then the two-domain
-//! figures (ours only: the reference tool boots dom0 alone): event-channel round trip between
-//! two domUs and a yield ping-pong between two domUs (a domain switch each way).
+//! loopback event-channel send, a lone yield (the same pv-guest image, booted as dom0, on
+//! both), then the two-domain figures (ours only: the reference tool boots dom0 alone):
+//! event-channel round trip between two domUs and a yield ping-pong between two domUs (a
+//! domain switch each way).
 //! Run as `cargo run --release -p tests --bin bench-hv [boots]` after `./scripts/build`.
 
 use std::collections::BTreeMap;
@@ -28,7 +29,7 @@ fn medians(v: &[(u64, u64)]) -> (u64, u64) {
 fn ours(boots: usize) -> Figures {
     let mut out = BTreeMap::new();
     for i in 0..boots {
-        let mut b = Boot::new(&format!("bench-hv-{i}"), "dom0", "test=bench+mmubench floor=1")
+        let mut b = Boot::new(&format!("bench-hv-{i}"), "pv-guest", "test=bench+mmubench floor=1")
             .hv_args("loglvl=info floor_probe");
         b.memory_mib = 1024;
         parse(&b.run().text(), &mut out);
@@ -49,11 +50,17 @@ fn ours(boots: usize) -> Figures {
 
 fn xen(boots: usize) -> Figures {
     let mut out = BTreeMap::new();
-    let dom0 = image("dom0");
+    let kernel = image("pv-guest");
     for _ in 0..boots {
-        let dom0 = dom0.to_string_lossy();
-        let args =
-            ["--timeout", "120", "--until", "dom0: powering off", &dom0, "test=bench+mmubench"];
+        let kernel = kernel.to_string_lossy();
+        let args = [
+            "--timeout",
+            "120",
+            "--until",
+            "pv-guest: shutting down",
+            &kernel,
+            "test=bench+mmubench",
+        ];
         match xen_reference(&args) {
             Some(text) => parse(&text, &mut out),
             None => break,

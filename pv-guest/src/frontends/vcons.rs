@@ -10,10 +10,10 @@ use alloc::string::String;
 use hypercall_abi::{DomId, EvtchnPort, GrantRef};
 use ring_buffers::ConsoleGuest;
 
-use crate::mm::{self, OwnPage};
+use crate::memory::pages::{self, OwnPage};
 use crate::xenbus::{self, Peer, XenbusState};
 use crate::xenstore::Store;
-use crate::{events, grant, shared, time};
+use crate::{events, grant, memory::shared, time};
 
 /// A connected (or connectable) secondary console.
 pub struct Vcons {
@@ -52,7 +52,7 @@ impl Vcons {
     pub fn connect(store: &mut dyn Store, dom: u16, id: u32) -> Result<Vcons, String> {
         let fe = xenbus::frontend_dir(dom, "console", id);
         let be = xenbus::backend_of(store, &fe).ok_or_else(|| format!("{fe}: no backend"))?;
-        let page = mm::alloc_page().ok_or("no page for the ring")?;
+        let page = pages::alloc_page().ok_or("no page for the ring")?;
         let gref = grant::alloc_ref().ok_or("no grant ref")?;
         let mut v = Vcons { fe, be, page, gref, conn: None, reconnects: 0 };
         v.handshake(store)?;

@@ -12,14 +12,23 @@
 //! The protocol is Xen's (docs/misc/xenstore.txt, io/xs_wire.h), implemented from the
 //! specification and the observable behaviour of Xen's C xenstored; see the sub-modules for
 //! the rules each one follows.
+//!
+//! The folder holds both halves: the engine (every file but two, hardware-free and unit-tested
+//! on the host under `tests/`), and its glue to the machine, built for dom0's kernel only:
+//! `server` (the domains' rings and dom0's own connection, served each round) and `local`
+//! (dom0's in-process client, for xenbus code in its back ends).
 
 mod conn;
 mod dispatch;
 mod engine;
+#[cfg(target_os = "none")]
+pub mod local;
 mod ops;
 mod path;
 mod perms;
 mod quota;
+#[cfg(target_os = "none")]
+pub mod server;
 mod transaction;
 mod tree;
 mod watch;

@@ -14,7 +14,11 @@ use hypercall_abi::mmu::{
 };
 use hypercall_abi::{DomId, Errno, Mfn, PAddr, nr};
 
-use crate::{mm, println, shared, time};
+use pv_guest::memory::{pages, shared};
+use pv_guest::{println, time};
+
+use crate::kernel::selftest::memory::reservation;
+use crate::kernel::selftest::trap::{resume_hook, trap_vector};
 
 const DATA: u64 = 0x67; // present, rw, user, accessed, dirty
 
@@ -27,7 +31,7 @@ fn report(name: &str, refused: Result<String, String>) {
 
 /// One PTE write through mmu_update at the L1 slot of `va`.
 fn write_pte(va: u64, pte: u64) -> Result<u64, Errno> {
-    let (l1, idx) = mm::l1_slot_of(va).ok_or(Errno::EINVAL)?;
+    let (l1, idx) = pages::l1_slot_of(va).ok_or(Errno::EINVAL)?;
     let req = [MmuUpdate::normal(PAddr((l1.0 << 12) + idx as u64 * 8), pte)];
     #[allow(unsafe_code)]
     // SAFETY: the request names this kernel's own L1; the hypervisor validates it.
@@ -44,12 +48,12 @@ fn refused(r: Result<u64, Errno>) -> Result<String, String> {
 
 fn is_own(mfn: u64) -> bool {
     let pfn = shared::m2p_entry(mfn);
-    shared::p2m_entry(crate::start_info(), pfn) == Some(mfn)
+    shared::p2m_entry(pv_guest::start_info(), pfn) == Some(mfn)
 }
 
 /// Runs every attack; returns when done.
 pub fn run() {
-    let slot = mm::alloc_slot().expect("a mapping slot");
+    let slot = pages::alloc_slot().expect("a mapping slot");
     // 1. The hypervisor's own image (machine frame 0x200: physical 2 MiB).
     report("map-hypervisor-frame", refused(write_pte(slot, (0x200 << 12) | DATA)));
     report("map-hypervisor-frame-readonly", refused(write_pte(slot, (0x200 << 12) | 0x25)));
@@ -77,9 +81,9 @@ pub fn run() {
         },
     );
     // 3. A writable mapping of our own page tables (the L1 mapping the slot, and the L4).
-    let (l1, _) = mm::l1_slot_of(slot).expect("slot is mapped");
+    let (l1, _) = pages::l1_slot_of(slot).expect("slot is mapped");
     report("writable-own-l1", refused(write_pte(slot, (l1.0 << 12) | DATA)));
-    let l4 = mm::l4_mfn().expect("L4");
+    let l4 = pages::l4_mfn().expect("L4");
     report("writable-own-l4", refused(write_pte(slot, (l4.0 << 12) | DATA)));
     // Read-only is allowed (guests read their tables): proves the path works at all.
     match write_pte(slot, (l1.0 << 12) | 0x25) {
@@ -90,14 +94,14 @@ pub fn run() {
     // 4. Pinning tables with invalid entries.
     // Each table is written, then mapped read-only (a frame mapped writable could not become a
     // page table at all), so the pin reaches the entries themselves.
-    let page = mm::alloc_page().expect("a page");
+    let page = pages::alloc_page().expect("a page");
     let bad = page.shared();
     for i in 0..512 {
         bad.u64_at(i * 8).store((0x200 << 12) | 0x27, Ordering::Relaxed);
     }
     let _ = write_pte(page.va(), (page.mfn().0 << 12) | 0x25);
     report("pin-l1-mapping-hypervisor", refused(pin(MMUEXT_PIN_L1_TABLE, page.mfn())));
-    let page2 = mm::alloc_page().expect("a page");
+    let page2 = pages::alloc_page().expect("a page");
     for i in 0..512 {
         page2.shared().u64_at(i * 8).store(0x27 | 0x80, Ordering::Relaxed); // large pages
     }
@@ -110,8 +114,7 @@ pub fn run() {
     );
     report("new-baseptr-hypervisor", refused(mmuext(MmuextOp::new(MMUEXT_NEW_BASEPTR, 0x200, 0))));
     // 6. Freeing a page still in use as a page table.
-    let done =
-        crate::selftest::reservation(XENMEM_DECREASE_RESERVATION, &mut [l1.0], 0, DomId::SELF_);
+    let done = reservation(XENMEM_DECREASE_RESERVATION, &mut [l1.0], 0, DomId::SELF_);
     report(
         "free-page-table-in-use",
         match done {
@@ -125,7 +128,7 @@ pub fn run() {
     // 8. Privileged instructions are reflected to us as #GP.
     privileged();
     // Still alive, tables intact: prove it by a hypercall and a page-table walk.
-    let ok = guest::xen_version(0).is_ok() && mm::l1_slot_of(slot).is_some();
+    let ok = guest::xen_version(0).is_ok() && pages::l1_slot_of(slot).is_some();
     println!("ATTACK done: hostile domain still running: {ok}");
 }
 
@@ -146,9 +149,9 @@ fn wild_pointers() {
     const HV: u64 = 0xFFFF_8300_0000_0000;
     const NOWHERE: u64 = 0x10;
     // A page of harmless requests, then a hole: a huge count must fault at the hole.
-    let hole = mm::alloc_slot().expect("slot");
+    let hole = pages::alloc_slot().expect("slot");
     let _ = write_pte(hole, 0);
-    let arr_page = mm::alloc_page().expect("page");
+    let arr_page = pages::alloc_page().expect("page");
     for i in 0..512 {
         arr_page.shared().u64_at(i * 8).store(0xFFFF, Ordering::Relaxed); // op 0xFFFF: ENOSYS
     }
@@ -198,7 +201,7 @@ fn wild_pointers() {
             bad.push_str(&format!(" {}->{r}", nr::name(*n).unwrap_or("?")));
         }
     }
-    crate::traps::install();
+    pv_guest::traps::install();
     report(
         "wild-pointers-and-huge-counts",
         if bad.is_empty() { Ok(format!("{} calls, all errors", cases.len())) } else { Err(bad) },
@@ -207,13 +210,13 @@ fn wild_pointers() {
 
 macro_rules! attempt {
     ($name:literal, $asm:literal $(, $($arg:tt)*)?) => {{
-        let v = crate::selftest::trap_vector!($asm $(, $($arg)*)?);
+        let v = trap_vector!($asm $(, $($arg)*)?);
         report($name, if v == 13 || v == 6 { Ok(format!("#{}", if v == 13 { "GP" } else { "UD" })) } else { Err(format!("vector {}", v as i64)) });
     }};
 }
 
 fn privileged() {
-    crate::traps::set_exception_hook(crate::selftest::resume_hook);
+    pv_guest::traps::set_exception_hook(resume_hook);
     attempt!("cli", "cli");
     attempt!("hlt", "hlt");
     attempt!("mov-to-cr0", "mov cr0, {x}", x = in(reg) 0x8000_0001u64);
@@ -227,8 +230,9 @@ fn privileged() {
 
 /// The victim: fills pages with a pattern, checksums them, waits `seconds`, checksums again.
 pub fn victim(seconds: u64) {
-    let pages: alloc::vec::Vec<mm::OwnPage> = (0..64).map_while(|_| mm::alloc_page()).collect();
-    let sum = |pages: &[mm::OwnPage]| {
+    let pages: alloc::vec::Vec<pages::OwnPage> =
+        (0..64).map_while(|_| pages::alloc_page()).collect();
+    let sum = |pages: &[pages::OwnPage]| {
         pages.iter().fold(0xCBF2_9CE4_8422_2325u64, |acc, p| {
             (0..512).fold(acc, |h, i| {
                 (h ^ p.shared().u64_at(i * 8).load(Ordering::Relaxed))

@@ -12,7 +12,7 @@ use hypercall_abi::start_info::StartInfo;
 use hypercall_abi::{Mfn, VAddr};
 
 use crate::arch::VIRT_BASE;
-use crate::shared::{self, SharedPage};
+use crate::memory::shared::{self, SharedPage};
 
 static NEXT_OWN: AtomicU64 = AtomicU64::new(0);
 static NEXT_SLOT: AtomicU64 = AtomicU64::new(0);

@@ -1,0 +1,72 @@
+//! The dom0 kernel binary: what dom0 does once the runtime has booted it. It reports what the
+//! hypervisor told it, runs the self-tests its command line names (`test=...`, `selftest`),
+//! runs the toolstack commands it names (`frames=`, `cpushare=`), serves the domUs until they
+//! are all gone, and powers the machine off. The serving loop only dispatches: to the
+//! toolstack when domains come and go, to the services for a round of work, then it sleeps
+//! until an event or the next look at the serial line.
+
+mod selftest;
+
+use dom0::service::{Config, Services};
+use dom0::toolstack::{commands, domains};
+use hypercall_abi::guest;
+use hypercall_abi::sched::SHUTDOWN_POWEROFF;
+use hypercall_abi::start_info::StartInfo;
+use pv_guest::{cmdline_param, cmdline_value, events, println, time};
+
+fn main(si: &'static StartInfo) -> ! {
+    let line = pv_guest::cmdline(si);
+    println!("dom0: xen-core dom0 starting");
+    pv_guest::print_start_info("dom0", si);
+    if let Some(tests) = cmdline_value(line, "test") {
+        selftest::run(tests);
+    }
+    let rounds = cmdline_param(line, "frames", 0u64);
+    if rounds > 0 {
+        commands::frame_accounting(rounds);
+    }
+    domains::watch();
+    serve(line, cmdline_param(line, "cpushare", 0u64));
+    println!("dom0: powering off");
+    pv_guest::shutdown(SHUTDOWN_POWEROFF)
+}
+
+/// Serves the domUs (XenStore, consoles) until they are all gone. `wait_for=<domid>`: once
+/// that one is gone, the others (CPU hogs) are destroyed. `serve=1`: never stop.
+/// `cpushare=<s>`: measure the CPU shares once the domUs run.
+fn serve(line: &str, cpushare_s: u64) {
+    let cfg = Config {
+        vcons: cmdline_param(line, "vcons", 0u64) != 0,
+        vcons_restart_after: cmdline_param(line, "vcons_restart_after", 0u64),
+        serve: cmdline_param(line, "serve", 0u64) != 0,
+    };
+    let serve_forever = cfg.serve;
+    let wait_for = cmdline_value(line, "wait_for").and_then(|v| v.parse::<u16>().ok());
+    let limit = time::now_ns() + cmdline_param(line, "domu_timeout_s", 120u64) * 1_000_000_000;
+    let mut svc = Services::new(cfg);
+    let mut boot_domains = domains::BootDomains::new(wait_for);
+    let mut measured = cpushare_s == 0;
+    loop {
+        if boot_domains.update(&mut svc) == Some(0) && !serve_forever {
+            println!("dom0: all domUs are gone");
+            return;
+        }
+        svc.round();
+        if !measured {
+            measured = true;
+            commands::cpu_share(cpushare_s);
+        }
+        if time::now_ns() > limit && !serve_forever {
+            println!(
+                "dom0: {} domU(s) still running after the timeout; powering off anyway",
+                domains::live_domus().len()
+            );
+            return;
+        }
+        // Wake for events, and every 20 ms for serial input.
+        let _ = guest::set_timer_op(time::now_ns() + 20_000_000);
+        events::wait();
+    }
+}
+
+pv_guest::kernel_main!(main);

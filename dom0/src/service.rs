@@ -1,0 +1,146 @@
+//! dom0's services, one round of work at a time: [`Services`] owns the rooms and only
+//! dispatches to them. Each round, for every domU served: its XenStore ring (`xenstored`), its
+//! console (`backends::console`), its secondary consoles (`backends::vcons`); then dom0's own
+//! XenStore events and its serial input (`drivers::serial`, routed by the console back end).
+//! Adopting a domU connects each room to it and publishes its rings in XenStore; forgetting it
+//! lets each room go of it. Which domains to adopt or forget, and when, is the toolstack's
+//! (`toolstack::domains`).
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use hypercall_abi::event_channel::EvtchnStatusDetail;
+use hypercall_abi::{DomId, EvtchnPort};
+use pv_guest::{events, println, time};
+
+use crate::backends::console::Consoles;
+use crate::backends::vcons::VconsBackend;
+use crate::drivers::serial::Serial;
+use crate::xenstored::server::Xenstored;
+
+/// What dom0 was asked to do (its command line).
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// Give every domU a secondary console device (`device/console/1`).
+    pub vcons: bool,
+    /// Restart the secondary-console back end once after this many lines (0: never).
+    pub vcons_restart_after: u64,
+    /// Keep serving after the last domU is gone.
+    pub serve: bool,
+}
+
+/// dom0's services.
+pub struct Services {
+    xenstored: Xenstored,
+    consoles: Consoles,
+    vcons: VconsBackend,
+    serial: Serial,
+    /// The domUs served, by id: their names.
+    guests: BTreeMap<u16, String>,
+    cfg: Config,
+}
+
+/// The first ports of `dom` that are unbound and offered to dom0, in order: the builder
+/// allocates the XenStore port first, then the console port.
+fn offered_ports(dom: DomId) -> Vec<EvtchnPort> {
+    (1..16)
+        .map(EvtchnPort)
+        .filter(|&p| {
+            matches!(
+                hypercall_abi::guest::evtchn_status(dom, p).map(|s| s.detail()),
+                Ok(EvtchnStatusDetail::Unbound { dom: DomId(0) })
+            )
+        })
+        .collect()
+}
+
+impl Services {
+    pub fn new(cfg: Config) -> Self {
+        Services {
+            xenstored: Xenstored::new(),
+            consoles: Consoles::default(),
+            vcons: VconsBackend::new(cfg.vcons_restart_after),
+            serial: Serial::default(),
+            guests: BTreeMap::new(),
+            cfg,
+        }
+    }
+
+    /// Whether `dom` is being served.
+    pub fn serves(&self, dom: DomId) -> bool {
+        self.guests.contains_key(&dom.0)
+    }
+
+    /// Ids of the domUs being served.
+    pub fn guest_ids(&self) -> Vec<u16> {
+        self.guests.keys().copied().collect()
+    }
+
+    /// Takes on a domU the hypervisor (or the toolstack) started: its XenStore home, its
+    /// XenStore ring (grant ref 1), its console ring (grant ref 0), and the event channels it
+    /// offered dom0.
+    pub fn adopt(&mut self, dom: DomId, name: &str) {
+        if self.guests.contains_key(&dom.0) {
+            return;
+        }
+        let _ = self.xenstored.engine().create_domain_home(dom, name);
+        let ports = offered_ports(dom);
+        let (store_port, console_port) = (ports.first().copied(), ports.get(1).copied());
+        let store = store_port.and_then(|rp| self.xenstored.connect(dom, rp));
+        let console = console_port.and_then(|rp| self.consoles.connect(dom, rp));
+        if let (Some(s), Some(c)) = (store, console) {
+            let xs = self.xenstored.engine();
+            let home = format!("/local/domain/{}", dom.0);
+            let _ = xs.write_privileged(&format!("{home}/console/ring-ref"), b"0");
+            let _ =
+                xs.write_privileged(&format!("{home}/console/port"), format!("{}", c.0).as_bytes());
+            let _ =
+                xs.write_privileged(&format!("{home}/store/port"), format!("{}", s.0).as_bytes());
+            let _ = xs.introduce_domain(dom);
+        }
+        println!(
+            "dom0: d{} ({name}) adopted: xenstore {}, console {}",
+            dom.0,
+            if store.is_some() { "connected" } else { "none" },
+            if console.is_some() { "connected" } else { "none" }
+        );
+        self.guests.insert(dom.0, name.into());
+        if self.cfg.vcons {
+            self.vcons.add(self.xenstored.engine(), dom, name, 1);
+        }
+    }
+
+    /// A domU is gone: forget its connections (the hypervisor already closed its ports and
+    /// unmapped nothing of ours: our mappings of its pages keep them alive until dropped here).
+    pub fn forget(&mut self, dom: DomId) {
+        let Some(name) = self.guests.get(&dom.0).cloned() else { return };
+        // Whatever it printed before it went is still in its rings: print that first.
+        self.consoles.serve(dom.0, &name, &[], time::now_ns());
+        self.vcons.serve(dom.0, &mut self.xenstored.local());
+        self.guests.remove(&dom.0);
+        self.consoles.disconnect(dom.0, &name);
+        self.xenstored.disconnect(dom);
+        self.vcons.disconnect(dom.0);
+        let xs = self.xenstored.engine();
+        xs.domain_died(dom);
+        let _ = xs.remove_domain_home(dom);
+        println!("dom0: d{} ({name}) is gone", dom.0);
+    }
+
+    /// One round of work: every port that fired, then every guest's rings within budget,
+    /// then dom0's own XenStore events and serial input.
+    pub fn round(&mut self) {
+        let fired = events::take_queued();
+        let now = time::now_ns();
+        for (&id, name) in &self.guests {
+            self.xenstored.serve(id, name);
+            self.consoles.serve(id, name, &fired, now);
+            self.vcons.serve(id, &mut self.xenstored.local());
+        }
+        self.xenstored.flush_local_events();
+        let consoles = &mut self.consoles;
+        self.serial.poll(|line| consoles.input_line(line));
+    }
+}

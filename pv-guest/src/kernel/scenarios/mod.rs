@@ -1,0 +1,42 @@
+//! Multi-domain scenarios a `pv-guest` domU runs when its command line says
+//! `scenario=<name>` (with `key=value` parameters), for the system tests of scheduling, time,
+//! event channels, grants, XenStore and dom0's console back ends. Each prints `RESULT <name>:
+//! ...` lines (attacks: `ATTACK` lines) the tests parse. One file per subject: `pingpong`
+//! (events through a granted page), `timing` (hog, latency, timers, yieldpair), `xenstore`,
+//! `grants`, `console` (vcons, flood, ticker, corrupt-console, storm, echo), `hostile` (the
+//! attacks on isolation, and the victim that watches its memory) and `drvbench` (split-driver
+//! benchmarks).
+
+mod console;
+mod drvbench;
+mod grants;
+mod hostile;
+mod pingpong;
+mod timing;
+mod xenstore;
+
+use pv_guest::println;
+
+/// Runs the scenario named on the command line, if any.
+pub fn run(line: &str) {
+    match pv_guest::cmdline_value(line, "scenario") {
+        Some("pingpong") => pingpong::pingpong(line),
+        Some("hog") => timing::hog(),
+        Some("latency") => timing::latency(line),
+        Some("timers") => timing::timers(),
+        Some("yieldpair") => timing::yieldpair(line),
+        Some("hostile") => hostile::run(),
+        Some("xenstore") => xenstore::xenstore_test(line),
+        Some("grants") => grants::grants(line),
+        Some("vcons") => console::vcons(line),
+        Some("flood") => console::flood(line),
+        Some("ticker") => console::ticker(line),
+        Some("corrupt-console") => console::corrupt_console(),
+        Some("storm") => console::storm(line),
+        Some("echo") => console::echo(line),
+        Some("drvbench") => drvbench::run(line),
+        Some("victim") => hostile::victim(pv_guest::cmdline_param(line, "seconds", 5)),
+        Some(other) => println!("RESULT {other}: FAIL unknown scenario"),
+        None => {}
+    }
+}

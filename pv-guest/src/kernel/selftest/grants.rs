@@ -1,0 +1,100 @@
+//! Grant map, unmap and copy of one 4 KiB page, checked and timed: a copy must bring exactly
+//! what the mapping shows, then the figures (map+unmap, map+read+unmap, copy, and the floors:
+//! a read of an already-mapped shared page and a plain memcpy) print as `BENCH` lines.
+//! `test=grantbench` runs it in dom0 on a page dom0 granted to itself (which real Xen allows
+//! too, so the figures compare directly); the `drvbench` scenario runs it in a domU against a
+//! page another domU granted.
+
+use alloc::string::String;
+use alloc::vec;
+
+use hypercall_abi::{DomId, GrantRef};
+use pv_guest::bench::{bench_line, measure};
+use pv_guest::grant::{self, CopyDir};
+use pv_guest::memory::pages;
+
+use super::run::Test::{self, Check};
+
+/// The self-tests of this file, by the name `test=` gives them.
+pub const TESTS: &[(&str, Test)] = &[("grantbench", Check(grant_self))];
+
+/// Batches per figure (the median batch is reported) and operations per batch.
+const BATCHES: usize = 11;
+const ITERS: u64 = 200;
+
+/// Grant figures for `gref` of `dom`, which must grant us read access to a page.
+pub fn grant_bench(dom: DomId, gref: GrantRef) -> Result<(), String> {
+    let mine = pages::alloc_page().ok_or("no free page")?;
+    let mut buf = vec![0u8; 4096];
+    // Once by hand, so a refusal is an error rather than a fast figure, and the copy must
+    // bring exactly what the mapping shows.
+    let m = grant::map(dom, gref, true).map_err(|s| alloc::format!("map: {s}"))?;
+    let mut seen = vec![0u8; 4096];
+    m.page().read(0, &mut seen);
+    grant::unmap(m).map_err(|s| alloc::format!("unmap: {s}"))?;
+    mine.shared().write(0, &[0xFF; 4096]);
+    let copy = || grant::copy(&mine, 0, dom, gref, 0, 4096, CopyDir::FromGrant);
+    match copy() {
+        0 => {}
+        s => return Err(alloc::format!("copy: {s}")),
+    }
+    mine.shared().read(0, &mut buf);
+    if buf != seen {
+        return Err("the copy differs from the granted page".into());
+    }
+    let mut failures = 0u32;
+    bench_line(
+        "grant-map-unmap",
+        measure(BATCHES, ITERS, || match grant::map(dom, gref, true) {
+            Ok(m) => failures += u32::from(grant::unmap(m).is_err()),
+            Err(_) => failures += 1,
+        }),
+    );
+    bench_line(
+        "grant-map-read4k-unmap",
+        measure(BATCHES, ITERS, || match grant::map(dom, gref, true) {
+            Ok(m) => {
+                m.page().read(0, &mut buf);
+                failures += u32::from(grant::unmap(m).is_err());
+            }
+            Err(_) => failures += 1,
+        }),
+    );
+    bench_line(
+        "grant-copy-4k",
+        measure(BATCHES, ITERS, || {
+            failures += u32::from(copy() != 0);
+        }),
+    );
+    // The floors: reading 4 KiB of an already-mapped shared page the way the mapping variant
+    // does, and a plain memcpy between private buffers.
+    let page = mine.shared();
+    bench_line("shared-read-4k", measure(BATCHES, ITERS, || page.read(0, &mut buf)));
+    let src = vec![0x5au8; 4096];
+    bench_line(
+        "memcpy-4k",
+        measure(BATCHES, ITERS, || {
+            buf.copy_from_slice(core::hint::black_box(&src));
+            core::hint::black_box(&mut buf);
+        }),
+    );
+    if failures > 0 {
+        return Err(alloc::format!("{failures} operations failed during the run"));
+    }
+    Ok(())
+}
+
+/// dom0 maps and copies a page it granted to itself (`test=grantbench`).
+pub fn grant_self() -> Result<(), String> {
+    if !pv_guest::start_info().is_initdomain() {
+        return Err("dom0 only (a domU uses scenario=drvbench)".into());
+    }
+    let page = pages::alloc_page().ok_or("no free page")?;
+    let pattern: alloc::vec::Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
+    page.shared().write(0, &pattern);
+    let gref = grant::alloc_ref().ok_or("no free grant ref")?;
+    grant::grant_access(gref, DomId(0), page.mfn(), true);
+    let r = grant_bench(DomId(0), gref);
+    grant::end_access(gref);
+    r
+}
