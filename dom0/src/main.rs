@@ -39,7 +39,9 @@ mod kernel {
         if rounds > 0 {
             frame_accounting(rounds);
         }
-        if let Ok(port) = guest::evtchn_bind_virq(VIRQ_DOM_EXC, 0) {
+        if let Ok(port) =
+            guest::evtchn_bind_virq(hypercall_abi::event_channel::Virq(VIRQ_DOM_EXC), 0)
+        {
             events::on(port, |_| {
                 DOM_EXC.fetch_add(1, Ordering::SeqCst);
             });

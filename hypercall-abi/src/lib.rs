@@ -185,4 +185,7 @@ pub mod xenstore;
 pub mod guest;
 
 pub use errno::{Errno, HcResult, ret_to_result};
-pub use types::{DomId, EvtchnPort, Gfn, GrantRef, Mfn, PAGE_SHIFT, PAGE_SIZE, PAddr, Pfn, VAddr};
+pub use types::{
+    DomId, EvtchnPort, FrameTooLarge, Gfn, GrantFrame, GrantRef, GuestHandle, Mfn, PAGE_SHIFT,
+    PAGE_SIZE, PAddr, Pfn, VAddr,
+};

@@ -194,7 +194,7 @@ fn fault_without_handler() {
 
 /// Bad port numbers, foreign ports and impossible bindings are errnos and nothing else.
 fn evtchn() -> Result<(), alloc::string::String> {
-    use hypercall_abi::event_channel::{EvtchnStatusDetail, VIRQ_TIMER};
+    use hypercall_abi::event_channel::{EvtchnStatusDetail, VIRQ_TIMER, Virq};
     use hypercall_abi::{DomId, EvtchnPort};
     let expect =
         |what: &str, r: Result<u64, Errno>, want: Errno| -> Result<(), alloc::string::String> {
@@ -219,15 +219,19 @@ fn evtchn() -> Result<(), alloc::string::String> {
     if closed.detail() != EvtchnStatusDetail::Closed {
         return Err(alloc::format!("unused port reads {:?}", closed.detail()));
     }
-    expect("bind_virq 99", guest::evtchn_bind_virq(99, 0).map(|p| p.0.into()), Errno::EINVAL)?;
+    expect(
+        "bind_virq 99",
+        guest::evtchn_bind_virq(Virq(99), 0).map(|p| p.0.into()),
+        Errno::EINVAL,
+    )?;
     expect(
         "bind_virq vcpu 7",
-        guest::evtchn_bind_virq(VIRQ_TIMER, 7).map(|p| p.0.into()),
+        guest::evtchn_bind_virq(Virq(VIRQ_TIMER), 7).map(|p| p.0.into()),
         Errno::ENOENT,
     )?;
     expect(
         "VIRQ_TIMER twice",
-        guest::evtchn_bind_virq(VIRQ_TIMER, 0).map(|p| p.0.into()),
+        guest::evtchn_bind_virq(Virq(VIRQ_TIMER), 0).map(|p| p.0.into()),
         Errno::EEXIST,
     )?;
     let is_dom0 = crate::start_info().is_privileged();
@@ -357,7 +361,7 @@ pub(crate) fn reservation(
     domid: hypercall_abi::DomId,
 ) -> Result<u64, Errno> {
     let mut r = hypercall_abi::memory::XenMemoryReservation {
-        extent_start: extents.as_mut_ptr() as u64,
+        extent_start: hypercall_abi::GuestHandle::from_raw(extents.as_mut_ptr() as u64),
         nr_extents: extents.len() as u64,
         extent_order,
         mem_flags: 0,
@@ -376,7 +380,7 @@ pub(crate) fn reservation(
 /// Ballooning: give pages back, get them back, and the reservation follows.
 fn memory() -> Result<(), alloc::string::String> {
     use hypercall_abi::memory::*;
-    use hypercall_abi::mmu::UVMF_INVLPG;
+    use hypercall_abi::mmu::{UVMF_INVLPG, Uvmf};
     use hypercall_abi::{DomId, VAddr};
     let si = crate::start_info();
     let me = DomId::SELF_;
@@ -411,7 +415,7 @@ fn memory() -> Result<(), alloc::string::String> {
     for p in &pages {
         #[allow(unsafe_code)]
         // SAFETY: the page is this kernel's and unused; unmapping it loses nothing.
-        unsafe { guest::update_va_mapping(VAddr(p.va()), 0, UVMF_INVLPG) }
+        unsafe { guest::update_va_mapping(VAddr(p.va()), 0, Uvmf(UVMF_INVLPG)) }
             .map_err(|e| alloc::format!("unmap: {e:?}"))?;
     }
     let gone = reservation(XENMEM_DECREASE_RESERVATION, &mut frames, 0, me)
@@ -440,7 +444,7 @@ fn memory() -> Result<(), alloc::string::String> {
         }
         #[allow(unsafe_code)]
         // SAFETY: maps a frame populate_physmap just gave this kernel at its own VA.
-        unsafe { guest::update_va_mapping(VAddr(p.va()), (mfn << 12) | 0x67, UVMF_INVLPG) }
+        unsafe { guest::update_va_mapping(VAddr(p.va()), (mfn << 12) | 0x67, Uvmf(UVMF_INVLPG)) }
             .map_err(|e| alloc::format!("remap: {e:?}"))?;
         let page = p.shared();
         if page.u64_at(0).load(core::sync::atomic::Ordering::Relaxed) != 0 {
@@ -518,7 +522,7 @@ fn iopl() -> Result<(), alloc::string::String> {
 
 /// The mmu benchmark: a batch of 512 mmu_updates, and a single update_va_mapping.
 fn mmu_bench() {
-    use hypercall_abi::mmu::{MMUEXT_PIN_L1_TABLE, MmuUpdate, MmuextOp, UVMF_INVLPG};
+    use hypercall_abi::mmu::{MMUEXT_PIN_L1_TABLE, MmuUpdate, MmuextOp, UVMF_INVLPG, Uvmf};
     use hypercall_abi::{DomId, PAddr, VAddr};
     let (Some(table), Some(data)) = (crate::mm::alloc_page(), crate::mm::alloc_page()) else {
         return println!("BENCH mmu: no pages");
@@ -527,8 +531,11 @@ fn mmu_bench() {
     #[allow(unsafe_code)]
     // SAFETY: remaps this kernel's own scratch page read-only, then pins it as an empty L1.
     unsafe {
-        let _ =
-            guest::update_va_mapping(VAddr(table.va()), (table.mfn().0 << 12) | 0x25, UVMF_INVLPG);
+        let _ = guest::update_va_mapping(
+            VAddr(table.va()),
+            (table.mfn().0 << 12) | 0x25,
+            Uvmf(UVMF_INVLPG),
+        );
         let _ =
             guest::mmuext_op(&[MmuextOp::new(MMUEXT_PIN_L1_TABLE, table.mfn().0, 0)], DomId::SELF_);
     }
@@ -557,7 +564,7 @@ fn mmu_bench() {
             let pte = if flip { (data.mfn().0 << 12) | 0x25 } else { 0 };
             #[allow(unsafe_code)]
             // SAFETY: the slot is this kernel's to remap.
-            let _ = unsafe { guest::update_va_mapping(VAddr(slot), pte, UVMF_INVLPG) };
+            let _ = unsafe { guest::update_va_mapping(VAddr(slot), pte, Uvmf(UVMF_INVLPG)) };
         }),
     );
 }

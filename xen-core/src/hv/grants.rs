@@ -346,7 +346,7 @@ pub fn setup_table(caller: &Arc<Domain>, op: &mut GnttabSetupTable) -> Result<()
         gt.frames[..op.nr_frames as usize].to_vec()
     };
     for (i, f) in frames.iter().enumerate() {
-        super::hypercall::copy_out(op.frame_list + i as u64 * 8, &f.0)?;
+        super::hypercall::copy_out(op.frame_list.raw() + i as u64 * 8, &f.0)?;
     }
     op.status = GNTST_OKAY;
     Ok(())
