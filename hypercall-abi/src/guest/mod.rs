@@ -12,7 +12,7 @@
 //! generic `unsafe` one for the rest (`grant_table_op`, `memory_op`, `vcpu_op`, ...).
 //!
 //! All of them require the kernel to define `hypercall_page` (see [`raw`] and
-//! [`hypercall_page!`](crate::hypercall_page)) and to run in guest kernel mode; on any target
+//! [`hypercall_page!`](crate::hypercall_page!)) and to run in guest kernel mode; on any target
 //! but `x86_64-unknown-none` they panic.
 
 pub mod raw;
