@@ -6,6 +6,7 @@
 //! A 64-bit PV guest kernel runs in ring 3, like its user space, so kernel and user share the
 //! `0xe033`/`0xe02b` selectors; the hypervisor tracks kernel vs user mode itself.
 
+use crate::types::VAddr;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 // ---- Flat selectors in the hypervisor-reserved part of every GDT ----
@@ -113,19 +114,19 @@ pub struct TrapInfo {
     /// Padding.
     pub _pad: u32,
     /// IN: handler address; 0 ends the table (and clears the vector).
-    pub address: u64,
+    pub address: VAddr,
 }
 
 impl TrapInfo {
     /// An entry for `vector` with handler `address`.
     #[must_use]
-    pub const fn new(vector: u8, dpl: u8, mask_events: bool, address: u64) -> Self {
+    pub const fn new(vector: u8, dpl: u8, mask_events: bool, address: VAddr) -> Self {
         let flags = (dpl & TI_DPL_MASK) | if mask_events { TI_MASK_EVENTS } else { 0 };
         Self { vector, flags, cs: FLAT_KERNEL_CS, _pad: 0, address }
     }
 
     /// The all-zero terminator of a trap table.
-    pub const END: TrapInfo = TrapInfo { vector: 0, flags: 0, cs: 0, _pad: 0, address: 0 };
+    pub const END: TrapInfo = TrapInfo { vector: 0, flags: 0, cs: 0, _pad: 0, address: VAddr(0) };
 
     /// DPL field.
     #[must_use]
@@ -361,7 +362,7 @@ mod tests {
 
     #[test]
     fn trap_info_flags() {
-        let t = TrapInfo::new(vector::BREAKPOINT, 3, true, 0x1000);
+        let t = TrapInfo::new(vector::BREAKPOINT, 3, true, VAddr(0x1000));
         assert_eq!(t.dpl(), 3);
         assert!(t.masks_events());
         assert_eq!(t.cs, FLAT_KERNEL_CS);

@@ -2,6 +2,7 @@
 //! events, failsafe returns, guest-user `syscall` and NMIs. The older `set_callbacks`
 //! hypercall (4) sets the first three in one go.
 
+use crate::types::VAddr;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// `callback_op` command: register a callback ([`CallbackRegister`]).
@@ -40,7 +41,15 @@ pub struct CallbackRegister {
     /// Padding.
     pub _pad: u32,
     /// IN: entry address (guest virtual).
-    pub address: u64,
+    pub address: VAddr,
+}
+
+impl CallbackRegister {
+    /// Register `address` as the `CALLBACKTYPE_*` `kind` entry with `CALLBACKF_*` `flags`.
+    #[must_use]
+    pub const fn new(kind: u16, flags: u16, address: VAddr) -> Self {
+        Self { kind, flags, _pad: 0, address }
+    }
 }
 
 /// Argument of `CALLBACKOP_unregister` (4 bytes). Written by the guest.

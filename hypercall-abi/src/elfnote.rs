@@ -6,7 +6,9 @@
 //! `PADDR_OFFSET`, `XEN_VERSION` (`"xen-3.0"`), `GUEST_OS`, `LOADER` (`"generic"`) and
 //! `FEATURES`. The kernel is placed at `p_paddr + (VIRT_BASE - PADDR_OFFSET)`.
 //!
-//! [`NoteIter`] walks the raw bytes of a note segment/section; it trusts nothing in them.
+//! [`xen_elf_notes!`](crate::xen_elf_notes) writes them into a kernel; [`NoteIter`] walks the
+//! raw bytes of a note segment/section and trusts nothing in them; [`parse_features`] reads a
+//! `FEATURES` string.
 
 use crate::version;
 
@@ -64,6 +66,97 @@ pub const XEN_ELFNOTE_CRASH_REGS: u32 = 0x0100_0002;
 pub const XEN_VERSION_STRING: &[u8] = b"xen-3.0";
 /// Value of the `LOADER` note.
 pub const LOADER_GENERIC: &[u8] = b"generic";
+
+/// Emits a kernel's Xen ELF notes into a `.note.Xen` section (put it in a `PT_NOTE` segment with
+/// the linker script), so no kernel writes them by hand:
+///
+/// ```ignore
+/// hypercall_abi::xen_elf_notes! {
+///     entry: "_start",                     // symbol of the entry point
+///     hypercall_page: "hypercall_page",    // symbol of the hypercall page
+///     virt_base: 0xFFFF_FFFF_8000_0000,    // where the image is linked (= PADDR_OFFSET)
+///     guest_os: "minimal-kernel",
+///     guest_version: "0.1",
+///     features: "writable_descriptor_tables",   // FEATURES string; `!` = required
+///     supported_features: 1 << 11,          // SUPPORTED_FEATURES bitmap (XENFEAT_dom0)
+/// }
+/// ```
+///
+/// It writes `XEN_VERSION` (`"xen-3.0"`), `LOADER` (`"generic"`), `GUEST_OS`,
+/// `GUEST_VERSION`, `VIRT_BASE` and `PADDR_OFFSET` (both `virt_base`: link the image with
+/// physical = virtual addresses), `ENTRY`, `HYPERCALL_PAGE`, `FEATURES` and
+/// `SUPPORTED_FEATURES`. `virt_base` must be page aligned (checked at compile time). A kernel
+/// that may run as dom0 on Xen must set `XENFEAT_dom0` (bit 11) in `supported_features`: Xen
+/// refuses a dom0 kernel without it.
+///
+/// On `features`: xen-core refuses to build a kernel that *requires* (`!`) a feature it does
+/// not implement, which today is every feature but `writable_descriptor_tables` and
+/// `pae_pgdir_above_4gb`; in particular `!writable_page_tables` (Linux's, for the
+/// writable-page-table assist) is refused. Without the `!`, a feature is only a claim of
+/// support and never refused.
+#[macro_export]
+macro_rules! xen_elf_notes {
+    (
+        entry: $entry:literal,
+        hypercall_page: $hp:literal,
+        virt_base: $vb:expr,
+        guest_os: $os:literal,
+        guest_version: $gv:literal,
+        features: $feat:literal,
+        supported_features: $sf:expr $(,)?
+    ) => {
+        const _: () = assert!(($vb) % 4096 == 0, "virt_base must be page aligned");
+        ::core::arch::global_asm!(
+            ".pushsection .note.Xen, \"a\"",
+            ".balign 4",
+            // Each note: namesz (4: "Xen\0"), descsz (from the labels), type, name, desc; name
+            // and desc each padded to 4 bytes.
+            ".long 4, 2f - 1f, 5",
+            ".asciz \"Xen\"",
+            "1: .asciz \"xen-3.0\"",
+            "2: .balign 4",
+            ".long 4, 2f - 1f, 8",
+            ".asciz \"Xen\"",
+            "1: .asciz \"generic\"",
+            "2: .balign 4",
+            ".long 4, 2f - 1f, 6",
+            ".asciz \"Xen\"",
+            concat!("1: .asciz \"", $os, "\""),
+            "2: .balign 4",
+            ".long 4, 2f - 1f, 7",
+            ".asciz \"Xen\"",
+            concat!("1: .asciz \"", $gv, "\""),
+            "2: .balign 4",
+            ".long 4, 2f - 1f, 3",
+            ".asciz \"Xen\"",
+            "1: .quad {virt_base}",
+            "2: .balign 4",
+            ".long 4, 2f - 1f, 4",
+            ".asciz \"Xen\"",
+            "1: .quad {virt_base}",
+            "2: .balign 4",
+            ".long 4, 2f - 1f, 1",
+            ".asciz \"Xen\"",
+            concat!("1: .quad ", $entry),
+            "2: .balign 4",
+            ".long 4, 2f - 1f, 2",
+            ".asciz \"Xen\"",
+            concat!("1: .quad ", $hp),
+            "2: .balign 4",
+            ".long 4, 2f - 1f, 10",
+            ".asciz \"Xen\"",
+            concat!("1: .asciz \"", $feat, "\""),
+            "2: .balign 4",
+            ".long 4, 2f - 1f, 17",
+            ".asciz \"Xen\"",
+            "1: .long {supported}",
+            "2: .balign 4",
+            ".popsection",
+            virt_base = const $vb,
+            supported = const $sf,
+        );
+    };
+}
 
 /// One note: owner name (without the NUL), type and descriptor bytes.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

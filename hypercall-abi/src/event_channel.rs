@@ -101,6 +101,62 @@ pub const fn virq_is_per_vcpu(virq: u32) -> bool {
     matches!(virq, VIRQ_TIMER | VIRQ_DEBUG | VIRQ_XENOPROF | VIRQ_XENPMU)
 }
 
+/// A virtual IRQ number, as a guest passes it to `EVTCHNOP_bind_virq`: the typed form of the
+/// `VIRQ_*` values (`Virq::TIMER` is `VIRQ_TIMER`). Any `u32` can be written (the hypervisor
+/// refuses an unknown one with `EINVAL`), so this is a newtype, not an enum.
+#[repr(transparent)]
+#[derive(
+    Copy,
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+)]
+pub struct Virq(pub u32);
+
+impl Virq {
+    /// [`VIRQ_TIMER`]: per-vCPU timer (periodic, `set_timer_op`, single-shot).
+    pub const TIMER: Virq = Virq(VIRQ_TIMER);
+    /// [`VIRQ_DEBUG`]: per-vCPU debug request.
+    pub const DEBUG: Virq = Virq(VIRQ_DEBUG);
+    /// [`VIRQ_CONSOLE`]: global (dom0), hypervisor console input.
+    pub const CONSOLE: Virq = Virq(VIRQ_CONSOLE);
+    /// [`VIRQ_DOM_EXC`]: global (dom0), a domain shut down or crashed.
+    pub const DOM_EXC: Virq = Virq(VIRQ_DOM_EXC);
+    /// [`VIRQ_TBUF`]: global (dom0), trace records.
+    pub const TBUF: Virq = Virq(VIRQ_TBUF);
+    /// [`VIRQ_DEBUGGER`]: global (dom0), a domain paused for the debugger.
+    pub const DEBUGGER: Virq = Virq(VIRQ_DEBUGGER);
+    /// [`VIRQ_XENOPROF`]: per-vCPU profiling sample.
+    pub const XENOPROF: Virq = Virq(VIRQ_XENOPROF);
+    /// [`VIRQ_CON_RING`]: global, console ring bytes.
+    pub const CON_RING: Virq = Virq(VIRQ_CON_RING);
+    /// [`VIRQ_PCPU_STATE`]: global, physical CPU state changed.
+    pub const PCPU_STATE: Virq = Virq(VIRQ_PCPU_STATE);
+    /// [`VIRQ_MEM_EVENT`]: global, memory event.
+    pub const MEM_EVENT: Virq = Virq(VIRQ_MEM_EVENT);
+    /// [`VIRQ_ARGO`]: per-domain Argo message.
+    pub const ARGO: Virq = Virq(VIRQ_ARGO);
+    /// [`VIRQ_ENOMEM`]: global, hypervisor heap low.
+    pub const ENOMEM: Virq = Virq(VIRQ_ENOMEM);
+    /// [`VIRQ_XENPMU`]: per-vCPU PMU interrupt.
+    pub const XENPMU: Virq = Virq(VIRQ_XENPMU);
+
+    /// True for a VIRQ each vCPU binds for itself (see [`virq_is_per_vcpu`]).
+    #[must_use]
+    pub const fn is_per_vcpu(self) -> bool {
+        virq_is_per_vcpu(self.0)
+    }
+}
+
 /// `EVTCHNOP_alloc_unbound` (8 bytes).
 #[repr(C)]
 #[derive(
@@ -138,7 +194,7 @@ pub struct EvtchnBindInterdomain {
 )]
 pub struct EvtchnBindVirq {
     /// IN: `VIRQ_*`.
-    pub virq: u32,
+    pub virq: Virq,
     /// IN: vCPU to notify (0 for global VIRQs).
     pub vcpu: u32,
     /// OUT: the new port.
@@ -346,5 +402,8 @@ mod tests {
     fn virq_classes() {
         assert!(virq_is_per_vcpu(VIRQ_TIMER));
         assert!(!virq_is_per_vcpu(VIRQ_CONSOLE));
+        assert!(Virq::TIMER.is_per_vcpu());
+        assert!(!Virq::DOM_EXC.is_per_vcpu());
+        assert_eq!(Virq::XENPMU, Virq(VIRQ_XENPMU));
     }
 }

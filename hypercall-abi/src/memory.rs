@@ -4,7 +4,7 @@
 //! `cmd` is a `XENMEM_*` number. Xen keeps a restart position for preempted batch operations in
 //! the bits of `cmd` above [`MEMOP_CMD_MASK`]; guests always pass those bits as zero.
 
-use crate::types::DomId;
+use crate::types::{DomId, GuestHandle, Mfn};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Allocate extents; OUT: their MFNs in `extent_start` ([`XenMemoryReservation`]).
@@ -92,9 +92,10 @@ pub const XENMEMF_VNODE: u32 = 1 << 18;
     Copy, Clone, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
 )]
 pub struct XenMemoryReservation {
-    /// IN: guest handle of a `u64` frame array: increase: OUT MFNs; decrease: IN GMFNs;
-    /// populate: IN GPFNs, OUT GMFNs.
-    pub extent_start: u64,
+    /// IN: guest handle of a frame-number array: increase: OUT MFNs; decrease: IN GMFNs;
+    /// populate: IN GPFNs, OUT GMFNs (the meaning changes with the op, so the elements are
+    /// plain `u64`s).
+    pub extent_start: GuestHandle<u64>,
     /// IN: number of extents.
     pub nr_extents: u64,
     /// IN: each extent is `2^extent_order` pages.
@@ -131,8 +132,8 @@ pub struct XenMachphysMfnList {
     pub max_extents: u32,
     /// Padding.
     pub _pad0: u32,
-    /// IN: guest handle of a `u64` array; OUT: MFN of each 2 MiB M2P chunk.
-    pub extent_start: u64,
+    /// IN: guest handle of an array; OUT: MFN of each 2 MiB M2P chunk.
+    pub extent_start: GuestHandle<Mfn>,
     /// OUT: entries written.
     pub nr_extents: u32,
     /// Padding.
@@ -211,7 +212,7 @@ pub struct XenMemoryMap {
     /// Padding.
     pub _pad: u32,
     /// IN: guest handle of an [`E820Entry`] array (20-byte packed entries).
-    pub buffer: u64,
+    pub buffer: GuestHandle<E820Entry>,
 }
 
 /// Argument of `XENMEM_set_memory_map` (24 bytes).

@@ -5,7 +5,7 @@
 //! guest; every change goes through these hypercalls, which validate that the guest owns (or was
 //! granted) what it maps and that no page-table frame becomes writable.
 
-use crate::types::{Mfn, PAddr};
+use crate::types::{Mfn, PAddr, VAddr};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 // ---- mmu_update ----
@@ -75,6 +75,51 @@ pub const UVMF_MULTI: u64 = 0;
 pub const UVMF_LOCAL: u64 = 0;
 /// Flush all vCPUs of the domain.
 pub const UVMF_ALL: u64 = 4;
+
+/// `update_va_mapping` flags, typed: a flush type ([`Uvmf::NONE`], [`Uvmf::TLB_FLUSH`],
+/// [`Uvmf::INVLPG`]) combined with `|` with a scope ([`Uvmf::LOCAL`], [`Uvmf::ALL`], or
+/// [`Uvmf::multi`] with a vCPU bitmap). The `UVMF_*` constants are the same values as raw
+/// `u64`s, which is how the flags travel (in a register, with the bitmap's address ORed in)
+/// and how a hypervisor decodes them.
+#[repr(transparent)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Uvmf(pub u64);
+
+impl Uvmf {
+    /// [`UVMF_NONE`]: no TLB flush.
+    pub const NONE: Uvmf = Uvmf(UVMF_NONE);
+    /// [`UVMF_TLB_FLUSH`]: flush the whole TLB.
+    pub const TLB_FLUSH: Uvmf = Uvmf(UVMF_TLB_FLUSH);
+    /// [`UVMF_INVLPG`]: flush only the updated address.
+    pub const INVLPG: Uvmf = Uvmf(UVMF_INVLPG);
+    /// [`UVMF_LOCAL`]: on this vCPU only (the default scope).
+    pub const LOCAL: Uvmf = Uvmf(UVMF_LOCAL);
+    /// [`UVMF_ALL`]: on every vCPU of the domain.
+    pub const ALL: Uvmf = Uvmf(UVMF_ALL);
+
+    /// Scope: the vCPUs in the bitmap at guest address `bitmap` (8-byte aligned, so the flag
+    /// bits below stay free). `None` for a misaligned address.
+    #[must_use]
+    pub const fn multi(bitmap: VAddr) -> Option<Uvmf> {
+        if bitmap.0 & 7 != 0 || bitmap.0 == 0 {
+            return None;
+        }
+        Some(Uvmf(bitmap.0 | UVMF_MULTI))
+    }
+
+    /// The flush type (`UVMF_FLUSHTYPE_MASK` bits).
+    #[must_use]
+    pub const fn flush_type(self) -> u64 {
+        self.0 & UVMF_FLUSHTYPE_MASK
+    }
+}
+
+impl core::ops::BitOr for Uvmf {
+    type Output = Uvmf;
+    fn bitor(self, rhs: Uvmf) -> Uvmf {
+        Uvmf(self.0 | rhs.0)
+    }
+}
 
 // ---- mmuext_op ----
 
@@ -254,6 +299,15 @@ mod tests {
         assert_eq!(pte_mfn(p), Mfn(0xABCDE));
         assert_eq!(p & 0xFFF, 3);
         assert_ne!(p & PTE_NX, 0);
+    }
+
+    #[test]
+    fn uvmf_flags() {
+        assert_eq!((Uvmf::INVLPG | Uvmf::ALL).0, 6);
+        assert_eq!((Uvmf::INVLPG | Uvmf::ALL).flush_type(), UVMF_INVLPG);
+        assert_eq!(Uvmf::multi(VAddr(0x1000)).map(|u| u | Uvmf::TLB_FLUSH), Some(Uvmf(0x1001)));
+        assert_eq!(Uvmf::multi(VAddr(0x1004)), None);
+        assert_eq!(Uvmf::default(), Uvmf::NONE);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! A hypercall is made with `rax` = number and up to five arguments in `rdi, rsi, rdx, r10, r8`;
 //! the result comes back in `rax` (negative errno on failure). Guests do not issue `syscall`
 //! with these numbers themselves: they `call` stub `nr` in the hypercall page
-//! (see [`crate::hypercall_page`]).
+//! (see [`crate::hypercall_page`](mod@crate::hypercall_page)).
 
 /// Not Xen's: xen-core started with `floor_probe` returns at once from a `syscall` with this
 /// `rax`, so a benchmark can measure the bare syscall/sysret transition.

@@ -3,7 +3,7 @@
 //! `SCHEDOP_block` re-enables event delivery (clears `evtchn_upcall_mask`) and returns at once
 //! if an event is already pending, so "mask; check for work; block" has no lost-wakeup window.
 
-use crate::types::DomId;
+use crate::types::{DomId, EvtchnPort, GuestHandle};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Give up the CPU; arg NULL.
@@ -39,6 +39,49 @@ pub const SHUTDOWN_SOFT_RESET: u32 = 5;
 /// Largest valid reason.
 pub const SHUTDOWN_MAX: u32 = 5;
 
+/// A shutdown reason as a guest names it: the typed form of the `SHUTDOWN_*` values, for
+/// [`SchedShutdown::new`] and the guest wrapper `sched_shutdown`. The wire field stays a `u32`
+/// (the hypervisor must cope with any value a guest writes); [`ShutdownReason::from_raw`]
+/// decodes one.
+#[repr(u32)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ShutdownReason {
+    /// `SHUTDOWN_poweroff`: normal exit.
+    Poweroff = SHUTDOWN_POWEROFF,
+    /// `SHUTDOWN_reboot`: restart.
+    Reboot = SHUTDOWN_REBOOT,
+    /// `SHUTDOWN_suspend`: save state for later resume (needs the start_info MFN in rdx).
+    Suspend = SHUTDOWN_SUSPEND,
+    /// `SHUTDOWN_crash`: the guest crashed.
+    Crash = SHUTDOWN_CRASH,
+    /// `SHUTDOWN_watchdog`: the watchdog expired.
+    Watchdog = SHUTDOWN_WATCHDOG,
+    /// `SHUTDOWN_soft_reset`: reset hypervisor state, keep memory.
+    SoftReset = SHUTDOWN_SOFT_RESET,
+}
+
+impl ShutdownReason {
+    /// The wire value.
+    #[must_use]
+    pub const fn raw(self) -> u32 {
+        self as u32
+    }
+
+    /// Decodes a wire value; `None` above [`SHUTDOWN_MAX`].
+    #[must_use]
+    pub const fn from_raw(reason: u32) -> Option<Self> {
+        Some(match reason {
+            SHUTDOWN_POWEROFF => Self::Poweroff,
+            SHUTDOWN_REBOOT => Self::Reboot,
+            SHUTDOWN_SUSPEND => Self::Suspend,
+            SHUTDOWN_CRASH => Self::Crash,
+            SHUTDOWN_WATCHDOG => Self::Watchdog,
+            SHUTDOWN_SOFT_RESET => Self::SoftReset,
+            _ => return None,
+        })
+    }
+}
+
 /// Name of a shutdown reason, for logs.
 #[must_use]
 pub const fn shutdown_reason_name(reason: u32) -> Option<&'static str> {
@@ -63,14 +106,22 @@ pub struct SchedShutdown {
     pub reason: u32,
 }
 
+impl SchedShutdown {
+    /// The argument for `reason`.
+    #[must_use]
+    pub const fn new(reason: ShutdownReason) -> Self {
+        Self { reason: reason.raw() }
+    }
+}
+
 /// Argument of `SCHEDOP_poll` (24 bytes).
 #[repr(C)]
 #[derive(
     Copy, Clone, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
 )]
 pub struct SchedPoll {
-    /// IN: guest handle (virtual address) of an array of `evtchn_port_t` (u32).
-    pub ports: u64,
+    /// IN: guest handle of an array of `evtchn_port_t` (u32).
+    pub ports: GuestHandle<EvtchnPort>,
     /// IN: number of ports in the array.
     pub nr_ports: u32,
     /// Padding.
@@ -121,3 +172,20 @@ crate::assert_layout!(SchedPoll, size = 24, ports = 0, nr_ports = 8, timeout = 1
 crate::assert_layout!(SchedRemoteShutdown, size = 8, domain_id = 0, reason = 4);
 crate::assert_layout!(SchedWatchdog, size = 8, id = 0, timeout = 4);
 crate::assert_layout!(SchedPinOverride, size = 4, pcpu = 0);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shutdown_reasons_round_trip() {
+        for r in 0..=SHUTDOWN_MAX {
+            let typed = ShutdownReason::from_raw(r).unwrap();
+            assert_eq!(typed.raw(), r);
+            assert_eq!(SchedShutdown::new(typed).reason, r);
+            assert!(shutdown_reason_name(r).is_some());
+        }
+        assert_eq!(ShutdownReason::from_raw(SHUTDOWN_MAX + 1), None);
+        assert_eq!(ShutdownReason::Crash.raw(), SHUTDOWN_CRASH);
+    }
+}

@@ -1,9 +1,13 @@
-//! Newtypes that give ABI integers a meaning: machine, pseudo-physical and guest frame numbers,
-//! physical and virtual addresses, domain ids, event-channel ports and grant references.
+//! Newtypes that give ABI integers a meaning: machine, pseudo-physical and guest frame numbers
+//! (and the 32-bit frame field of a v1 grant entry), physical and virtual addresses, domain ids,
+//! event-channel ports, grant references and guest handles.
 //!
 //! Each one is `#[repr(transparent)]` over the fixed-width integer Xen uses, so it can sit
 //! directly inside a `#[repr(C)]` ABI struct and round-trip through zerocopy. Keeping them distinct
 //! makes "passed an MFN where a PFN was expected" a type error instead of a memory-safety bug.
+
+use core::fmt;
+use core::marker::PhantomData;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -57,6 +61,75 @@ impl Mfn {
 impl Pfn {
     /// "No frame" marker, as in the M2P table for frames not owned by a PV guest.
     pub const INVALID: Pfn = Pfn(u64::MAX);
+}
+
+/// In a PV guest (not auto-translated) the frame numbers it writes into ABI fields are machine
+/// frame numbers: the GFN of a frame is its MFN.
+impl From<Mfn> for Gfn {
+    fn from(mfn: Mfn) -> Gfn {
+        Gfn(mfn.0)
+    }
+}
+
+/// A frame number in the 32 bits a v1 grant entry has for it (`grant_entry_v1.frame`). Frames
+/// at or above 2^32 (16 TiB of machine memory) cannot be granted with a v1 entry; the checked
+/// conversion from [`Gfn`] says so instead of truncating.
+#[repr(transparent)]
+#[derive(
+    Copy,
+    Clone,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Debug,
+    Default,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+)]
+pub struct GrantFrame(pub u32);
+
+/// A frame number too large for the field it was meant for (a [`GrantFrame`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct FrameTooLarge(pub u64);
+
+impl fmt::Display for FrameTooLarge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "frame {:#x} does not fit in 32 bits", self.0)
+    }
+}
+
+impl TryFrom<Gfn> for GrantFrame {
+    type Error = FrameTooLarge;
+
+    fn try_from(gfn: Gfn) -> Result<GrantFrame, FrameTooLarge> {
+        u32::try_from(gfn.0).map(GrantFrame).map_err(|_| FrameTooLarge(gfn.0))
+    }
+}
+
+impl TryFrom<Mfn> for GrantFrame {
+    type Error = FrameTooLarge;
+
+    fn try_from(mfn: Mfn) -> Result<GrantFrame, FrameTooLarge> {
+        GrantFrame::try_from(Gfn::from(mfn))
+    }
+}
+
+impl From<GrantFrame> for Gfn {
+    fn from(f: GrantFrame) -> Gfn {
+        Gfn(u64::from(f.0))
+    }
+}
+
+impl From<GrantFrame> for Mfn {
+    /// The frame a v1 entry names, as the MFN it is for a PV guest (and, after a completed
+    /// transfer, the MFN the hypervisor wrote there).
+    fn from(f: GrantFrame) -> Mfn {
+        Mfn(u64::from(f.0))
+    }
 }
 
 /// A physical address. In this ABI it is a *machine* address unless a field says otherwise
@@ -224,6 +297,91 @@ pub struct EvtchnPort(pub u32);
 )]
 pub struct GrantRef(pub u32);
 
+/// A guest handle (`XEN_GUEST_HANDLE(T)`): the guest-virtual address of an array of `T` that
+/// the hypervisor reads or writes during a hypercall. The type parameter only says what the
+/// array holds; the handle itself is the 64-bit address on the wire, and to the hypervisor it
+/// is a claim like any other guest value (checked, copied once).
+///
+/// The guest wrappers of feature `guest` make handles from slices they borrow for the call;
+/// [`GuestHandle::from_slice`] is the same for a kernel filling an ABI struct itself.
+#[repr(transparent)]
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct GuestHandle<T> {
+    addr: u64,
+    _elem: PhantomData<fn() -> T>,
+}
+
+impl<T> GuestHandle<T> {
+    /// The NULL handle (an op without that array, or "no buffer").
+    pub const NULL: GuestHandle<T> = GuestHandle::from_raw(0);
+
+    /// A handle from the raw address a guest passed.
+    #[must_use]
+    pub const fn from_raw(addr: u64) -> Self {
+        GuestHandle { addr, _elem: PhantomData }
+    }
+
+    /// A handle on `s`'s elements. The hypervisor may only read them (the caller keeps `s`
+    /// borrowed for the call).
+    #[must_use]
+    pub fn from_slice(s: &[T]) -> Self {
+        Self::from_raw(s.as_ptr() as u64)
+    }
+
+    /// A handle on `s`'s elements, which the hypervisor may write (the caller keeps `s`
+    /// borrowed mutably for the call).
+    #[must_use]
+    pub fn from_mut_slice(s: &mut [T]) -> Self {
+        Self::from_raw(s.as_mut_ptr() as u64)
+    }
+
+    /// The address as it travels on the wire.
+    #[must_use]
+    pub const fn raw(self) -> u64 {
+        self.addr
+    }
+
+    /// The address of element `i` (`None` if it overflows): where the hypervisor copies the
+    /// `i`th element from or to.
+    #[must_use]
+    pub const fn elem_addr(self, i: u64) -> Option<u64> {
+        match i.checked_mul(core::mem::size_of::<T>() as u64) {
+            Some(off) => self.addr.checked_add(off),
+            None => None,
+        }
+    }
+
+    /// True for the NULL handle.
+    #[must_use]
+    pub const fn is_null(self) -> bool {
+        self.addr == 0
+    }
+}
+
+// Written out: derives would demand `T: Clone` etc., but a handle is an address whatever `T` is.
+impl<T> Clone for GuestHandle<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for GuestHandle<T> {}
+impl<T> PartialEq for GuestHandle<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.addr == other.addr
+    }
+}
+impl<T> Eq for GuestHandle<T> {}
+impl<T> Default for GuestHandle<T> {
+    fn default() -> Self {
+        Self::NULL
+    }
+}
+impl<T> fmt::Debug for GuestHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GuestHandle({:#x})", self.addr)
+    }
+}
+
 static_assertions::assert_eq_size!(Mfn, u64);
 static_assertions::assert_eq_size!(Pfn, u64);
 static_assertions::assert_eq_size!(Gfn, u64);
@@ -232,6 +390,8 @@ static_assertions::assert_eq_size!(VAddr, u64);
 static_assertions::assert_eq_size!(DomId, u16);
 static_assertions::assert_eq_size!(EvtchnPort, u32);
 static_assertions::assert_eq_size!(GrantRef, u32);
+static_assertions::assert_eq_size!(GrantFrame, u32);
+static_assertions::assert_eq_size!(GuestHandle<[u8; 100]>, u64);
 
 #[cfg(test)]
 mod tests {
@@ -250,6 +410,26 @@ mod tests {
         assert!(VAddr(0x0000_7FFF_FFFF_F000).is_canonical());
         assert!(VAddr(0xFFFF_8000_0000_0000).is_canonical());
         assert!(!VAddr(0x0000_8000_0000_0000).is_canonical());
+    }
+
+    #[test]
+    fn grant_frames_convert_checked() {
+        assert_eq!(GrantFrame::try_from(Gfn(0xFFFF_FFFF)), Ok(GrantFrame(0xFFFF_FFFF)));
+        assert_eq!(GrantFrame::try_from(Gfn(1 << 32)), Err(FrameTooLarge(1 << 32)));
+        assert_eq!(GrantFrame::try_from(Mfn(7)), Ok(GrantFrame(7)));
+        assert_eq!(Gfn::from(GrantFrame(9)), Gfn(9));
+        assert_eq!(Gfn::from(Mfn(9)), Gfn(9));
+    }
+
+    #[test]
+    fn guest_handles() {
+        let v = [1u32, 2, 3];
+        let h = GuestHandle::from_slice(&v);
+        assert_eq!(h.raw(), v.as_ptr() as u64);
+        assert_eq!(h.elem_addr(2), Some(v.as_ptr() as u64 + 8));
+        assert_eq!(GuestHandle::<u64>::from_raw(u64::MAX - 4).elem_addr(1), None);
+        assert!(GuestHandle::<u8>::NULL.is_null());
+        assert_eq!(GuestHandle::<u16>::from_raw(0x40).as_bytes(), &0x40u64.to_le_bytes());
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub(crate) fn start(si_va: u64) -> ! {
 /// Shuts the domain down with a SHUTDOWN_* reason. Never returns.
 pub fn shutdown(reason: u32) -> ! {
     loop {
-        let _ = guest::sched_shutdown(reason);
+        let _ = hypercall_abi::sched::ShutdownReason::from_raw(reason).map(guest::sched_shutdown);
         // Only a broken hypervisor returns here; keep asking.
         let _ = guest::sched_yield();
     }

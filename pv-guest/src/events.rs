@@ -10,7 +10,7 @@ use alloc::collections::BTreeMap;
 use core::mem::offset_of;
 use core::sync::atomic::Ordering;
 
-use hypercall_abi::event_channel::VIRQ_TIMER;
+use hypercall_abi::event_channel::{VIRQ_TIMER, Virq};
 use hypercall_abi::guest;
 use hypercall_abi::shared_info::{SharedInfo, VcpuInfo, evtchn_word_bit};
 use hypercall_abi::{DomId, Errno, EvtchnPort};
@@ -56,7 +56,7 @@ pub fn init(si: &hypercall_abi::start_info::StartInfo) {
         crate::memory::pages::map_frame(si.shared_info.frame()).expect("a slot for shared_info");
     SHARED_INFO.call_once(|| page);
     crate::traps::set_event_hook(upcall);
-    if let Ok(port) = guest::evtchn_bind_virq(VIRQ_TIMER, 0) {
+    if let Ok(port) = guest::evtchn_bind_virq(Virq(VIRQ_TIMER), 0) {
         on(port, |_| {
             TIMER_EVENTS.fetch_add(1, Ordering::SeqCst);
         });

@@ -158,7 +158,7 @@ pub fn copy(
     len: u16,
     dir: CopyDir,
 ) -> i16 {
-    let mine = GnttabCopyPtr::gmfn(DomId::SELF_, page.mfn().0, page_off);
+    let mine = GnttabCopyPtr::gmfn(DomId::SELF_, page.mfn().into(), page_off);
     let theirs = GnttabCopyPtr::gref(dom, gref, gref_off);
     let mut op = match dir {
         CopyDir::FromGrant => GnttabCopy {

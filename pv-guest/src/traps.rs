@@ -54,7 +54,7 @@ pub fn install() {
     let mut table = [TrapInfo::END; 22];
     for (v, &addr) in stubs.iter().enumerate() {
         let dpl = if v == 3 || v == 4 { 3 } else { 0 };
-        table[v] = TrapInfo::new(v as u8, dpl, false, addr);
+        table[v] = TrapInfo::new(v as u8, dpl, false, hypercall_abi::VAddr(addr));
     }
     #[allow(unsafe_code)]
     // SAFETY: the entries point at this kernel's callback stubs, which stay mapped and follow

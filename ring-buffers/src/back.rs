@@ -13,9 +13,10 @@ use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 
 use crate::error::{Full, Notify, RingError};
 use crate::layout::{REQ_EVENT, REQ_PROD, RSP_EVENT, RSP_PROD};
-use crate::shm::{SharedMem, fence};
+use crate::memory::{Mem, RingMemory};
+use crate::shm::SharedMem;
 use crate::sring::{
-    Advance, RingItem, SharedRing, read_slots, slot_offset, slot_runs, write_slots,
+    Advance, Items, RingItem, SharedRing, read_slots, slot_offset, slot_runs, write_slots,
 };
 
 /// The back end of a request/response ring: consumes requests, stages and pushes responses.
@@ -28,18 +29,18 @@ use crate::sring::{
 /// `rsp_prod <= rsp_prod_pvt <= req_cons <= req_prod_seen <= rsp_prod_pvt + size`.
 /// The last inequality is Xen's "unconsumed requests" bound: however `req_prod` lies, the back
 /// end never reads a slot whose response it has not yet produced.
-pub struct BackRing<'a, Req, Rsp> {
-    mem: SharedMem<'a>,
+pub struct BackRing<'a, Req, Rsp, M: RingMemory = SharedMem<'a>> {
+    mem: Mem<M>,
     size: u32,
     req_cons: u32,
     req_prod_seen: u32,
     rsp_prod_pvt: u32,
     rsp_prod: u32,
     broken: Option<RingError>,
-    _items: PhantomData<fn(Req) -> Rsp>,
+    _items: Items<'a, Req, Rsp>,
 }
 
-impl<Req, Rsp> core::fmt::Debug for BackRing<'_, Req, Rsp> {
+impl<Req, Rsp, M: RingMemory> core::fmt::Debug for BackRing<'_, Req, Rsp, M> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("BackRing")
             .field("size", &self.size)
@@ -52,9 +53,9 @@ impl<Req, Rsp> core::fmt::Debug for BackRing<'_, Req, Rsp> {
     }
 }
 
-impl<'a, Req: RingItem, Rsp: RingItem> BackRing<'a, Req, Rsp> {
+impl<'a, Req: RingItem, Rsp: RingItem, M: RingMemory> BackRing<'a, Req, Rsp, M> {
     /// `BACK_RING_INIT`: attach at index 0 to a ring the front end initialised.
-    pub fn new(ring: SharedRing<'a, Req, Rsp>) -> Self {
+    pub fn new(ring: SharedRing<'a, Req, Rsp, M>) -> Self {
         Self::attach(ring, 0)
     }
 
@@ -62,7 +63,7 @@ impl<'a, Req: RingItem, Rsp: RingItem> BackRing<'a, Req, Rsp> {
     /// passes the `rsp_prod` it published before (which it should have kept; re-reading it from
     /// the page trusts the front end, but all later checks are relative to it, so a lie there
     /// only yields errors or the front end's own garbage).
-    pub fn attach(ring: SharedRing<'a, Req, Rsp>, index: u32) -> Self {
+    pub fn attach(ring: SharedRing<'a, Req, Rsp, M>, index: u32) -> Self {
         let (mem, size) = ring.into_parts();
         BackRing {
             mem,
@@ -154,7 +155,7 @@ impl<'a, Req: RingItem, Rsp: RingItem> BackRing<'a, Req, Rsp> {
             self.refresh()?;
         }
         let n = self.req_prod_seen.wrapping_sub(self.req_cons).min(max);
-        let slot = SharedRing::<Req, Rsp>::SLOT_SIZE;
+        let slot = SharedRing::<Req, Rsp, M>::SLOT_SIZE;
         for (pos, len) in slot_runs(self.req_cons, n, self.size) {
             let off = slot_offset(pos, self.size, slot);
             // `req_cons` counts each copy before `f` sees it, so a panic in `f` cannot make a
@@ -181,7 +182,7 @@ impl<'a, Req: RingItem, Rsp: RingItem> BackRing<'a, Req, Rsp> {
             self.refresh()?;
         }
         let n = self.req_prod_seen.wrapping_sub(self.req_cons).min(want);
-        let slot = SharedRing::<Req, Rsp>::SLOT_SIZE;
+        let slot = SharedRing::<Req, Rsp, M>::SLOT_SIZE;
         read_slots(&self.mem, self.size, slot, self.req_cons, &mut buf[..n as usize]);
         self.req_cons = self.req_cons.wrapping_add(n);
         Ok(n as usize)
@@ -189,7 +190,7 @@ impl<'a, Req: RingItem, Rsp: RingItem> BackRing<'a, Req, Rsp> {
 
     #[inline(always)]
     fn take_request(&mut self) -> Req {
-        let off = slot_offset(self.req_cons, self.size, SharedRing::<Req, Rsp>::SLOT_SIZE);
+        let off = slot_offset(self.req_cons, self.size, SharedRing::<Req, Rsp, M>::SLOT_SIZE);
         // The one read of this slot: validation and use happen on the returned copy.
         let req = self.mem.read::<Req>(off);
         self.req_cons = self.req_cons.wrapping_add(1);
@@ -204,7 +205,7 @@ impl<'a, Req: RingItem, Rsp: RingItem> BackRing<'a, Req, Rsp> {
         if self.rsp_prod_pvt == self.req_cons {
             return Err(Full);
         }
-        let off = slot_offset(self.rsp_prod_pvt, self.size, SharedRing::<Req, Rsp>::SLOT_SIZE);
+        let off = slot_offset(self.rsp_prod_pvt, self.size, SharedRing::<Req, Rsp, M>::SLOT_SIZE);
         self.mem.write(off, &rsp);
         self.rsp_prod_pvt = self.rsp_prod_pvt.wrapping_add(1);
         Ok(())
@@ -215,7 +216,7 @@ impl<'a, Req: RingItem, Rsp: RingItem> BackRing<'a, Req, Rsp> {
     #[inline]
     pub fn stage_responses(&mut self, rsps: &[Rsp]) -> usize {
         let n = self.pending_responses().min(u32::try_from(rsps.len()).unwrap_or(u32::MAX));
-        let slot = SharedRing::<Req, Rsp>::SLOT_SIZE;
+        let slot = SharedRing::<Req, Rsp, M>::SLOT_SIZE;
         write_slots(&self.mem, self.size, slot, self.rsp_prod_pvt, &rsps[..n as usize]);
         self.rsp_prod_pvt = self.rsp_prod_pvt.wrapping_add(n);
         n as usize
@@ -239,7 +240,7 @@ impl<'a, Req: RingItem, Rsp: RingItem> BackRing<'a, Req, Rsp> {
         // Full fence (Xen: mb): rsp_prod store before rsp_event load; pairs with the fence in
         // the front end's final_check_for_responses. Either it sees `new`, or we see its
         // rsp_event and notify: no lost wake-up.
-        fence(SeqCst);
+        self.mem.fence(SeqCst);
         let event = self.mem.load_u32(RSP_EVENT, Relaxed);
         Notify::from(new.wrapping_sub(event) < new.wrapping_sub(old))
     }
@@ -273,7 +274,7 @@ impl<'a, Req: RingItem, Rsp: RingItem> BackRing<'a, Req, Rsp> {
         // Full fence (Xen: mb): req_event store before the req_prod re-read; pairs with the
         // fence in the front end's push_requests. Either it sees our req_event and notifies, or
         // we see its req_prod here.
-        fence(SeqCst);
+        self.mem.fence(SeqCst);
         self.refresh()?;
         Ok(self.req_cons != self.req_prod_seen)
     }

@@ -12,6 +12,9 @@
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use crate::error::{Notify, RingError, SetupError};
+use core::marker::PhantomData;
+
+use crate::memory::{Mem, RingMemory};
 use crate::shm::SharedMem;
 
 /// Where one byte ring lives in its page: byte offsets of the data area and of the two index
@@ -74,16 +77,22 @@ impl Transfer {
 
 /// One byte ring over shared memory, before it is split into its ends.
 #[derive(Debug)]
-pub struct ByteRing<'a> {
-    mem: SharedMem<'a>,
+pub struct ByteRing<'a, M: RingMemory = SharedMem<'a>> {
+    mem: Mem<M>,
     layout: ByteRingLayout,
+    _life: PhantomData<&'a ()>,
 }
 
-impl<'a> ByteRing<'a> {
+impl<'a, M: RingMemory> ByteRing<'a, M> {
     /// A byte ring laid out as `layout` in `mem`.
-    pub fn new(mem: SharedMem<'a>, layout: ByteRingLayout) -> Result<Self, SetupError> {
+    pub fn new(mem: M, layout: ByteRingLayout) -> Result<Self, SetupError> {
+        Self::from_mem(Mem::new(mem), layout)
+    }
+
+    /// As [`new`](Self::new), over a ring's handle (one half of a console or XenStore page).
+    pub(crate) fn from_mem(mem: Mem<M>, layout: ByteRingLayout) -> Result<Self, SetupError> {
         layout.check(mem.len())?;
-        Ok(ByteRing { mem, layout })
+        Ok(ByteRing { mem, layout, _life: PhantomData })
     }
 
     /// Zeroes both indices: a fresh, empty ring (done by whoever builds the page, before the
@@ -94,42 +103,43 @@ impl<'a> ByteRing<'a> {
     }
 
     /// The writing end, resuming from the producer index currently in the page.
-    pub fn writer(self) -> ByteWriter<'a> {
+    pub fn writer(self) -> ByteWriter<'a, M> {
         ByteWriter::attach(self.mem, self.layout)
     }
 
     /// The reading end, resuming from the consumer index currently in the page.
-    pub fn reader(self) -> ByteReader<'a> {
+    pub fn reader(self) -> ByteReader<'a, M> {
         ByteReader::attach(self.mem, self.layout)
     }
 
     /// Both ends, for an in-process ring.
-    pub fn split(self) -> (ByteWriter<'a>, ByteReader<'a>) {
+    pub fn split(self) -> (ByteWriter<'a, M>, ByteReader<'a, M>) {
         let r = ByteReader::attach(self.mem.duplicate(), self.layout);
         (ByteWriter::attach(self.mem, self.layout), r)
     }
 
-    pub(crate) fn duplicate(&self) -> ByteRing<'a> {
-        ByteRing { mem: self.mem.duplicate(), layout: self.layout }
+    pub(crate) fn duplicate(&self) -> ByteRing<'a, M> {
+        ByteRing { mem: self.mem.duplicate(), layout: self.layout, _life: PhantomData }
     }
 }
 
 /// The writing end of a byte ring. Its producer index is private; the page's copy is only ever
 /// written.
 #[derive(Debug)]
-pub struct ByteWriter<'a> {
-    mem: SharedMem<'a>,
+pub struct ByteWriter<'a, M: RingMemory = SharedMem<'a>> {
+    mem: Mem<M>,
     layout: ByteRingLayout,
     prod: u32,
     broken: Option<RingError>,
+    _life: PhantomData<&'a ()>,
 }
 
-impl<'a> ByteWriter<'a> {
-    pub(crate) fn attach(mem: SharedMem<'a>, layout: ByteRingLayout) -> Self {
+impl<M: RingMemory> ByteWriter<'_, M> {
+    pub(crate) fn attach(mem: Mem<M>, layout: ByteRingLayout) -> Self {
         // The one time we read our own index from the page: to resume where it stands. A bogus
         // value only makes the next space check fail.
         let prod = mem.load_u32(layout.prod, Relaxed);
-        ByteWriter { mem, layout, prod, broken: None }
+        ByteWriter { mem, layout, prod, broken: None, _life: PhantomData }
     }
 
     /// The error that broke this end, if any.
@@ -177,17 +187,18 @@ impl<'a> ByteWriter<'a> {
 /// The reading end of a byte ring. Its consumer index is private; the page's copy is only ever
 /// written.
 #[derive(Debug)]
-pub struct ByteReader<'a> {
-    mem: SharedMem<'a>,
+pub struct ByteReader<'a, M: RingMemory = SharedMem<'a>> {
+    mem: Mem<M>,
     layout: ByteRingLayout,
     cons: u32,
     broken: Option<RingError>,
+    _life: PhantomData<&'a ()>,
 }
 
-impl<'a> ByteReader<'a> {
-    pub(crate) fn attach(mem: SharedMem<'a>, layout: ByteRingLayout) -> Self {
+impl<M: RingMemory> ByteReader<'_, M> {
+    pub(crate) fn attach(mem: Mem<M>, layout: ByteRingLayout) -> Self {
         let cons = mem.load_u32(layout.cons, Relaxed);
-        ByteReader { mem, layout, cons, broken: None }
+        ByteReader { mem, layout, cons, broken: None, _life: PhantomData }
     }
 
     /// The error that broke this end, if any.

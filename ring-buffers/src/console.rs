@@ -10,6 +10,7 @@ use core::mem::{offset_of, size_of};
 
 use crate::byte_ring::{ByteReader, ByteRing, ByteRingLayout, ByteWriter, Transfer};
 use crate::error::{RingError, SetupError};
+use crate::memory::{Mem, RingMemory};
 use crate::shm::SharedMem;
 
 /// Layout of the console page; only its offsets are used.
@@ -56,16 +57,17 @@ pub const CONSOLE_OUT: ByteRingLayout = ByteRingLayout {
 
 /// A console page, before it is turned into the guest's or dom0's end.
 #[derive(Debug)]
-pub struct ConsoleRing<'a> {
-    input: ByteRing<'a>,
-    output: ByteRing<'a>,
+pub struct ConsoleRing<'a, M: RingMemory = SharedMem<'a>> {
+    input: ByteRing<'a, M>,
+    output: ByteRing<'a, M>,
 }
 
-impl<'a> ConsoleRing<'a> {
+impl<'a, M: RingMemory> ConsoleRing<'a, M> {
     /// The console page in `mem` (at least 3088 bytes; normally the whole 4 KiB page).
-    pub fn new(mem: SharedMem<'a>) -> Result<Self, SetupError> {
-        let input = ByteRing::new(mem.duplicate(), CONSOLE_IN)?;
-        let output = ByteRing::new(mem, CONSOLE_OUT)?;
+    pub fn new(mem: M) -> Result<Self, SetupError> {
+        let mem = Mem::new(mem);
+        let input = ByteRing::from_mem(mem.duplicate(), CONSOLE_IN)?;
+        let output = ByteRing::from_mem(mem, CONSOLE_OUT)?;
         Ok(ConsoleRing { input, output })
     }
 
@@ -76,17 +78,17 @@ impl<'a> ConsoleRing<'a> {
     }
 
     /// The guest's end: writes `out`, reads `in`.
-    pub fn guest(self) -> ConsoleGuest<'a> {
+    pub fn guest(self) -> ConsoleGuest<'a, M> {
         ConsoleGuest { out: self.output.writer(), input: self.input.reader() }
     }
 
     /// Dom0's end: writes `in`, reads `out`.
-    pub fn backend(self) -> ConsoleBackend<'a> {
+    pub fn backend(self) -> ConsoleBackend<'a, M> {
         ConsoleBackend { input: self.input.writer(), out: self.output.reader() }
     }
 
     /// Both ends, for an in-process console.
-    pub fn split(self) -> (ConsoleGuest<'a>, ConsoleBackend<'a>) {
+    pub fn split(self) -> (ConsoleGuest<'a, M>, ConsoleBackend<'a, M>) {
         let other = ConsoleRing { input: self.input.duplicate(), output: self.output.duplicate() };
         (self.guest(), other.backend())
     }
@@ -94,12 +96,12 @@ impl<'a> ConsoleRing<'a> {
 
 /// The guest's end of the console page.
 #[derive(Debug)]
-pub struct ConsoleGuest<'a> {
-    out: ByteWriter<'a>,
-    input: ByteReader<'a>,
+pub struct ConsoleGuest<'a, M: RingMemory = SharedMem<'a>> {
+    out: ByteWriter<'a, M>,
+    input: ByteReader<'a, M>,
 }
 
-impl ConsoleGuest<'_> {
+impl<M: RingMemory> ConsoleGuest<'_, M> {
     /// Writes console output (`out` ring); partial when the ring is full.
     pub fn write(&mut self, data: &[u8]) -> Result<Transfer, RingError> {
         self.out.write(data)
@@ -123,12 +125,12 @@ impl ConsoleGuest<'_> {
 
 /// Dom0's end of the console page.
 #[derive(Debug)]
-pub struct ConsoleBackend<'a> {
-    input: ByteWriter<'a>,
-    out: ByteReader<'a>,
+pub struct ConsoleBackend<'a, M: RingMemory = SharedMem<'a>> {
+    input: ByteWriter<'a, M>,
+    out: ByteReader<'a, M>,
 }
 
-impl ConsoleBackend<'_> {
+impl<M: RingMemory> ConsoleBackend<'_, M> {
     /// Writes console input for the guest (`in` ring); partial when the ring is full.
     pub fn write(&mut self, data: &[u8]) -> Result<Transfer, RingError> {
         self.input.write(data)

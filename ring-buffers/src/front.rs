@@ -12,9 +12,10 @@ use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 
 use crate::error::{Full, Notify, RingError};
 use crate::layout::{REQ_EVENT, REQ_PROD, RSP_EVENT, RSP_PROD};
-use crate::shm::{SharedMem, fence};
+use crate::memory::{Mem, RingMemory};
+use crate::shm::SharedMem;
 use crate::sring::{
-    Advance, RingItem, SharedRing, read_slots, slot_offset, slot_runs, write_slots,
+    Advance, Items, RingItem, SharedRing, read_slots, slot_offset, slot_runs, write_slots,
 };
 
 /// The front end of a request/response ring: stages and pushes requests, consumes responses.
@@ -25,18 +26,18 @@ use crate::sring::{
 ///
 /// Invariant, in wrapping u32 order:
 /// `rsp_cons <= rsp_prod_seen <= req_prod <= req_prod_pvt <= rsp_cons + size`.
-pub struct FrontRing<'a, Req, Rsp> {
-    mem: SharedMem<'a>,
+pub struct FrontRing<'a, Req, Rsp, M: RingMemory = SharedMem<'a>> {
+    mem: Mem<M>,
     size: u32,
     req_prod_pvt: u32,
     req_prod: u32,
     rsp_cons: u32,
     rsp_prod_seen: u32,
     broken: Option<RingError>,
-    _items: PhantomData<fn(Req) -> Rsp>,
+    _items: Items<'a, Req, Rsp>,
 }
 
-impl<Req, Rsp> core::fmt::Debug for FrontRing<'_, Req, Rsp> {
+impl<Req, Rsp, M: RingMemory> core::fmt::Debug for FrontRing<'_, Req, Rsp, M> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("FrontRing")
             .field("size", &self.size)
@@ -49,21 +50,21 @@ impl<Req, Rsp> core::fmt::Debug for FrontRing<'_, Req, Rsp> {
     }
 }
 
-impl<'a, Req: RingItem, Rsp: RingItem> FrontRing<'a, Req, Rsp> {
+impl<'a, Req: RingItem, Rsp: RingItem, M: RingMemory> FrontRing<'a, Req, Rsp, M> {
     /// `SHARED_RING_INIT` then `FRONT_RING_INIT`: the usual way a front end creates its ring.
-    pub fn init(mut ring: SharedRing<'a, Req, Rsp>) -> Self {
+    pub fn init(mut ring: SharedRing<'a, Req, Rsp, M>) -> Self {
         ring.init();
         Self::attach(ring, 0)
     }
 
     /// `FRONT_RING_INIT`: attach at index 0 to a ring whose header is already initialised.
-    pub fn new(ring: SharedRing<'a, Req, Rsp>) -> Self {
+    pub fn new(ring: SharedRing<'a, Req, Rsp, M>) -> Self {
         Self::attach(ring, 0)
     }
 
     /// `FRONT_RING_ATTACH`: attach with all private indices at `index` (reconnecting to a ring
     /// whose state is known, e.g. after migration).
-    pub fn attach(ring: SharedRing<'a, Req, Rsp>, index: u32) -> Self {
+    pub fn attach(ring: SharedRing<'a, Req, Rsp, M>, index: u32) -> Self {
         let (mem, size) = ring.into_parts();
         FrontRing {
             mem,
@@ -119,7 +120,7 @@ impl<'a, Req: RingItem, Rsp: RingItem> FrontRing<'a, Req, Rsp> {
         if self.req_prod_pvt.wrapping_sub(self.rsp_cons) == self.size {
             return Err(Full);
         }
-        let off = slot_offset(self.req_prod_pvt, self.size, SharedRing::<Req, Rsp>::SLOT_SIZE);
+        let off = slot_offset(self.req_prod_pvt, self.size, SharedRing::<Req, Rsp, M>::SLOT_SIZE);
         self.mem.write(off, &req);
         self.req_prod_pvt = self.req_prod_pvt.wrapping_add(1);
         Ok(())
@@ -130,7 +131,7 @@ impl<'a, Req: RingItem, Rsp: RingItem> FrontRing<'a, Req, Rsp> {
     #[inline]
     pub fn stage_requests(&mut self, reqs: &[Req]) -> usize {
         let n = self.free_slots().min(u32::try_from(reqs.len()).unwrap_or(u32::MAX));
-        let slot = SharedRing::<Req, Rsp>::SLOT_SIZE;
+        let slot = SharedRing::<Req, Rsp, M>::SLOT_SIZE;
         write_slots(&self.mem, self.size, slot, self.req_prod_pvt, &reqs[..n as usize]);
         self.req_prod_pvt = self.req_prod_pvt.wrapping_add(n);
         n as usize
@@ -143,7 +144,7 @@ impl<'a, Req: RingItem, Rsp: RingItem> FrontRing<'a, Req, Rsp> {
     #[inline]
     pub fn stage_iter(&mut self, reqs: impl IntoIterator<Item = Req>) -> usize {
         let mut reqs = reqs.into_iter();
-        let slot = SharedRing::<Req, Rsp>::SLOT_SIZE;
+        let slot = SharedRing::<Req, Rsp, M>::SLOT_SIZE;
         let mut done = 0;
         for (pos, len) in slot_runs(self.req_prod_pvt, self.free_slots(), self.size) {
             let off = slot_offset(pos, self.size, slot);
@@ -177,7 +178,7 @@ impl<'a, Req: RingItem, Rsp: RingItem> FrontRing<'a, Req, Rsp> {
         // with the fence in the back end's final_check_for_requests (store req_event; fence;
         // load req_prod): of two fences, the later one sees the other side's store, so either
         // the back end sees `new` and keeps working, or we see its req_event and notify it.
-        fence(SeqCst);
+        self.mem.fence(SeqCst);
         let event = self.mem.load_u32(REQ_EVENT, Relaxed);
         Notify::from(new.wrapping_sub(event) < new.wrapping_sub(old))
     }
@@ -253,7 +254,7 @@ impl<'a, Req: RingItem, Rsp: RingItem> FrontRing<'a, Req, Rsp> {
     pub fn poll_responses(&mut self, mut f: impl FnMut(Rsp)) -> Result<u32, RingError> {
         self.refresh()?;
         let n = self.rsp_prod_seen.wrapping_sub(self.rsp_cons);
-        let slot = SharedRing::<Req, Rsp>::SLOT_SIZE;
+        let slot = SharedRing::<Req, Rsp, M>::SLOT_SIZE;
         for (pos, len) in slot_runs(self.rsp_cons, n, self.size) {
             let off = slot_offset(pos, self.size, slot);
             // `rsp_cons` counts each copy before `f` sees it (no double delivery if `f` panics).
@@ -279,7 +280,7 @@ impl<'a, Req: RingItem, Rsp: RingItem> FrontRing<'a, Req, Rsp> {
             self.refresh()?;
         }
         let n = self.rsp_prod_seen.wrapping_sub(self.rsp_cons).min(want);
-        let slot = SharedRing::<Req, Rsp>::SLOT_SIZE;
+        let slot = SharedRing::<Req, Rsp, M>::SLOT_SIZE;
         read_slots(&self.mem, self.size, slot, self.rsp_cons, &mut buf[..n as usize]);
         self.rsp_cons = self.rsp_cons.wrapping_add(n);
         Ok(n as usize)
@@ -287,7 +288,7 @@ impl<'a, Req: RingItem, Rsp: RingItem> FrontRing<'a, Req, Rsp> {
 
     #[inline(always)]
     fn take_response(&mut self) -> Rsp {
-        let off = slot_offset(self.rsp_cons, self.size, SharedRing::<Req, Rsp>::SLOT_SIZE);
+        let off = slot_offset(self.rsp_cons, self.size, SharedRing::<Req, Rsp, M>::SLOT_SIZE);
         // The one read of this slot: the caller gets the copy.
         let rsp = self.mem.read::<Rsp>(off);
         self.rsp_cons = self.rsp_cons.wrapping_add(1);
@@ -306,7 +307,7 @@ impl<'a, Req: RingItem, Rsp: RingItem> FrontRing<'a, Req, Rsp> {
         // Full fence (Xen: mb): our rsp_event store is ordered before the rsp_prod re-read. It
         // pairs with the fence in the back end's push_responses (store rsp_prod; fence; load
         // rsp_event): either it sees our rsp_event and notifies, or we see its rsp_prod here.
-        fence(SeqCst);
+        self.mem.fence(SeqCst);
         self.refresh()?;
         Ok(self.rsp_cons != self.rsp_prod_seen)
     }

@@ -16,14 +16,19 @@
 //!
 //! # Getting the memory
 //!
-//! A ring never holds a reference into shared memory. It holds a [`SharedMem`]: a pointer and
-//! a length, accessed only by atomic word loads and stores.
+//! A ring never holds a reference into shared memory. It holds a [`RingMemory`]: by default a
+//! [`SharedMem`], a pointer and a length accessed only by atomic word loads and stores.
 //!
 //! * From a mapped page (hypervisor, guest kernel, dom0 back end): the `unsafe`
 //!   [`SharedMem::from_raw`], whose caller promises the mapping stays valid and is used only as
 //!   this ring.
 //! * In one process (tests, benchmarks, threads): the safe [`SharedMem::new`] over [`Page`]s,
 //!   then `split()` into both ends.
+//! * Memory of your own: any type that implements [`RingMemory`]. Every ring type takes the
+//!   memory as its last type parameter, which defaults to `SharedMem`
+//!   (`SharedRing<'a, Req, Rsp, M = SharedMem<'a>>`, `ConsoleRing<'a, M = SharedMem<'a>>`, ...),
+//!   so the API is the same whatever the memory is. A model checker's memory is one such type:
+//!   see [Checking your own ring code with loom](#checking-your-own-ring-code-with-loom).
 //!
 //! ```no_run
 //! use core::ptr::NonNull;
@@ -200,15 +205,35 @@
 //!
 //! * Unit, property and thread tests: `cargo test -p ring-buffers`.
 //! * loom models (both ends with event channels and notification suppression, wrap-around of
-//!   the u32 indices, batch APIs, malicious front end, back end and byte-ring writer, and two
-//!   injected faults the models must catch): `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3
-//!   CARGO_TARGET_DIR=target/loom cargo test -p ring-buffers --release --test loom`; deeper
-//!   with `LOOM_MAX_PREEMPTIONS=4` or `5`.
+//!   the u32 indices, batch APIs, malicious front end, back end and byte-ring writer, two
+//!   injected faults the models must catch, and the user's model below):
+//!   `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target/loom cargo test
+//!   -p ring-buffers --release --test loom`; deeper with `LOOM_MAX_PREEMPTIONS=4` or `5`.
 //! * Miri over the unit and integration tests: `./scripts/miri` (nightly toolchain).
 //! * Benchmarks against `rtrb` and crossbeam's `ArrayQueue`: `./scripts/bench-rings`; figures in
 //!   `docs/BENCHMARKS.md`.
+//!
+//! # Checking your own ring code with loom
+//!
+//! To stress-test code that drives these rings (your front end's sleep/wake logic, say) with
+//! [loom](https://docs.rs/loom), run the rings on memory made of loom's atomics, so that loom
+//! sees and reorders every access they make. Nothing in this crate is switched by `cfg(loom)`:
+//! you implement [`RingMemory`] for a loom-backed type and pass it as the rings' memory
+//! parameter. The file below is a complete model; it is this crate's
+//! `tests/loom/user_model.rs`, which the crate's loom run executes, so it compiles and passes
+//! as shown. Copy it into your crate's `tests/`, with
+//! `[target.'cfg(loom)'.dev-dependencies] loom = "0.7"` in your `Cargo.toml` and
+//! `#![cfg(loom)]` at the top of the test file, and run it with
+//! `RUSTFLAGS="--cfg loom" cargo test --release --test <file>`.
+//!
+//! Its module comment lists the loom rules it follows; one matters beyond loom: share with
+//! `std::sync::Arc`, not `loom::sync::Arc`, or a failing model aborts the test binary.
+//!
+//! ```rust,ignore
+#![doc = include_str!("../tests/loom/user_model.rs")]
+//! ```
 
-#![cfg_attr(not(any(test, loom)), no_std)]
+#![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -218,15 +243,12 @@ mod console;
 mod error;
 mod front;
 pub mod layout;
-#[cfg(not(loom))]
-mod shm;
-#[cfg(loom)]
-#[path = "shm_loom.rs"]
+mod memory;
 mod shm;
 mod sring;
 mod xenstore;
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
 mod tests;
 
 pub use back::BackRing;
@@ -235,11 +257,8 @@ pub use console::{CONSOLE_IN, CONSOLE_OUT, ConsoleBackend, ConsoleGuest, Console
 pub use error::{Full, Notify, RingError, SetupError};
 pub use front::FrontRing;
 pub use layout::ring_size;
-#[cfg(not(loom))]
-pub use shm::Page;
-pub use shm::{PAGE_SIZE, SharedMem};
-#[cfg(loom)]
-pub use shm::{PeerView, loom_mutation};
+pub use memory::{Access, RingMemory};
+pub use shm::{PAGE_SIZE, Page, SharedMem};
 pub use sring::{RingItem, SharedRing};
 pub use xenstore::{
     XENSTORE_CONNECTED, XENSTORE_ERROR_COMM, XENSTORE_ERROR_NONE, XENSTORE_ERROR_PROTO,

@@ -16,8 +16,8 @@
 //!
 //! Trust: offsets come from this crate's own masked indices and layouts, never from the peer, and
 //! are still bounds-checked here (a failed check is a bug in this crate and panics; the peer
-//! cannot reach it). Under `--cfg loom` the sibling module `shm_loom.rs` replaces this one with
-//! the same interface over loom's atomics.
+//! cannot reach it). `SharedMem` is the [`RingMemory`] for real memory; a model checker's
+//! memory is another implementation of the same trait (see the crate docs).
 
 #![allow(unsafe_code)]
 
@@ -31,6 +31,7 @@ use core::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, Ordering};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::error::SetupError;
+use crate::memory::{Access, RingMemory};
 
 /// Xen's ring page size: always 4 KiB, whatever page size the OS uses.
 pub const PAGE_SIZE: usize = 4096;
@@ -144,11 +145,6 @@ impl<'a> SharedMem<'a> {
         SharedMem { len: len.min(self.len), ..self }
     }
 
-    /// A second handle on the same memory, for the other end of an in-process ring.
-    pub(crate) fn duplicate(&self) -> SharedMem<'a> {
-        SharedMem { base: self.base, len: self.len, _borrow: PhantomData }
-    }
-
     #[inline(always)]
     fn check(&self, off: usize, n: usize) {
         // Offsets come from the crate's own layouts and masked indices; this cannot fail unless
@@ -164,9 +160,32 @@ impl<'a> SharedMem<'a> {
         self.base.as_ptr().wrapping_add(off)
     }
 
+    /// Checks that `count` items of type `T`, `stride` bytes apart from `off`, are in bounds.
+    #[inline(always)]
+    fn check_run<T>(&self, off: usize, stride: usize, count: usize) {
+        // A zero-sized item is no access at all: nothing to keep in bounds.
+        if count == 0 || size_of::<T>() == 0 {
+            return;
+        }
+        assert!(size_of::<T>() <= stride, "ring items overlap");
+        let span = (count - 1).checked_mul(stride).and_then(|s| s.checked_add(size_of::<T>()));
+        self.check(off, span.unwrap_or(usize::MAX));
+    }
+}
+
+impl RingMemory for SharedMem<'_> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// A second handle on the same memory, for the other end of an in-process ring.
+    fn duplicate(&self, _: Access) -> Self {
+        SharedMem { base: self.base, len: self.len, _borrow: PhantomData }
+    }
+
     /// Atomic load of the u32 at byte offset `off` (must be 4-aligned).
     #[inline]
-    pub(crate) fn load_u32(&self, off: usize, order: Ordering) -> u32 {
+    fn load_u32(&self, _: Access, off: usize, order: Ordering) -> u32 {
         self.check(off, 4);
         // `base` is 8-aligned, so testing `off` tests the address, and for the constant header
         // offsets the compiler drops the test.
@@ -181,7 +200,7 @@ impl<'a> SharedMem<'a> {
 
     /// Atomic store of `val` to the u32 at byte offset `off` (must be 4-aligned).
     #[inline]
-    pub(crate) fn store_u32(&self, off: usize, val: u32, order: Ordering) {
+    fn store_u32(&self, _: Access, off: usize, val: u32, order: Ordering) {
         self.check(off, 4);
         assert!(off.is_multiple_of(4), "misaligned index word");
         let p = self.ptr(off);
@@ -191,7 +210,7 @@ impl<'a> SharedMem<'a> {
 
     /// Copies `dst.len()` bytes at `off` out of shared memory, each word read exactly once.
     #[inline]
-    pub(crate) fn read_bytes(&self, off: usize, dst: &mut [u8]) {
+    fn read_bytes(&self, _: Access, off: usize, dst: &mut [u8]) {
         self.check(off, dst.len());
         // SAFETY: the range `off..off + dst.len()` was bounds-checked just above.
         unsafe { copy_out(self.ptr(off), dst) }
@@ -199,27 +218,16 @@ impl<'a> SharedMem<'a> {
 
     /// Copies `src` into shared memory at `off`, each word written exactly once.
     #[inline]
-    pub(crate) fn write_bytes(&self, off: usize, src: &[u8]) {
+    fn write_bytes(&self, _: Access, off: usize, src: &[u8]) {
         self.check(off, src.len());
         // SAFETY: the range `off..off + src.len()` was bounds-checked just above.
         unsafe { copy_in(self.ptr(off), src) }
     }
 
-    /// Zeroes `len` bytes at `off`.
-    pub(crate) fn zero(&self, off: usize, len: usize) {
-        let zeros = [0u8; 64];
-        let mut done = 0;
-        while done < len {
-            let n = (len - done).min(zeros.len());
-            self.write_bytes(off + done, &zeros[..n]);
-            done += n;
-        }
-    }
-
     /// Copies one item out of shared memory: the caller gets a private value the peer can no
     /// longer change (Xen's `RING_COPY_REQUEST`). Each word is loaded exactly once.
     #[inline(always)]
-    pub(crate) fn read<T: FromBytes + IntoBytes>(&self, off: usize) -> T {
+    fn read_item<T: FromBytes + IntoBytes>(&self, _: Access, off: usize) -> T {
         self.check(off, size_of::<T>());
         // SAFETY: the item's range was bounds-checked just above; `base` is 8-aligned, so the
         // item is 8-aligned exactly when `off` is.
@@ -228,7 +236,7 @@ impl<'a> SharedMem<'a> {
 
     /// Copies one item into shared memory, each word stored exactly once.
     #[inline(always)]
-    pub(crate) fn write<T: IntoBytes + Immutable>(&self, off: usize, val: &T) {
+    fn write_item<T: IntoBytes + Immutable>(&self, _: Access, off: usize, val: &T) {
         self.check(off, size_of::<T>());
         // SAFETY: as in `read`: in bounds (checked just above), 8-aligned exactly when `off` is.
         unsafe { store_item(self.ptr(off), val, off.is_multiple_of(8)) }
@@ -242,8 +250,9 @@ impl<'a> SharedMem<'a> {
     /// Copies `count` items out of slots `stride` bytes apart, the first at `off`, handing each
     /// copy to `f` in order: one bounds check for the whole run.
     #[inline(always)]
-    pub(crate) fn read_each<T: FromBytes + IntoBytes>(
+    fn read_each<T: FromBytes + IntoBytes>(
         &self,
+        _: Access,
         off: usize,
         stride: usize,
         count: usize,
@@ -262,8 +271,9 @@ impl<'a> SharedMem<'a> {
 
     /// Copies items out of slots `stride` bytes apart, the first at `off`, into all of `dst`.
     #[inline(always)]
-    pub(crate) fn read_run<T: FromBytes + IntoBytes>(
+    fn read_run<T: FromBytes + IntoBytes>(
         &self,
+        _: Access,
         off: usize,
         stride: usize,
         dst: &mut [T],
@@ -280,7 +290,7 @@ impl<'a> SharedMem<'a> {
 
     /// Copies `src` into slots `stride` bytes apart, the first at `off`.
     #[inline(always)]
-    pub(crate) fn write_run<T: IntoBytes + Immutable>(&self, off: usize, stride: usize, src: &[T]) {
+    fn write_run<T: IntoBytes + Immutable>(&self, _: Access, off: usize, stride: usize, src: &[T]) {
         self.check_run::<T>(off, stride, src.len());
         let (mut p, aligned) = (self.ptr(off), run_aligned(off, stride));
         for item in src {
@@ -295,8 +305,9 @@ impl<'a> SharedMem<'a> {
     /// `items` until it runs out; returns how many were written. No item beyond the `count`th is
     /// taken from `items`.
     #[inline(always)]
-    pub(crate) fn write_each<T: IntoBytes + Immutable>(
+    fn write_each<T: IntoBytes + Immutable>(
         &self,
+        _: Access,
         off: usize,
         stride: usize,
         count: usize,
@@ -314,18 +325,6 @@ impl<'a> SharedMem<'a> {
             p = p.wrapping_add(stride);
             k + 1
         })
-    }
-
-    /// Checks that `count` items of type `T`, `stride` bytes apart from `off`, are in bounds.
-    #[inline(always)]
-    fn check_run<T>(&self, off: usize, stride: usize, count: usize) {
-        // A zero-sized item is no access at all: nothing to keep in bounds.
-        if count == 0 || size_of::<T>() == 0 {
-            return;
-        }
-        assert!(size_of::<T>() <= stride, "ring items overlap");
-        let span = (count - 1).checked_mul(stride).and_then(|s| s.checked_add(size_of::<T>()));
-        self.check(off, span.unwrap_or(usize::MAX));
     }
 }
 
@@ -498,10 +497,4 @@ fn word_width(addr: usize, left: usize) -> usize {
     } else {
         1
     }
-}
-
-/// A memory fence, routed through this module so that loom builds use loom's fence.
-#[inline(always)]
-pub(crate) fn fence(order: Ordering) {
-    core::sync::atomic::fence(order);
 }

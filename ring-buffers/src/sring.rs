@@ -17,6 +17,7 @@ use crate::back::BackRing;
 use crate::error::SetupError;
 use crate::front::FrontRing;
 use crate::layout::{self, PVT, REQ_EVENT, REQ_PROD, RING, RSP_EVENT, RSP_PROD};
+use crate::memory::{Mem, RingMemory};
 use crate::shm::SharedMem;
 
 /// What a request or response type must be to travel through a ring: plain bytes both ways.
@@ -26,6 +27,10 @@ use crate::shm::SharedMem;
 pub trait RingItem: FromBytes + IntoBytes + Immutable {}
 
 impl<T: FromBytes + IntoBytes + Immutable> RingItem for T {}
+
+/// The item types and lifetime a ring is generic over, held as a marker: `fn(Req) -> Rsp`
+/// keeps a ring `Send`/`Sync` whatever the items are (it holds none of them).
+pub(crate) type Items<'a, Req, Rsp> = PhantomData<(fn(Req) -> Rsp, &'a ())>;
 
 /// The shared part of a request/response ring: memory plus the slot geometry for `Req`/`Rsp`.
 ///
@@ -38,19 +43,19 @@ impl<T: FromBytes + IntoBytes + Immutable> RingItem for T {}
 /// let (_front, _back) = ring.split();
 /// # Ok::<(), ring_buffers::SetupError>(())
 /// ```
-pub struct SharedRing<'a, Req, Rsp> {
-    mem: SharedMem<'a>,
+pub struct SharedRing<'a, Req, Rsp, M: RingMemory = SharedMem<'a>> {
+    mem: Mem<M>,
     size: u32,
-    _items: PhantomData<fn(Req) -> Rsp>,
+    _items: Items<'a, Req, Rsp>,
 }
 
-impl<Req, Rsp> core::fmt::Debug for SharedRing<'_, Req, Rsp> {
+impl<Req, Rsp, M: RingMemory> core::fmt::Debug for SharedRing<'_, Req, Rsp, M> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("SharedRing").field("mem", &self.mem).field("size", &self.size).finish()
     }
 }
 
-impl<'a, Req: RingItem, Rsp: RingItem> SharedRing<'a, Req, Rsp> {
+impl<'a, Req: RingItem, Rsp: RingItem, M: RingMemory> SharedRing<'a, Req, Rsp, M> {
     /// Bytes per slot: the size of the C union of `Req` and `Rsp`.
     pub const SLOT_SIZE: usize = {
         let slot = layout::slot_size::<Req, Rsp>();
@@ -65,7 +70,7 @@ impl<'a, Req: RingItem, Rsp: RingItem> SharedRing<'a, Req, Rsp> {
     /// A ring over `mem`, with as many slots as fit (a power of two, like Xen's
     /// `__RING_SIZE`). Reads and writes nothing: call [`init`](Self::init) on the side that
     /// creates the ring, or attach to one the peer initialised.
-    pub fn new(mem: SharedMem<'a>) -> Result<Self, SetupError> {
+    pub fn new(mem: M) -> Result<Self, SetupError> {
         let slot = Self::SLOT_SIZE;
         let size = layout::ring_size(mem.len(), slot);
         if size == 0 {
@@ -74,7 +79,7 @@ impl<'a, Req: RingItem, Rsp: RingItem> SharedRing<'a, Req, Rsp> {
         if size > 1 << 31 {
             return Err(SetupError::TooLarge);
         }
-        Ok(SharedRing { mem, size: size as u32, _items: PhantomData })
+        Ok(SharedRing { mem: Mem::new(mem), size: size as u32, _items: PhantomData })
     }
 
     /// Number of slots (`RING_SIZE`).
@@ -103,18 +108,18 @@ impl<'a, Req: RingItem, Rsp: RingItem> SharedRing<'a, Req, Rsp> {
 
     /// Both ends of an in-process ring at index 0 (`FRONT_RING_INIT` + `BACK_RING_INIT`).
     /// Call [`init`](Self::init) first.
-    pub fn split(self) -> (FrontRing<'a, Req, Rsp>, BackRing<'a, Req, Rsp>) {
+    pub fn split(self) -> (FrontRing<'a, Req, Rsp, M>, BackRing<'a, Req, Rsp, M>) {
         self.split_at(0)
     }
 
     /// Both ends of an in-process ring attached at `index` (see [`init_at`](Self::init_at)).
-    pub fn split_at(self, index: u32) -> (FrontRing<'a, Req, Rsp>, BackRing<'a, Req, Rsp>) {
+    pub fn split_at(self, index: u32) -> (FrontRing<'a, Req, Rsp, M>, BackRing<'a, Req, Rsp, M>) {
         let back_half =
             SharedRing { mem: self.mem.duplicate(), size: self.size, _items: PhantomData };
         (FrontRing::attach(self, index), BackRing::attach(back_half, index))
     }
 
-    pub(crate) fn into_parts(self) -> (SharedMem<'a>, u32) {
+    pub(crate) fn into_parts(self) -> (Mem<M>, u32) {
         (self.mem, self.size)
     }
 }
@@ -136,8 +141,8 @@ pub(crate) fn slot_runs(idx: u32, n: u32, size: u32) -> [(u32, u32); 2] {
 
 /// Copies `src` into the slots of indices `idx..idx + src.len()` (at most two contiguous runs).
 #[inline(always)]
-pub(crate) fn write_slots<T: RingItem>(
-    mem: &SharedMem<'_>,
+pub(crate) fn write_slots<T: RingItem, M: RingMemory>(
+    mem: &Mem<M>,
     size: u32,
     slot: usize,
     idx: u32,
@@ -153,8 +158,8 @@ pub(crate) fn write_slots<T: RingItem>(
 
 /// Copies the slots of indices `idx..idx + dst.len()` into `dst` (at most two contiguous runs).
 #[inline(always)]
-pub(crate) fn read_slots<T: RingItem>(
-    mem: &SharedMem<'_>,
+pub(crate) fn read_slots<T: RingItem, M: RingMemory>(
+    mem: &Mem<M>,
     size: u32,
     slot: usize,
     idx: u32,

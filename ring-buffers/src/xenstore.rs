@@ -12,6 +12,9 @@ use core::sync::atomic::Ordering::{Acquire, Release};
 
 use crate::byte_ring::{ByteReader, ByteRing, ByteRingLayout, ByteWriter, Transfer};
 use crate::error::{RingError, SetupError};
+use core::marker::PhantomData;
+
+use crate::memory::{Mem, RingMemory};
 use crate::shm::SharedMem;
 
 /// Layout of the XenStore page; only its offsets are used.
@@ -96,11 +99,12 @@ pub const XENSTORE_RSP: ByteRingLayout = ByteRingLayout {
 /// so that a handshake (reset indices, then set `connection`) is seen in order; the peer's
 /// values are hints to check, never trusted sizes.
 #[derive(Debug)]
-pub struct XenstoreControl<'a> {
-    mem: SharedMem<'a>,
+pub struct XenstoreControl<'a, M: RingMemory = SharedMem<'a>> {
+    mem: Mem<M>,
+    _life: PhantomData<&'a ()>,
 }
 
-impl XenstoreControl<'_> {
+impl<M: RingMemory> XenstoreControl<'_, M> {
     /// `server_features` as the page holds it now.
     pub fn server_features(&self) -> u32 {
         self.mem.load_u32(SERVER_FEATURES, Acquire)
@@ -138,21 +142,22 @@ impl XenstoreControl<'_> {
 
 /// A XenStore page, before it is turned into the guest's or xenstored's end.
 #[derive(Debug)]
-pub struct XenstoreRing<'a> {
-    req: ByteRing<'a>,
-    rsp: ByteRing<'a>,
-    mem: SharedMem<'a>,
+pub struct XenstoreRing<'a, M: RingMemory = SharedMem<'a>> {
+    req: ByteRing<'a, M>,
+    rsp: ByteRing<'a, M>,
+    mem: Mem<M>,
 }
 
-impl<'a> XenstoreRing<'a> {
+impl<'a, M: RingMemory> XenstoreRing<'a, M> {
     /// The XenStore page in `mem` (at least 2080 bytes; normally the whole 4 KiB page).
-    pub fn new(mem: SharedMem<'a>) -> Result<Self, SetupError> {
+    pub fn new(mem: M) -> Result<Self, SetupError> {
         let len = size_of::<XenstoreDomainInterface>();
         if mem.len() < len {
             return Err(SetupError::TooSmall { len: mem.len(), need: len });
         }
-        let req = ByteRing::new(mem.duplicate(), XENSTORE_REQ)?;
-        let rsp = ByteRing::new(mem.duplicate(), XENSTORE_RSP)?;
+        let mem = Mem::new(mem);
+        let req = ByteRing::from_mem(mem.duplicate(), XENSTORE_REQ)?;
+        let rsp = ByteRing::from_mem(mem.duplicate(), XENSTORE_RSP)?;
         Ok(XenstoreRing { req, rsp, mem })
     }
 
@@ -164,30 +169,30 @@ impl<'a> XenstoreRing<'a> {
     }
 
     /// The page's control words.
-    pub fn control(&self) -> XenstoreControl<'a> {
-        XenstoreControl { mem: self.mem.duplicate() }
+    pub fn control(&self) -> XenstoreControl<'a, M> {
+        XenstoreControl { mem: self.mem.duplicate(), _life: PhantomData }
     }
 
     /// The guest's end: writes `req`, reads `rsp`.
-    pub fn guest(self) -> XenstoreGuest<'a> {
+    pub fn guest(self) -> XenstoreGuest<'a, M> {
         XenstoreGuest {
             req: self.req.writer(),
             rsp: self.rsp.reader(),
-            control: XenstoreControl { mem: self.mem },
+            control: XenstoreControl { mem: self.mem, _life: PhantomData },
         }
     }
 
     /// Xenstored's end: reads `req`, writes `rsp`.
-    pub fn server(self) -> XenstoreServer<'a> {
+    pub fn server(self) -> XenstoreServer<'a, M> {
         XenstoreServer {
             req: self.req.reader(),
             rsp: self.rsp.writer(),
-            control: XenstoreControl { mem: self.mem },
+            control: XenstoreControl { mem: self.mem, _life: PhantomData },
         }
     }
 
     /// Both ends, for an in-process XenStore connection.
-    pub fn split(self) -> (XenstoreGuest<'a>, XenstoreServer<'a>) {
+    pub fn split(self) -> (XenstoreGuest<'a, M>, XenstoreServer<'a, M>) {
         let other = XenstoreRing {
             req: self.req.duplicate(),
             rsp: self.rsp.duplicate(),
@@ -199,13 +204,13 @@ impl<'a> XenstoreRing<'a> {
 
 /// The guest's end of the XenStore page.
 #[derive(Debug)]
-pub struct XenstoreGuest<'a> {
-    req: ByteWriter<'a>,
-    rsp: ByteReader<'a>,
-    control: XenstoreControl<'a>,
+pub struct XenstoreGuest<'a, M: RingMemory = SharedMem<'a>> {
+    req: ByteWriter<'a, M>,
+    rsp: ByteReader<'a, M>,
+    control: XenstoreControl<'a, M>,
 }
 
-impl<'a> XenstoreGuest<'a> {
+impl<'a, M: RingMemory> XenstoreGuest<'a, M> {
     /// Writes request bytes; partial when the ring is full.
     pub fn write(&mut self, data: &[u8]) -> Result<Transfer, RingError> {
         self.req.write(data)
@@ -223,20 +228,20 @@ impl<'a> XenstoreGuest<'a> {
         self.rsp.available()
     }
     /// The page's control words.
-    pub fn control(&self) -> &XenstoreControl<'a> {
+    pub fn control(&self) -> &XenstoreControl<'a, M> {
         &self.control
     }
 }
 
 /// Xenstored's end of the XenStore page.
 #[derive(Debug)]
-pub struct XenstoreServer<'a> {
-    req: ByteReader<'a>,
-    rsp: ByteWriter<'a>,
-    control: XenstoreControl<'a>,
+pub struct XenstoreServer<'a, M: RingMemory = SharedMem<'a>> {
+    req: ByteReader<'a, M>,
+    rsp: ByteWriter<'a, M>,
+    control: XenstoreControl<'a, M>,
 }
 
-impl<'a> XenstoreServer<'a> {
+impl<'a, M: RingMemory> XenstoreServer<'a, M> {
     /// Writes response bytes; partial when the ring is full.
     pub fn write(&mut self, data: &[u8]) -> Result<Transfer, RingError> {
         self.rsp.write(data)
@@ -254,7 +259,7 @@ impl<'a> XenstoreServer<'a> {
         self.req.available()
     }
     /// The page's control words.
-    pub fn control(&self) -> &XenstoreControl<'a> {
+    pub fn control(&self) -> &XenstoreControl<'a, M> {
         &self.control
     }
 }

@@ -2,8 +2,6 @@
 //! (the `unsafe` constructor), a request/response ring driven from both ends, and the console
 //! page, all through `ring_buffers::` paths only.
 
-#![cfg(not(loom))]
-
 use core::ptr::NonNull;
 
 use ring_buffers::{

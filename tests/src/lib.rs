@@ -310,14 +310,25 @@ impl Run {
     }
 }
 
-/// Runs `../shared/tools/xen-reference` (real Xen 4.17 under the same QEMU) with `args` and no
-/// input; its standard output. `None`, with a note, where the tool is missing or cannot run.
-pub fn xen_reference(args: &[&str]) -> Option<String> {
-    let tool = root().join("../shared/tools/xen-reference");
-    if !tool.exists() {
-        eprintln!("{} not found: no Xen figures", tool.display());
-        return None;
+/// Where `shared/tools/xen-reference` (real Xen 4.17 under the same QEMU) is: `$XEN_REFERENCE`,
+/// else `shared/tools/` next to the checkout or next to the folder of worktrees it is in.
+pub fn xen_reference_tool() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("XEN_REFERENCE") {
+        return Some(PathBuf::from(p)).filter(|p| p.exists());
     }
+    ["../shared/tools/xen-reference", "../../shared/tools/xen-reference"]
+        .iter()
+        .map(|rel| root().join(rel))
+        .find(|p| p.exists())
+}
+
+/// Runs the xen-reference tool with `args` and no input; its standard output. `None`, with a
+/// note, where the tool is missing or cannot run.
+pub fn xen_reference(args: &[&str]) -> Option<String> {
+    let Some(tool) = xen_reference_tool() else {
+        eprintln!("shared/tools/xen-reference not found (set XEN_REFERENCE): no Xen run");
+        return None;
+    };
     let out = Command::new(&tool).args(args).stdin(Stdio::null()).output().ok()?;
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }

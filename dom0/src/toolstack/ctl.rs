@@ -83,7 +83,7 @@ pub fn populate(dom: DomId, count: u64) -> Result<u64, Errno> {
     use hypercall_abi::memory::{XENMEM_POPULATE_PHYSMAP, XenMemoryReservation};
     let mut frames: Vec<u64> = (0..count).collect();
     let mut r = XenMemoryReservation {
-        extent_start: frames.as_mut_ptr() as u64,
+        extent_start: hypercall_abi::GuestHandle::from_raw(frames.as_mut_ptr() as u64),
         nr_extents: count,
         extent_order: 0,
         mem_flags: 0,

@@ -23,7 +23,7 @@ static DOM_EXC: AtomicU64 = AtomicU64::new(0);
 
 /// Binds `VIRQ_DOM_EXC`, so [`BootDomains::update`] knows when to look again.
 pub fn watch() {
-    if let Ok(port) = guest::evtchn_bind_virq(VIRQ_DOM_EXC, 0) {
+    if let Ok(port) = guest::evtchn_bind_virq(hypercall_abi::event_channel::Virq(VIRQ_DOM_EXC), 0) {
         events::on(port, |_| {
             DOM_EXC.fetch_add(1, Ordering::SeqCst);
         });

@@ -8,7 +8,7 @@ use crate::event_channel::{
     EVTCHNOP_ALLOC_UNBOUND, EVTCHNOP_BIND_INTERDOMAIN, EVTCHNOP_BIND_IPI, EVTCHNOP_BIND_VCPU,
     EVTCHNOP_BIND_VIRQ, EVTCHNOP_CLOSE, EVTCHNOP_SEND, EVTCHNOP_STATUS, EVTCHNOP_UNMASK,
     EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi, EvtchnBindVcpu, EvtchnBindVirq,
-    EvtchnPortOp, EvtchnStatus,
+    EvtchnPortOp, EvtchnStatus, EvtchnStatusDetail, Virq,
 };
 use crate::nr;
 use crate::types::{DomId, EvtchnPort};
@@ -49,8 +49,8 @@ pub fn evtchn_bind_interdomain(dom: DomId, remote_port: EvtchnPort) -> Result<Ev
     Ok(op.local_port)
 }
 
-/// Bind `VIRQ_*` `virq` to `vcpu`; returns the port.
-pub fn evtchn_bind_virq(virq: u32, vcpu: u32) -> Result<EvtchnPort, Errno> {
+/// Bind `virq` to `vcpu` (0 for a global VIRQ); returns the port.
+pub fn evtchn_bind_virq(virq: Virq, vcpu: u32) -> Result<EvtchnPort, Errno> {
     let mut op = EvtchnBindVirq { virq, vcpu, ..Default::default() };
     // SAFETY: `op` is the struct of EVTCHNOP_bind_virq.
     unsafe { event_channel_op(EVTCHNOP_BIND_VIRQ, &mut op) }?;
@@ -100,4 +100,21 @@ pub fn evtchn_bind_vcpu(port: EvtchnPort, vcpu: u32) -> HcResult {
     let mut op = EvtchnBindVcpu { port, vcpu };
     // SAFETY: `op` is the struct of EVTCHNOP_bind_vcpu.
     unsafe { event_channel_op(EVTCHNOP_BIND_VCPU, &mut op) }
+}
+
+/// This domain's id. A PV kernel is not told it (start_info has no field for it; Linux reads
+/// `domid` from XenStore). This asks the event-channel code instead: a port allocated for
+/// `DOMID_SELF` records the caller's real id as its remote end, which `EVTCHNOP_status`
+/// reports; the port is closed again. Both Xen and xen-core answer this way.
+pub fn own_domid() -> Result<DomId, Errno> {
+    let port = evtchn_alloc_unbound(DomId::SELF_)?;
+    let status = evtchn_status(DomId::SELF_, port);
+    let closed = evtchn_close(port);
+    match status?.detail() {
+        EvtchnStatusDetail::Unbound { dom } => {
+            closed?;
+            Ok(dom)
+        }
+        _ => Err(Errno::EINVAL),
+    }
 }

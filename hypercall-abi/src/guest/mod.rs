@@ -1,37 +1,50 @@
-//! Typed hypercall wrappers for PV guest kernels (feature `guest`).
+//! Typed hypercall wrappers for PV guest kernels (feature `guest`), and what a kernel needs
+//! around them: the start token, page slots to map shared pages into, and the macros that
+//! write the entry point, the hypercall page and the event upcall stub.
 //!
 //! Each wrapper is a thin layer over [`raw`]: it builds the argument struct, passes pointers to
 //! memory it borrows for the duration of the call, and turns rax into an [`HcResult`]. Wrappers
 //! whose effect cannot break Rust's guarantees (console output, yielding, binding a port) are
-//! safe functions. Those that install entry points, change mappings or hand the hypervisor
-//! addresses it will use later are `unsafe fn`, with the condition stated.
+//! safe functions. Those that install entry points, change mappings, let the hypervisor write
+//! memory the compiler does not know about, or hand it addresses it will use later are
+//! `unsafe fn`, with the condition stated. Every hypercall has a wrapper; the multi-op ones
+//! have one per operation the guest side uses (`gnttab_copy`, `populate_physmap`, ...) and a
+//! generic `unsafe` one for the rest (`grant_table_op`, `memory_op`, `vcpu_op`, ...).
 //!
-//! All of them require the kernel to define `hypercall_page` (see [`raw`]) and to run in guest
-//! kernel mode; on any target but `x86_64-unknown-none` they panic.
+//! All of them require the kernel to define `hypercall_page` (see [`raw`] and
+//! [`hypercall_page!`](crate::hypercall_page!)) and to run in guest kernel mode; on any target
+//! but `x86_64-unknown-none` they panic.
 
 pub mod raw;
 
-use crate::arch::TrapInfo;
-use crate::callback::{CALLBACKOP_REGISTER, CallbackRegister};
 use crate::console::{CONSOLEIO_READ, CONSOLEIO_WRITE};
 use crate::errno::{Errno, HcResult, ret_to_result};
-use crate::mmu::{MmuUpdate, MmuextOp};
 use crate::multicall::MulticallEntry;
 use crate::nr;
 use crate::sched::{
     SCHEDOP_BLOCK, SCHEDOP_POLL, SCHEDOP_SHUTDOWN, SCHEDOP_YIELD, SchedPoll, SchedShutdown,
+    ShutdownReason,
 };
-use crate::types::{DomId, EvtchnPort, VAddr};
+use crate::types::{EvtchnPort, GuestHandle};
 use crate::version::{
     XENVER_GET_FEATURES, XENVER_PAGESIZE, XENVER_VERSION, XenFeatureInfo, version_decode,
 };
 use zerocopy::{FromBytes, IntoBytes};
 
+pub use cpu::*;
 pub use event::*;
+pub use grant::*;
+pub use mm::*;
 pub use ops::*;
+pub use start::*;
 
+mod cpu;
 mod event;
+mod grant;
+mod kit;
+mod mm;
 mod ops;
+mod start;
 
 /// Pointer to a value as the u64 a hypercall argument register carries.
 fn ptr_of<T: ?Sized>(v: &T) -> u64 {
@@ -88,10 +101,10 @@ pub fn sched_block() -> HcResult {
     ret_to_result(unsafe { raw::hypercall2(nr::SCHED_OP, SCHEDOP_BLOCK.into(), 0) })
 }
 
-/// Shut this domain down with a `SHUTDOWN_*` reason. Does not return for poweroff, reboot and
-/// crash; for `SHUTDOWN_suspend` use [`sched_op`] (it needs rdx = start_info MFN).
-pub fn sched_shutdown(reason: u32) -> HcResult {
-    let arg = SchedShutdown { reason };
+/// Shut this domain down. Does not return for poweroff, reboot and crash; for
+/// [`ShutdownReason::Suspend`] use [`sched_op`] (it needs rdx = start_info MFN).
+pub fn sched_shutdown(reason: ShutdownReason) -> HcResult {
+    let arg = SchedShutdown::new(reason);
     // SAFETY: the hypervisor reads the 4-byte struct, borrowed for the call.
     ret_to_result(unsafe { raw::hypercall2(nr::SCHED_OP, SCHEDOP_SHUTDOWN.into(), ptr_of(&arg)) })
 }
@@ -100,7 +113,7 @@ pub fn sched_shutdown(reason: u32) -> HcResult {
 /// no timeout) (`SCHEDOP_poll`). Returns 0 either way; check the ports.
 pub fn sched_poll(ports: &[EvtchnPort], timeout_ns: u64) -> HcResult {
     let arg = SchedPoll {
-        ports: ptr_of(ports),
+        ports: GuestHandle::from_slice(ports),
         nr_ports: count_u32(ports.len())? as u32,
         _pad: 0,
         timeout: timeout_ns,
@@ -163,84 +176,10 @@ pub unsafe fn xen_version_into<T: IntoBytes + FromBytes>(cmd: u32, out: &mut T) 
     ret_to_result(unsafe { raw::hypercall2(nr::XEN_VERSION, cmd.into(), ptr_of_mut(out)) })
 }
 
-// ---- traps, callbacks, stacks, segments ----
-
-/// Install the virtual IDT (`set_trap_table`). The table must end with an entry whose
-/// `address` is 0; a table without one is refused (`EINVAL`) before calling, since the
-/// hypervisor would read past the slice. The hypervisor copies the table; it is not kept.
-///
-/// # Safety
-///
-/// Every non-zero `address` must be a handler that follows the bounce-frame convention
-/// (starts with `pop rcx; pop r11`, returns through `iret`).
-pub unsafe fn set_trap_table(table: &[TrapInfo]) -> HcResult {
-    if !table.iter().any(|t| t.address == 0) {
-        return Err(Errno::EINVAL);
-    }
-    // SAFETY: the hypervisor reads entries up to the first zero `address`, which lies inside
-    // the borrowed slice (checked above); handler validity is the caller's contract.
-    ret_to_result(unsafe { raw::hypercall1(nr::SET_TRAP_TABLE, ptr_of(table)) })
-}
-
-/// Register the event, failsafe and guest-user `syscall` entry points (`set_callbacks`).
-///
-/// # Safety
-///
-/// Each address must be an entry point following the bounce-frame convention for its kind.
-pub unsafe fn set_callbacks(event: VAddr, failsafe: VAddr, syscall: VAddr) -> HcResult {
-    // SAFETY: no pointers are dereferenced by the call itself; entry-point validity is the
-    // caller's contract.
-    ret_to_result(unsafe { raw::hypercall3(nr::SET_CALLBACKS, event.0, failsafe.0, syscall.0) })
-}
-
-/// Register one callback (`callback_op(CALLBACKOP_register)`), e.g. NMI or with
-/// `CALLBACKF_mask_events`.
-///
-/// # Safety
-///
-/// `cb.address` must be an entry point following the convention of `cb.kind`.
-pub unsafe fn callback_register(cb: &CallbackRegister) -> HcResult {
-    // SAFETY: the hypervisor reads the 16-byte struct, borrowed for the call; entry-point
-    // validity is the caller's contract.
-    ret_to_result(unsafe {
-        raw::hypercall2(nr::CALLBACK_OP, CALLBACKOP_REGISTER.into(), ptr_of(cb))
-    })
-}
-
-/// Set the kernel stack the hypervisor switches to when it enters guest-kernel mode from user
-/// mode (`stack_switch`; the PV equivalent of TSS.RSP0).
-///
-/// # Safety
-///
-/// `rsp` must be the top of a mapped, writable stack reserved for this purpose whenever the
-/// vCPU can enter kernel mode from user mode; `ss` is normally `FLAT_KERNEL_SS`.
-pub unsafe fn stack_switch(ss: u16, rsp: VAddr) -> HcResult {
-    // SAFETY: stack validity is the caller's contract; no memory is read by the call.
-    ret_to_result(unsafe { raw::hypercall2(nr::STACK_SWITCH, ss.into(), rsp.0) })
-}
-
-/// Set an FS/GS base or the user GS selector (`set_segment_base`, `SEGBASE_*`).
-///
-/// # Safety
-///
-/// Changing the kernel GS base (or FS base) must not break code that uses it (e.g. per-CPU
-/// data reached through `gs:`).
-pub unsafe fn set_segment_base(which: u32, base: u64) -> HcResult {
-    // SAFETY: the effect on segment-relative code is the caller's contract.
-    ret_to_result(unsafe { raw::hypercall2(nr::SET_SEGMENT_BASE, which.into(), base) })
-}
-
 /// Enable or disable a VM assist (`vm_assist`, `VMASST_*`).
 pub fn vm_assist(cmd: u32, kind: u32) -> HcResult {
     // SAFETY: no pointers; assists change how later guest actions are interpreted, not memory.
     ret_to_result(unsafe { raw::hypercall2(nr::VM_ASSIST, cmd.into(), kind.into()) })
-}
-
-/// Set (`true`) or clear the virtual CR0.TS (`fpu_taskswitch`): with it set, the next FPU/SSE
-/// instruction raises #NM (vector 7) to the guest, for lazy FPU switching.
-pub fn fpu_taskswitch(set: bool) -> HcResult {
-    // SAFETY: no pointers; the guest must handle #NM, which is not a memory-safety matter.
-    ret_to_result(unsafe { raw::hypercall1(nr::FPU_TASKSWITCH, u64::from(set)) })
 }
 
 /// One-shot timer at absolute system time `deadline_ns` (`set_timer_op`); 0 cancels. Expiry
@@ -248,53 +187,6 @@ pub fn fpu_taskswitch(set: bool) -> HcResult {
 pub fn set_timer_op(deadline_ns: u64) -> HcResult {
     // SAFETY: no pointers.
     ret_to_result(unsafe { raw::hypercall1(nr::SET_TIMER_OP, deadline_ns) })
-}
-
-// ---- memory management ----
-
-/// Write `pte` into the L1 entry mapping `va` in the current address space
-/// (`update_va_mapping`), then flush per `flags` (`UVMF_*`).
-///
-/// # Safety
-///
-/// Changing the mapping of `va` must not invalidate memory Rust code still references.
-pub unsafe fn update_va_mapping(va: VAddr, pte: u64, flags: u64) -> HcResult {
-    // SAFETY: the mapping change is the caller's contract.
-    ret_to_result(unsafe { raw::hypercall3(nr::UPDATE_VA_MAPPING, va.0, pte, flags) })
-}
-
-/// Apply page-table updates (`mmu_update`). Returns `(result, done)`: the hypervisor stops at
-/// the first failing request, and `done` is how many succeeded.
-///
-/// # Safety
-///
-/// The updates must not invalidate memory Rust code still references.
-pub unsafe fn mmu_update(reqs: &[MmuUpdate], foreigndom: DomId) -> (HcResult, u32) {
-    let Ok(n) = count_u32(reqs.len()) else { return (Err(Errno::E2BIG), 0) };
-    let mut done: u32 = 0;
-    // SAFETY: the hypervisor reads `n` requests from the borrowed slice and writes the u32
-    // `done`, borrowed mutably; the effect of the updates is the caller's contract.
-    let r = unsafe {
-        raw::hypercall4(nr::MMU_UPDATE, ptr_of(reqs), n, ptr_of_mut(&mut done), foreigndom.0.into())
-    };
-    (ret_to_result(r), done)
-}
-
-/// Extended MMU operations (`mmuext_op`): pin/unpin, new base pointer, TLB flushes. Returns
-/// `(result, done)` as [`mmu_update`].
-///
-/// # Safety
-///
-/// The operations must not invalidate memory Rust code still references (e.g. a new base
-/// pointer must map the running kernel).
-pub unsafe fn mmuext_op(ops: &[MmuextOp], foreigndom: DomId) -> (HcResult, u32) {
-    let Ok(n) = count_u32(ops.len()) else { return (Err(Errno::E2BIG), 0) };
-    let mut done: u32 = 0;
-    // SAFETY: as for `mmu_update`: `ops` is read, `done` written, both borrowed for the call.
-    let r = unsafe {
-        raw::hypercall4(nr::MMUEXT_OP, ptr_of(ops), n, ptr_of_mut(&mut done), foreigndom.0.into())
-    };
-    (ret_to_result(r), done)
 }
 
 /// Run a batch of hypercalls (`multicall`); each entry's `result` is written back.
@@ -324,7 +216,9 @@ mod tests {
         // These return without reaching the raw layer, so they work on the host.
         assert_eq!(xen_version(crate::version::XENVER_CAPABILITIES), Err(Errno::EINVAL));
         // SAFETY: the table is refused before the hypercall is made (no zero entry).
-        let r = unsafe { set_trap_table(&[TrapInfo::new(3, 3, false, 0x1000)]) };
+        let r = unsafe {
+            set_trap_table(&[crate::arch::TrapInfo::new(3, 3, false, crate::VAddr(0x1000))])
+        };
         assert_eq!(r, Err(Errno::EINVAL));
     }
 }

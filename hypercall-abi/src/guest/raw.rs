@@ -1,12 +1,13 @@
-//! The hypercall instruction path: `call hypercall_page + nr * 32`. This is the only code in
-//! the crate with inline assembly.
+//! The hypercall instruction path: `call hypercall_page + nr * 32`. The only inline assembly
+//! the crate runs itself (the guest macros expand to the kernel's own entry and upcall code).
 //!
 //! # The `hypercall_page` symbol
 //!
 //! A kernel using these functions must define a 4096-byte, page-aligned symbol named
 //! `hypercall_page` in an executable section, and name its address in the
 //! `XEN_ELFNOTE_HYPERCALL_PAGE` note. The hypervisor fills it with stubs before the kernel runs
-//! (see [`crate::hypercall_page`]). For example, in a linker script or global asm:
+//! (see [`crate::hypercall_page`](mod@crate::hypercall_page)). [`hypercall_page!`](crate::hypercall_page!) defines it;
+//! by hand, in a linker script or global asm:
 //!
 //! ```text
 //!     .pushsection .text.hypercall_page, "ax"

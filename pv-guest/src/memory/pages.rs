@@ -7,7 +7,7 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use hypercall_abi::guest;
-use hypercall_abi::mmu::UVMF_INVLPG;
+use hypercall_abi::mmu::{UVMF_INVLPG, Uvmf};
 use hypercall_abi::start_info::StartInfo;
 use hypercall_abi::{Mfn, VAddr};
 
@@ -90,7 +90,7 @@ pub fn map_frame(mfn: Mfn) -> Option<SharedPage> {
     #[allow(unsafe_code)]
     // SAFETY: the slot is inside this kernel's boot mapping, past everything it uses; the new
     // mapping is a data page.
-    let r = unsafe { guest::update_va_mapping(VAddr(va), (mfn.0 << 12) | DATA, UVMF_INVLPG) };
+    let r = unsafe { guest::update_va_mapping(VAddr(va), (mfn.0 << 12) | DATA, Uvmf(UVMF_INVLPG)) };
     r.ok()?;
     #[allow(unsafe_code)]
     // SAFETY: mapped just above for the kernel's life; shared, so accessed only atomically.

@@ -1,4 +1,4 @@
-//! Unit and property tests (host only; `cfg(not(loom))`). Each file owns one concern:
+//! Unit and property tests (host only). Each file owns one concern:
 //! `layout` the wire geometry, `reqrsp` the honest request/response protocol, `bytes` the byte
 //! rings, `hostile` a peer that breaks the rules, `props` random interleavings, `threads` real
 //! concurrency.
@@ -14,19 +14,20 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use core::sync::atomic::Ordering::SeqCst;
 
+use crate::memory::{ACCESS, Mem, RingMemory};
 use crate::{BackRing, FrontRing, Page, SharedMem, SharedRing};
 
 /// Raw access to ring memory for a test playing a peer that ignores the protocol. Used
 /// sequentially (between calls of the honest end), or concurrently only with accesses of the
 /// same width as the honest end's, so that the tests stay inside Rust's memory model.
 pub(crate) struct PeerView<'a> {
-    mem: SharedMem<'a>,
+    mem: Mem<SharedMem<'a>>,
 }
 
 impl<'a> SharedMem<'a> {
     /// A second handle on this memory, for the test's hostile peer.
     pub(crate) fn peer_view(&self) -> PeerView<'a> {
-        PeerView { mem: self.duplicate() }
+        PeerView { mem: Mem::new(self.duplicate(ACCESS)) }
     }
 }
 

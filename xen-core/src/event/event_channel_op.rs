@@ -49,7 +49,7 @@ pub fn event_channel_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
         }
         EVTCHNOP_BIND_VIRQ => {
             let mut op: EvtchnBindVirq = copy_in(arg)?;
-            op.port = d.evtchn.lock().bind_virq(op.virq, op.vcpu)?;
+            op.port = d.evtchn.lock().bind_virq(op.virq.0, op.vcpu)?;
             copy_out(arg, &op)?;
         }
         EVTCHNOP_BIND_IPI => {

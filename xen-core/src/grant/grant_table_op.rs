@@ -94,7 +94,7 @@ pub fn setup_table(caller: &Arc<Domain>, op: &mut GnttabSetupTable) -> Result<()
         gt.frames[..op.nr_frames as usize].to_vec()
     };
     for (i, f) in frames.iter().enumerate() {
-        copy_out(op.frame_list + i as u64 * 8, &f.0)?;
+        copy_out(op.frame_list.raw() + i as u64 * 8, &f.0)?;
     }
     op.status = GNTST_OKAY;
     Ok(())

@@ -30,12 +30,12 @@ pub fn memory_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
             let end = r.nr_extents.min(start + BATCH);
             let mut done = start;
             while done < end {
-                let slot = r.extent_start + done * 8;
+                let slot = r.extent_start.raw() + done * 8;
                 let ok = match cmd {
                     XENMEM_INCREASE_RESERVATION => match with_mm(|mm| mm.domain_alloc(d.id)) {
                         Ok(mfn) => {
                             machine::zero_frame(mfn);
-                            r.extent_start == 0 || copy_out(slot, &mfn.0).is_ok()
+                            r.extent_start.is_null() || copy_out(slot, &mfn.0).is_ok()
                         }
                         Err(_) => false,
                     },
@@ -97,7 +97,7 @@ pub fn memory_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
                 return Err(Errno::EINVAL);
             }
             let e = E820Entry { addr: 0, size: hc.dom.nr_pages * 4096, kind: E820_RAM };
-            copy_out(map.buffer, &e)?;
+            copy_out(map.buffer.raw(), &e)?;
             map.nr_entries = 1;
             copy_out(arg, &map)?;
             Ok(Some(0))

@@ -76,7 +76,7 @@ fn poll(hc: &mut Hc<'_>, arg: u64) -> HcResult {
     }
     let mut ports = alloc::vec::Vec::with_capacity(p.nr_ports as usize);
     for i in 0..u64::from(p.nr_ports) {
-        let port: u32 = copy_in(p.ports + i * 4)?;
+        let port: u32 = copy_in(p.ports.raw() + i * 4)?;
         if port >= hypercall_abi::shared_info::NR_EVENT_CHANNELS {
             return Err(Errno::EINVAL);
         }

@@ -36,14 +36,14 @@ pub fn set_trap_table(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     // At most 256 entries plus the terminator: the guest cannot make us loop longer.
     for i in 0..=256u64 {
         let ti: TrapInfo = copy_in(table + i * 16)?;
-        if ti.address == 0 {
+        if ti.address.0 == 0 {
             return Ok(Some(0));
         }
-        if !is_guest_addr(ti.address) {
+        if !is_guest_addr(ti.address.0) {
             return Err(Errno::EINVAL);
         }
         hc.ctx.trap_table[usize::from(ti.vector)] =
-            TrapEntry { flags: ti.flags, cs: ti.cs, address: ti.address };
+            TrapEntry { flags: ti.flags, cs: ti.cs, address: ti.address.0 };
     }
     Err(Errno::E2BIG)
 }
@@ -76,8 +76,10 @@ pub fn callback_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     match a[0] as u32 {
         CALLBACKOP_REGISTER => {
             let r: CallbackRegister = copy_in(a[1])?;
-            let cb =
-                Callback { address: r.address, mask_events: r.flags & CALLBACKF_MASK_EVENTS != 0 };
+            let cb = Callback {
+                address: r.address.0,
+                mask_events: r.flags & CALLBACKF_MASK_EVENTS != 0,
+            };
             set_callback(hc, r.kind, cb)?;
         }
         CALLBACKOP_UNREGISTER => {

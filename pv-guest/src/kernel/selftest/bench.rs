@@ -76,8 +76,11 @@ pub fn mmu_bench() {
     #[allow(unsafe_code)]
     // SAFETY: remaps this kernel's own scratch page read-only, then pins it as an empty L1.
     unsafe {
-        let _ =
-            guest::update_va_mapping(VAddr(table.va()), (table.mfn().0 << 12) | 0x25, UVMF_INVLPG);
+        let _ = guest::update_va_mapping(
+            VAddr(table.va()),
+            (table.mfn().0 << 12) | 0x25,
+            hypercall_abi::mmu::Uvmf(UVMF_INVLPG),
+        );
         let _ =
             guest::mmuext_op(&[MmuextOp::new(MMUEXT_PIN_L1_TABLE, table.mfn().0, 0)], DomId::SELF_);
     }
@@ -106,7 +109,9 @@ pub fn mmu_bench() {
             let pte = if flip { (data.mfn().0 << 12) | 0x25 } else { 0 };
             #[allow(unsafe_code)]
             // SAFETY: the slot is this kernel's to remap.
-            let _ = unsafe { guest::update_va_mapping(VAddr(slot), pte, UVMF_INVLPG) };
+            let _ = unsafe {
+                guest::update_va_mapping(VAddr(slot), pte, hypercall_abi::mmu::Uvmf(UVMF_INVLPG))
+            };
         }),
     );
 }

@@ -37,15 +37,21 @@ pub fn evtchn() -> Result<(), String> {
     if closed.detail() != EvtchnStatusDetail::Closed {
         return Err(alloc::format!("unused port reads {:?}", closed.detail()));
     }
-    expect("bind_virq 99", guest::evtchn_bind_virq(99, 0).map(|p| p.0.into()), Errno::EINVAL)?;
+    expect(
+        "bind_virq 99",
+        guest::evtchn_bind_virq(hypercall_abi::event_channel::Virq(99), 0).map(|p| p.0.into()),
+        Errno::EINVAL,
+    )?;
     expect(
         "bind_virq vcpu 7",
-        guest::evtchn_bind_virq(VIRQ_TIMER, 7).map(|p| p.0.into()),
+        guest::evtchn_bind_virq(hypercall_abi::event_channel::Virq(VIRQ_TIMER), 7)
+            .map(|p| p.0.into()),
         Errno::ENOENT,
     )?;
     expect(
         "VIRQ_TIMER twice",
-        guest::evtchn_bind_virq(VIRQ_TIMER, 0).map(|p| p.0.into()),
+        guest::evtchn_bind_virq(hypercall_abi::event_channel::Virq(VIRQ_TIMER), 0)
+            .map(|p| p.0.into()),
         Errno::EEXIST,
     )?;
     let is_dom0 = pv_guest::start_info().is_privileged();

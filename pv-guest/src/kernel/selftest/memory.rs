@@ -22,7 +22,7 @@ pub fn reservation(
     domid: hypercall_abi::DomId,
 ) -> Result<u64, Errno> {
     let mut r = hypercall_abi::memory::XenMemoryReservation {
-        extent_start: extents.as_mut_ptr() as u64,
+        extent_start: hypercall_abi::GuestHandle::from_raw(extents.as_mut_ptr() as u64),
         nr_extents: extents.len() as u64,
         extent_order,
         mem_flags: 0,
@@ -76,8 +76,10 @@ pub fn memory() -> Result<(), String> {
     for p in &pages {
         #[allow(unsafe_code)]
         // SAFETY: the page is this kernel's and unused; unmapping it loses nothing.
-        unsafe { guest::update_va_mapping(VAddr(p.va()), 0, UVMF_INVLPG) }
-            .map_err(|e| alloc::format!("unmap: {e:?}"))?;
+        unsafe {
+            guest::update_va_mapping(VAddr(p.va()), 0, hypercall_abi::mmu::Uvmf(UVMF_INVLPG))
+        }
+        .map_err(|e| alloc::format!("unmap: {e:?}"))?;
     }
     let gone = reservation(XENMEM_DECREASE_RESERVATION, &mut frames, 0, me)
         .map_err(|e| alloc::format!("decrease: {e:?}"))?;
@@ -105,8 +107,14 @@ pub fn memory() -> Result<(), String> {
         }
         #[allow(unsafe_code)]
         // SAFETY: maps a frame populate_physmap just gave this kernel at its own VA.
-        unsafe { guest::update_va_mapping(VAddr(p.va()), (mfn << 12) | 0x67, UVMF_INVLPG) }
-            .map_err(|e| alloc::format!("remap: {e:?}"))?;
+        unsafe {
+            guest::update_va_mapping(
+                VAddr(p.va()),
+                (mfn << 12) | 0x67,
+                hypercall_abi::mmu::Uvmf(UVMF_INVLPG),
+            )
+        }
+        .map_err(|e| alloc::format!("remap: {e:?}"))?;
         let page = p.shared();
         if page.u64_at(0).load(core::sync::atomic::Ordering::Relaxed) != 0 {
             return Err("populated page not zeroed".into());

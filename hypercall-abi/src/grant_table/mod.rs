@@ -7,9 +7,32 @@
 //!
 //! Every op takes an array of its struct and a count; each element gets its own `status`
 //! (`GNTST_*`), while the hypercall's return value only reports failure to process the batch.
+//! Each op struct implements [`GnttabOp`], which ties it to its command number, so the guest
+//! wrappers cannot pass a struct with the wrong `GNTTABOP_*`.
+//!
+//! The table entries themselves, and the granter's write protocol, are in [`entry`] (re-exported
+//! here).
 
-use crate::types::{DomId, GrantRef};
+pub mod entry;
+
+pub use entry::*;
+
+use crate::types::{DomId, Gfn, GrantRef, GuestHandle, Mfn};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// A grant-table op struct and the `GNTTABOP_*` command it belongs to.
+pub trait GnttabOp: FromBytes + IntoBytes + Immutable {
+    /// The command whose argument array this struct is.
+    const CMD: u32;
+}
+
+macro_rules! gnttab_op {
+    ($($t:ty => $cmd:expr),* $(,)?) => {
+        $(impl GnttabOp for $t {
+            const CMD: u32 = $cmd;
+        })*
+    };
+}
 
 /// Map a grant ([`GnttabMapGrantRef`]).
 pub const GNTTABOP_MAP_GRANT_REF: u32 = 0;
@@ -37,60 +60,6 @@ pub const GNTTABOP_GET_VERSION: u32 = 10;
 pub const GNTTABOP_SWAP_GRANT_REF: u32 = 11;
 /// Cache maintenance on grants (Arm).
 pub const GNTTABOP_CACHE_FLUSH: u32 = 12;
-
-/// Entries 0..8 are reserved for the toolstack.
-pub const GNTTAB_NR_RESERVED_ENTRIES: u32 = 8;
-/// Reserved entry granting the console page to the console backend.
-pub const GNTTAB_RESERVED_CONSOLE: GrantRef = GrantRef(0);
-/// Reserved entry granting the XenStore page to xenstored.
-pub const GNTTAB_RESERVED_XENSTORE: GrantRef = GrantRef(1);
-/// v1 entries per 4 KiB table frame.
-pub const GNTTAB_ENTRIES_PER_FRAME_V1: u32 = 512;
-
-/// Entry type: unused.
-pub const GTF_INVALID: u16 = 0;
-/// Entry type: `domid` may map/access `frame`.
-pub const GTF_PERMIT_ACCESS: u16 = 1;
-/// Entry type: `domid` may transfer a page into `frame`.
-pub const GTF_ACCEPT_TRANSFER: u16 = 2;
-/// Entry type: transitive grant (v2 only).
-pub const GTF_TRANSITIVE: u16 = 3;
-/// Mask of the entry type.
-pub const GTF_TYPE_MASK: u16 = 3;
-/// `[GST]` Access is read-only.
-pub const GTF_READONLY: u16 = 1 << 2;
-/// `[XEN]` The grantee has it mapped or is copying for reading.
-pub const GTF_READING: u16 = 1 << 3;
-/// `[XEN]` The grantee has it mapped or is copying for writing.
-pub const GTF_WRITING: u16 = 1 << 4;
-/// `[GST]` Map write-through.
-pub const GTF_PWT: u16 = 1 << 5;
-/// `[GST]` Map uncached.
-pub const GTF_PCD: u16 = 1 << 6;
-/// `[GST]` Map with PAT.
-pub const GTF_PAT: u16 = 1 << 7;
-/// `[GST]` Sub-page grant (v2 only).
-pub const GTF_SUB_PAGE: u16 = 1 << 8;
-/// Transfer: `[XEN]` committed to transfer.
-pub const GTF_TRANSFER_COMMITTED: u16 = 1 << 2;
-/// Transfer: `[XEN]` transfer complete, `frame` is the new MFN.
-pub const GTF_TRANSFER_COMPLETED: u16 = 1 << 3;
-
-/// One v1 grant entry (8 bytes). The granter writes `domid` and `frame`, then (after a write
-/// barrier) `flags`; the hypervisor sets `GTF_reading`/`GTF_writing` while the grant is in use,
-/// and the granter must not revoke an entry with those set.
-#[repr(C)]
-#[derive(
-    Copy, Clone, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
-)]
-pub struct GrantEntryV1 {
-    /// `[XEN,GST]` `GTF_*` type and flags.
-    pub flags: u16,
-    /// `[GST]` Domain being granted access.
-    pub domid: DomId,
-    /// `[GST]` Frame granted (a GFN, 32 bits in v1); `[XEN]` MFN after a completed transfer.
-    pub frame: u32,
-}
 
 /// Map the grant for access by I/O devices (returns `dev_bus_addr`).
 pub const GNTMAP_DEVICE_MAP: u32 = 1 << 0;
@@ -180,9 +149,9 @@ pub struct GnttabSetupTable {
     pub status: i16,
     /// Padding.
     pub _pad1: [u8; 6],
-    /// IN: guest handle of a `u64` array of `nr_frames` entries; OUT (hypervisor writes the
-    /// MFNs of the table frames into it).
-    pub frame_list: u64,
+    /// IN: guest handle of an array of `nr_frames` frame numbers; OUT (the hypervisor writes
+    /// the MFNs of the table frames into it).
+    pub frame_list: GuestHandle<Mfn>,
 }
 
 /// `GNTTABOP_dump_table` (4 bytes).
@@ -204,7 +173,7 @@ pub struct GnttabDumpTable {
 )]
 pub struct GnttabTransfer {
     /// IN: frame to give away.
-    pub mfn: u64,
+    pub mfn: Mfn,
     /// IN: receiving domain.
     pub domid: DomId,
     /// Padding.
@@ -245,16 +214,23 @@ impl GnttabCopyPtr {
         Self { u: gref.0 as u64, domid, offset, _pad: 0 }
     }
 
-    /// A side named by frame number.
+    /// A side named by frame number (a GFN of `domid`, which must be the caller or
+    /// `DOMID_SELF`: a copy names other domains' memory only through their grants).
     #[must_use]
-    pub const fn gmfn(domid: DomId, gmfn: u64, offset: u16) -> Self {
-        Self { u: gmfn, domid, offset, _pad: 0 }
+    pub const fn gmfn(domid: DomId, gmfn: Gfn, offset: u16) -> Self {
+        Self { u: gmfn.0, domid, offset, _pad: 0 }
     }
 
     /// The union read as a grant reference.
     #[must_use]
     pub const fn as_gref(&self) -> GrantRef {
         GrantRef(self.u as u32)
+    }
+
+    /// The union read as a frame number.
+    #[must_use]
+    pub const fn as_gmfn(&self) -> Gfn {
+        Gfn(self.u)
     }
 }
 
@@ -356,7 +332,20 @@ pub struct GnttabSwapGrantRef {
     pub _pad: u16,
 }
 
-crate::assert_layout!(GrantEntryV1, size = 8, flags = 0, domid = 2, frame = 4);
+gnttab_op!(
+    GnttabMapGrantRef => GNTTABOP_MAP_GRANT_REF,
+    GnttabUnmapGrantRef => GNTTABOP_UNMAP_GRANT_REF,
+    GnttabSetupTable => GNTTABOP_SETUP_TABLE,
+    GnttabDumpTable => GNTTABOP_DUMP_TABLE,
+    GnttabTransfer => GNTTABOP_TRANSFER,
+    GnttabCopy => GNTTABOP_COPY,
+    GnttabQuerySize => GNTTABOP_QUERY_SIZE,
+    GnttabUnmapAndReplace => GNTTABOP_UNMAP_AND_REPLACE,
+    GnttabSetVersion => GNTTABOP_SET_VERSION,
+    GnttabGetVersion => GNTTABOP_GET_VERSION,
+    GnttabSwapGrantRef => GNTTABOP_SWAP_GRANT_REF,
+);
+
 crate::assert_layout!(
     GnttabMapGrantRef,
     size = 32,
@@ -485,14 +474,7 @@ mod tests {
         let p = GnttabCopyPtr::gref(DomId(1), GrantRef(77), 512);
         assert_eq!(p.as_gref(), GrantRef(77));
         assert_eq!(&p.as_bytes()[..8], &[77, 0, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(GnttabCopyPtr::gmfn(DomId(1), 0x1_0000_0000, 0).u, 0x1_0000_0000);
-    }
-
-    #[test]
-    fn entries_per_frame() {
-        assert_eq!(
-            GNTTAB_ENTRIES_PER_FRAME_V1 as usize * core::mem::size_of::<GrantEntryV1>(),
-            4096
-        );
+        let f = GnttabCopyPtr::gmfn(DomId(1), Gfn(0x1_0000_0000), 0);
+        assert_eq!((f.u, f.as_gmfn()), (0x1_0000_0000, Gfn(0x1_0000_0000)));
     }
 }

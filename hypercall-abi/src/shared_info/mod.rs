@@ -10,6 +10,13 @@
 //! - `vcpu_info.evtchn_upcall_mask`: guest's "interrupts disabled" flag; the hypervisor sets it
 //!   when it delivers an event and on `iret` from the saved value.
 //! - `time`, `wc_*`: hypervisor only, under a version counter (odd = update in progress).
+//!
+//! [`atomic`] (re-exported here) is the live page: the same layout in atomics, with the guest's
+//! protocols on it as methods.
+
+pub mod atomic;
+
+pub use atomic::{AtomicSharedInfo, AtomicVcpuInfo, AtomicVcpuTimeInfo};
 
 use crate::types::EvtchnPort;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};

@@ -8,61 +8,83 @@
 //! 10 s at 4 and 40 s at 5 (plus about a minute to build loom the first time). Go deeper with
 //! LOOM_MAX_PREEMPTIONS=5 or 6 (an unbounded run was stopped unfinished after 13 minutes).
 //!
-//! Under `--cfg loom` the crate's shared memory is an array of loom atomics, so loom permutes
-//! every index access, slot copy and fence. The event channel's send sets the pending bit and
-//! unparks the receiver (loom treats the unpark as synchronising, like Xen's hypercall); the
-//! executions that matter for lost wake-ups are the ones where no event is sent at all. A lost
-//! wake-up shows up as a loom deadlock (both threads parked), a lost or reordered item as a
-//! failed assertion, a hang in the crate as loom's branch limit.
+//! The rings run on `LoomMem`, the loom memory of the user's model in `user_model.rs` (the
+//! crate docs show that file), so loom permutes every index access, slot copy and fence. The
+//! event channel's send sets the pending bit and unparks the receiver (loom treats the unpark
+//! as synchronising, like Xen's hypercall); the executions that matter for lost wake-ups are
+//! the ones where no event is sent at all. A lost wake-up shows up as a loom deadlock (both
+//! threads parked), a lost or reordered item as a failed assertion, a hang in the crate as
+//! loom's branch limit. `Mutant` wraps `LoomMem` to inject two faults the models must catch.
 
 #![cfg(loom)]
 
-use std::sync::Arc;
+mod user_model;
 
-use loom::sync::atomic::AtomicBool;
-use loom::sync::atomic::Ordering::{Acquire, Release};
-use loom::thread::Thread;
+use std::sync::atomic::Ordering::{self, Relaxed, SeqCst};
+
 use ring_buffers::layout::{REQ_EVENT, REQ_PROD, RSP_PROD};
-use ring_buffers::{ByteRing, ByteRingLayout, RingError, SharedMem, SharedRing};
+use ring_buffers::{Access, ByteRing, ByteRingLayout, RingError, RingMemory, SharedRing};
+use user_model::{Evtchn, LoomMem};
 
-/// An event channel: Xen sets a pending bit and kicks the vCPU; the guest test-and-clears it.
-/// Both sides use read-modify-writes on the bit, as Xen does (`test_and_set_bit`); a plain
-/// store for `send` would let loom 0.7's RMW model read a stale bit and report a false deadlock.
-struct Evtchn {
-    pending: AtomicBool,
+/// Fault injected into the ring memory, to check that the models catch it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mutation {
+    None,
+    /// Every `fence(SeqCst)` (Xen's `mb()`) dropped: the push-and-check-notify / final-check
+    /// handshake then loses wake-ups.
+    NoFullFence,
+    /// The Release stores and Acquire loads of ring indices made Relaxed (Xen's `wmb`/`rmb`):
+    /// a consumer can then see an index before the slot contents behind it.
+    RelaxedIndices,
 }
 
-impl Evtchn {
-    fn new() -> Arc<Self> {
-        Arc::new(Evtchn { pending: AtomicBool::new(false) })
-    }
+/// `LoomMem` with a [`Mutation`]: another `RingMemory`, wrapping the first.
+#[derive(Clone, Debug)]
+struct Mutant {
+    mem: LoomMem,
+    mutation: Mutation,
+}
 
-    fn send(&self, to: &Thread) {
-        self.pending.swap(true, Release);
-        to.unpark();
+impl Mutant {
+    fn order(&self, order: Ordering) -> Ordering {
+        if self.mutation == Mutation::RelaxedIndices { Relaxed } else { order }
     }
+}
 
-    fn wait(&self) {
-        while !self.pending.swap(false, Acquire) {
-            loom::thread::park();
+impl RingMemory for Mutant {
+    fn len(&self) -> usize {
+        self.mem.len()
+    }
+    fn load_u32(&self, a: Access, off: usize, order: Ordering) -> u32 {
+        self.mem.load_u32(a, off, self.order(order))
+    }
+    fn store_u32(&self, a: Access, off: usize, val: u32, order: Ordering) {
+        self.mem.store_u32(a, off, val, self.order(order));
+    }
+    fn read_bytes(&self, a: Access, off: usize, dst: &mut [u8]) {
+        self.mem.read_bytes(a, off, dst);
+    }
+    fn write_bytes(&self, a: Access, off: usize, src: &[u8]) {
+        self.mem.write_bytes(a, off, src);
+    }
+    fn fence(&self, a: Access, order: Ordering) {
+        if !(self.mutation == Mutation::NoFullFence && order == SeqCst) {
+            self.mem.fence(a, order);
         }
     }
+    fn duplicate(&self, a: Access) -> Self {
+        Mutant { mem: self.mem.duplicate(a), mutation: self.mutation }
+    }
 }
 
-/// A ring of 2 slots of u32 requests and u32 responses: 64 + 2 * 4 bytes.
-fn two_slot_ring(start: u32) -> SharedRing<'static, u32, u32> {
-    let mut ring = SharedRing::<u32, u32>::new(SharedMem::new_loom(72)).unwrap();
+/// A ring of 2 slots of u32 requests and u32 responses (64 + 2 * 4 bytes), initialised as if
+/// `start` requests had passed through it.
+fn two_slot_ring(start: u32, mutation: Mutation) -> SharedRing<'static, u32, u32, Mutant> {
+    let mem = Mutant { mem: LoomMem::new(72), mutation };
+    let mut ring = SharedRing::<u32, u32, Mutant>::new(mem).unwrap();
     assert_eq!(ring.size(), 2);
     ring.init_at(start);
     ring
-}
-
-/// Fault injected into the crate's loom accessor, to check that the models catch it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mutation {
-    None,
-    NoFullFence,
-    RelaxedIndices,
 }
 
 /// Front sends `n` requests (more than the ring holds, so slots are reused), back answers each;
@@ -74,9 +96,7 @@ enum Mutation {
 /// tolerates stray wake-ups, until the back end says it is done.
 fn round_trip(start: u32, n: u32, batch_api: bool, mutation: Mutation) {
     loom::model(move || {
-        ring_buffers::loom_mutation::skip_full_fences(mutation == Mutation::NoFullFence);
-        ring_buffers::loom_mutation::relax_index_ordering(mutation == Mutation::RelaxedIndices);
-        let (mut front, mut back) = two_slot_ring(start).split_at(start);
+        let (mut front, mut back) = two_slot_ring(start, mutation).split_at(start);
         let (to_back, to_front, done) = (Evtchn::new(), Evtchn::new(), Evtchn::new());
         let front_thread = loom::thread::current();
         let (tb, tf, d) = (to_back.clone(), to_front.clone(), done.clone());
@@ -164,7 +184,7 @@ fn round_trip_batch_api_across_u32_wrap() {
     round_trip(u32::MAX - 2, 4, true, Mutation::None);
 }
 
-/// The same model with every `fence(SeqCst)` removed (in the loom accessor only): loom must
+/// The same model with every `fence(SeqCst)` removed (in the model's memory only): loom must
 /// find the lost wake-up, which shows that the suite can fail and that the fences are needed.
 #[test]
 #[should_panic(expected = "deadlock")]
@@ -186,17 +206,17 @@ fn stale_slot_found_without_release_acquire() {
 #[test]
 fn malicious_front_end() {
     loom::model(|| {
-        let mem = SharedMem::new_loom(72);
-        let evil = mem.peer_view();
-        let mut ring = SharedRing::<u32, u32>::new(mem).unwrap();
+        let mem = LoomMem::new(72);
+        let evil = mem.clone();
+        let mut ring = SharedRing::<u32, u32, LoomMem>::new(mem).unwrap();
         ring.init();
         let (_front, mut back) = ring.split();
         let peer = loom::thread::spawn(move || {
-            evil.store_u32(64, 0xdead);
-            evil.store_u32(REQ_PROD, 1);
-            evil.store_u32(REQ_EVENT, 0);
-            evil.store_u32(68, 0xbeef);
-            evil.store_u32(REQ_PROD, 7); // past a 2-slot ring
+            evil.poke_u32(64, 0xdead);
+            evil.poke_u32(REQ_PROD, 1);
+            evil.poke_u32(REQ_EVENT, 0);
+            evil.poke_u32(68, 0xbeef);
+            evil.poke_u32(REQ_PROD, 7); // past a 2-slot ring
         });
         let mut consumed = 0u32;
         let mut broken = None;
@@ -238,14 +258,14 @@ fn malicious_front_end() {
 #[test]
 fn malicious_back_end() {
     loom::model(|| {
-        let mem = SharedMem::new_loom(72);
-        let evil = mem.peer_view();
-        let mut ring = SharedRing::<u32, u32>::new(mem).unwrap();
+        let mem = LoomMem::new(72);
+        let evil = mem.clone();
+        let mut ring = SharedRing::<u32, u32, LoomMem>::new(mem).unwrap();
         ring.init();
         let (mut front, _back) = ring.split();
         let peer = loom::thread::spawn(move || {
-            evil.store_u32(RSP_PROD, 1);
-            evil.store_u32(RSP_PROD, 3);
+            evil.poke_u32(RSP_PROD, 1);
+            evil.poke_u32(RSP_PROD, 3);
         });
         front.stage(5).unwrap();
         let _ = front.push_requests();
@@ -279,7 +299,7 @@ const TINY: ByteRingLayout = ByteRingLayout { data: 0, size: 4, cons: 4, prod: 8
 #[test]
 fn byte_ring_stream() {
     loom::model(|| {
-        let (mut w, mut r) = ByteRing::new(SharedMem::new_loom(12), TINY).unwrap().split();
+        let (mut w, mut r) = ByteRing::new(LoomMem::new(12), TINY).unwrap().split();
         let (data_ev, space_ev, done) = (Evtchn::new(), Evtchn::new(), Evtchn::new());
         let writer_thread = loom::thread::current();
         let (de, se, d) = (data_ev.clone(), space_ev.clone(), done.clone());
@@ -319,13 +339,13 @@ fn byte_ring_stream() {
 #[test]
 fn malicious_byte_writer() {
     loom::model(|| {
-        let mem = SharedMem::new_loom(12);
-        let evil = mem.peer_view();
+        let mem = LoomMem::new(12);
+        let evil = mem.clone();
         let mut r = ByteRing::new(mem, TINY).unwrap().reader();
         let peer = loom::thread::spawn(move || {
-            evil.write_bytes(0, b"xy");
-            evil.store_u32(TINY.prod, 2);
-            evil.store_u32(TINY.prod, 9);
+            evil.poke_bytes(0, b"xy");
+            evil.poke_u32(TINY.prod, 2);
+            evil.poke_u32(TINY.prod, 9);
         });
         let mut total = 0;
         let mut broken = None;
