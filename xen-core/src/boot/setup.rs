@@ -21,9 +21,10 @@ use crate::sched::{self, clock};
 use crate::traps::{exit, fatal};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// Heap for the hypervisor's own structures (domains, vCPU contexts, event channels, grant
-/// tables): a few KiB per domain, so 1 MiB serves many.
-const HEAP_SIZE: u64 = 1 << 20;
+/// The heap's boot region, for the hypervisor's own structures (domains, vCPU contexts, event
+/// channels, grant bookkeeping): a few KiB per domain. The heap grows past it at run time
+/// (`mm::heap`), so this is a starting size, not a ceiling.
+const HEAP_SIZE: u64 = 256 << 10;
 
 static CPU0: PerCpu = PerCpu::new(0);
 
@@ -76,6 +77,7 @@ pub fn start(mbi: u64) -> ! {
         opts.smap && smap_hw
     );
     hand_over_free_memory(&free);
+    heap::fill_reserve();
 
     sched::set_slice(opts.slice_ns);
     let wall = clock::init();
@@ -91,7 +93,7 @@ pub fn start(mbi: u64) -> ! {
     }
     // The boot modules were copied into the domains: their memory is free RAM again.
     machine::release_modules(boot.modules.iter().map(|m| (m.start, m.end)));
-    let (heap_used, _) = heap::heap_stats();
+    let (heap_used, _, _) = heap::heap_stats();
     let free_frames = machine::with_mm(|mm| mm.free_frames());
     info!(
         "hypervisor memory: {} KiB (frame table {} KiB, M2P {} KiB, heap {} KiB ({} KiB used), \

@@ -6,6 +6,9 @@
 //! | 256 | `0xFFFF_8000_0000_0000` | read-only M2P table, readable by guests (Xen's `RO_MPT_VIRT_START`) |
 //! | 261 | `0xFFFF_82D0_8000_0000` | the hypervisor image (Xen's `XEN_VIRT_START`), physical = virtual - `VOFF` |
 //! | 262 | `0xFFFF_8300_0000_0000` | direct map of all RAM (Xen's `DIRECTMAP_VIRT_START`) |
+//! | 263 | `0xFFFF_8380_0000_0000` | fixed uncached mappings of device pages (the local APIC) |
+//! | 264 | `0xFFFF_8400_0000_0000` | the heap's growth window, mapped page by page at run time |
+//! | 265 | `0xFFFF_8480_0000_0000` | scratch buffers (large, temporary, virtually contiguous), mapped at run time |
 
 /// Virtual minus physical address of the hypervisor image.
 pub const VOFF: u64 = 0xFFFF_82D0_8000_0000;
@@ -26,3 +29,13 @@ pub const FIXMAP_BASE: u64 = 0xFFFF_8380_0000_0000;
 pub const FIXMAP_APIC: u64 = FIXMAP_BASE;
 /// Physical address of the local APIC.
 pub const APIC_PHYS: u64 = 0xFEE0_0000;
+/// Where the heap grows: frames taken at run time are mapped here one after the other, so the
+/// heap stays one contiguous range however scattered its frames are (slot 264).
+pub const HEAP_WINDOW: u64 = 0xFFFF_8400_0000_0000;
+/// The most the heap's window can hold.
+pub const HEAP_WINDOW_SIZE: u64 = 1 << 30;
+/// Scratch buffers: large, temporary, virtually contiguous mappings of scattered frames, each
+/// in its own `SCRATCH_SLOT`-sized slice of slot 265.
+pub const SCRATCH_WINDOW: u64 = 0xFFFF_8480_0000_0000;
+pub const SCRATCH_SLOT: u64 = 1 << 30;
+pub const SCRATCH_SLOTS: usize = 64;

@@ -18,3 +18,4 @@ pub mod rtc;
 pub mod serial;
 pub mod time;
 pub mod uaccess;
+pub mod vmap;
