@@ -25,6 +25,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// channels, grant bookkeeping): a few KiB per domain. The heap grows past it at run time
 /// (`mm::heap`), so this is a starting size, not a ceiling.
 const HEAP_SIZE: u64 = 256 << 10;
+/// Free memory guests cannot take, kept for the heap's growth and the hypervisor's tables
+/// (2 MiB): room for the records of a few hundred more domains when guests hold all the rest.
+const HV_RESERVE_FRAMES: u64 = 512;
 
 static CPU0: PerCpu = PerCpu::new(0);
 
@@ -77,6 +80,7 @@ pub fn start(mbi: u64) -> ! {
         opts.smap && smap_hw
     );
     hand_over_free_memory(&free);
+    machine::with_mm(|mm| mm.set_hv_reserve(HV_RESERVE_FRAMES));
     heap::fill_reserve();
 
     sched::set_slice(opts.slice_ns);

@@ -33,6 +33,11 @@ impl RateLimit {
         }
     }
 
+    /// Whether a message would be allowed at `now_ns` (nothing is taken).
+    pub fn has_tokens(&self, now_ns: u64) -> bool {
+        self.tokens > 0 || now_ns.saturating_sub(self.last_ns) >= self.interval_ns.max(1)
+    }
+
     /// Messages dropped so far, and resets the count.
     pub fn take_suppressed(&mut self) -> u64 {
         core::mem::take(&mut self.suppressed)
@@ -54,5 +59,6 @@ mod tests {
         assert_eq!(r.take_suppressed(), 3);
         assert!((0..3).all(|_| r.allow(1_000_000)));
         assert!(!r.allow(1_000_000));
+        assert!(!r.has_tokens(1_000_500) && r.has_tokens(1_001_000), "peeking takes nothing");
     }
 }

@@ -17,13 +17,15 @@ use spin::Mutex;
 use super::pvbuild::{self, BuildParams, GuestMemory};
 use crate::arch::cpu::{GUEST_CS64, GUEST_DS};
 use crate::arch::time;
+use crate::console::console_io::MAX_CONSOLE_LINE;
 use crate::console::ratelimit::RateLimit;
 use crate::domain::{self, DomState, Domain, VI_UPCALL_MASK, Vcpu, VcpuContext};
-use crate::event::ports::EvtchnTable;
+use crate::event::ports::{EvtchnTable, MAX_PORTS_DOM0, MAX_PORTS_DOMU};
 use crate::grant::map;
-use crate::grant::table::GrantTable;
+use crate::grant::table::{GrantTable, MAX_MAPS_DOM0, MAX_MAPS_DOMU};
 use crate::mm::PageType;
 use crate::mm::machine::{self, DirectPageMem, with_mm};
+use crate::mm::quota::{DOM0_HEAP_QUOTA, DOMU_HEAP_QUOTA, HeapQuota};
 use crate::sched::credit::Params;
 use crate::sched::{self, clock};
 
@@ -140,8 +142,11 @@ fn populate(
         flags |= SIF_PRIVILEGED | SIF_INITDOMAIN;
     }
     // Event channels first: the ring ports go into start_info.
-    let max_ports = if spec.privileged { 4096 } else { 1024 };
-    let mut evtchn = EvtchnTable::new(id, 1, max_ports);
+    let quota =
+        Arc::new(HeapQuota::new(if spec.privileged { DOM0_HEAP_QUOTA } else { DOMU_HEAP_QUOTA }));
+    let max_ports = if spec.privileged { MAX_PORTS_DOM0 } else { MAX_PORTS_DOMU };
+    let mut evtchn = EvtchnTable::new(id, 1, max_ports, quota.clone())
+        .map_err(|e| format!("{}: event channels: {e:?}", spec.name))?;
     let (store_evtchn, console_evtchn) = if spec.with_rings {
         let s = evtchn.alloc_unbound(DomId(0)).map_err(|e| format!("{}: {e:?}", spec.name))?;
         let c = evtchn.alloc_unbound(DomId(0)).map_err(|e| format!("{}: {e:?}", spec.name))?;
@@ -179,10 +184,12 @@ fn populate(
         shared_info,
         nr_pages,
         evtchn,
+        quota,
         ctx,
         spec.sched,
         spec.auto_destroy,
-    );
+    )
+    .map_err(|e| format!("{}: records: {e:?}", spec.name))?;
     vcpu.is_up.store(true, core::sync::atomic::Ordering::Release);
     // A domU starts paused: dom0 unpauses it once its XenStore and console are connected, as
     // Xen's toolstack does, so nothing it prints is lost.
@@ -207,7 +214,7 @@ fn populate(
 
 /// A zeroed shared_info page shared with `id`, every vCPU's events masked.
 fn new_shared_info(id: DomId) -> Result<Mfn, hypercall_abi::Errno> {
-    let shared_info = with_mm(|mm| mm.alloc_xen_frame()).ok_or(hypercall_abi::Errno::ENOMEM)?;
+    let shared_info = with_mm(|mm| mm.alloc_shared_frame()).ok_or(hypercall_abi::Errno::ENOMEM)?;
     machine::zero_frame(shared_info);
     machine::frame_byte(shared_info, VI_UPCALL_MASK)
         .store(1, core::sync::atomic::Ordering::Relaxed);
@@ -215,7 +222,8 @@ fn new_shared_info(id: DomId) -> Result<Mfn, hypercall_abi::Errno> {
     Ok(shared_info)
 }
 
-/// The Domain and its vCPU 0 (not yet up, not yet registered).
+/// The Domain and its vCPU 0 (not yet up, not yet registered). Its records are charged to
+/// `quota` first: a domain that cannot pay for them is not made (`ENOMEM`).
 #[allow(clippy::too_many_arguments)]
 fn new_domain(
     id: DomId,
@@ -224,10 +232,19 @@ fn new_domain(
     shared_info: Mfn,
     nr_pages: u64,
     evtchn: EvtchnTable,
+    quota: Arc<HeapQuota>,
     ctx: VcpuContext,
     sched_params: Params,
     auto_destroy: bool,
-) -> (Arc<Domain>, Arc<Vcpu>) {
+) -> Result<(Arc<Domain>, Arc<Vcpu>), hypercall_abi::Errno> {
+    let max_maps = if privileged { MAX_MAPS_DOM0 } else { MAX_MAPS_DOMU };
+    let grants = GrantTable::new(quota.clone(), max_maps)?;
+    let record_charge = core::mem::size_of::<Domain>()
+        + core::mem::size_of::<Vcpu>()
+        + VcpuContext::HEAP_BYTES
+        + MAX_CONSOLE_LINE
+        + name.len();
+    quota.charge(record_charge)?;
     let sched_id = sched::register(sched_params);
     let vcpu = Arc::new(Vcpu::new(0, id, sched_id, ctx, (shared_info, 0)));
     let d = Arc::new(Domain {
@@ -241,12 +258,16 @@ fn new_domain(
         vcpus: alloc::vec![vcpu.clone()],
         vm_assist: AtomicU64::new(0),
         log_limit: Mutex::new(RateLimit::new(10, 500_000_000)),
-        console_line: Mutex::new(Vec::new()),
+        console_line: Mutex::new(Vec::with_capacity(MAX_CONSOLE_LINE)),
+        // 100 lines at once, then 100 a second.
+        console_limit: Mutex::new(RateLimit::new(100, 10_000_000)),
         evtchn: Mutex::new(evtchn),
-        grants: Mutex::new(GrantTable::new()),
+        grants: Mutex::new(grants),
+        quota,
+        record_charge,
         auto_destroy,
     });
-    (d, vcpu)
+    Ok((d, vcpu))
 }
 
 /// XEN_DOMCTL_createdomain: an empty, paused domain with no memory yet (the toolstack gives it
@@ -260,18 +281,31 @@ pub fn create_empty(id: DomId, max_pages: u64) -> Result<Arc<Domain>, hypercall_
             return Err(e);
         }
     };
-    let evtchn = EvtchnTable::new(id, 1, 1024);
-    let (d, vcpu) = new_domain(
-        id,
-        &format!("domain-{}", id.0),
-        false,
-        shared_info,
-        0,
-        evtchn,
-        VcpuContext::new(),
-        Params::default(),
-        false,
-    );
+    let quota = Arc::new(HeapQuota::new(DOMU_HEAP_QUOTA));
+    let made = EvtchnTable::new(id, 1, MAX_PORTS_DOMU, quota.clone()).and_then(|evtchn| {
+        new_domain(
+            id,
+            &format!("domain-{}", id.0),
+            false,
+            shared_info,
+            0,
+            evtchn,
+            quota,
+            VcpuContext::new(),
+            Params::default(),
+            false,
+        )
+    });
+    let (d, vcpu) = match made {
+        Ok(x) => x,
+        Err(e) => {
+            with_mm(|mm| {
+                mm.domain_relinquish(&mut DirectPageMem, id, &[]);
+                mm.domain_forget(id);
+            });
+            return Err(e);
+        }
+    };
     d.is_paused.store(true, core::sync::atomic::Ordering::Release);
     clock::publish_wallclock(&d);
     domain::insert(d.clone());

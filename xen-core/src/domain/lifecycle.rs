@@ -5,13 +5,12 @@
 //! calls back up into it. Creating a domain is `build`.
 
 use alloc::sync::Arc;
-use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use hypercall_abi::DomId;
 use hypercall_abi::event_channel::VIRQ_DOM_EXC;
 use hypercall_abi::sched::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT};
 use log::{error, info};
-use spin::Mutex;
 
 use crate::arch::power::{self, ExitCode};
 use crate::domain::{self, DomState, Domain, Vcpu};
@@ -20,8 +19,10 @@ use crate::grant::map;
 use crate::mm::machine::{DirectPageMem, with_mm};
 use crate::sched;
 
-/// Domains waiting to be destroyed once no CPU runs them.
-static TO_DESTROY: Mutex<Vec<Arc<Domain>>> = Mutex::new(Vec::new());
+/// How many domains are dying and not yet destroyed: those are the domains in the table in
+/// state `Dying` (a table scan finds them, so queueing one allocates nothing); the count lets
+/// the way back to a guest skip the scan when there are none.
+static PENDING_DESTROY: AtomicUsize = AtomicUsize::new(0);
 
 /// Records that `d` shut itself down (or crashed) and stops its vCPUs. When dom0 goes, the
 /// machine goes with it, with an exit status that says how; dom0 hears of any other domain's
@@ -81,20 +82,21 @@ pub fn request_destroy(d: &Arc<Domain>) {
         *st = DomState::Dying;
     }
     sched::domain_stopped(d);
-    TO_DESTROY.lock().push(d.clone());
+    PENDING_DESTROY.fetch_add(1, Ordering::AcqRel);
 }
 
-/// Destroys queued domains whose vCPUs are not current on this CPU. Called on the way back to a
-/// guest after the scheduler switched away from them.
+/// Destroys dying domains whose vCPUs are not current on this CPU. Called on the way back to
+/// a guest after the scheduler switched away from them.
 pub fn destroy_pending(current: Option<&Arc<Vcpu>>) {
-    loop {
-        let next = {
-            let mut q = TO_DESTROY.lock();
-            let idx = q.iter().position(|d| current.is_none_or(|c| c.domain != d.id));
-            idx.map(|i| q.remove(i))
-        };
+    while PENDING_DESTROY.load(Ordering::Acquire) != 0 {
+        let next = domain::find(|d| {
+            d.state() == DomState::Dying && current.is_none_or(|c| c.domain != d.id)
+        });
         match next {
-            Some(d) => destroy(&d),
+            Some(d) => {
+                PENDING_DESTROY.fetch_sub(1, Ordering::AcqRel);
+                destroy(&d);
+            }
             None => return,
         }
     }
@@ -109,13 +111,24 @@ fn destroy(d: &Arc<Domain>) {
     for v in &d.vcpus {
         sched::remove_vcpu(v);
     }
-    let mut roots = Vec::new();
-    for v in &d.vcpus {
-        let ctx = v.ctx.lock();
-        roots.extend([ctx.guest_table, ctx.guest_table_user].into_iter().filter(|m| m.0 != 0));
-    }
     let before = with_mm(|mm| mm.free_frames());
-    with_mm(|mm| mm.domain_relinquish(&mut DirectPageMem, d.id, &roots));
+    with_mm(|mm| {
+        mm.domain_mark_dying(d.id);
+        // What each vCPU holds: its base tables, and a page it registered for its vcpu_info.
+        for v in &d.vcpus {
+            let ctx = v.ctx.lock();
+            for root in [ctx.guest_table, ctx.guest_table_user] {
+                if root.0 != 0 {
+                    mm.put_page_and_type(&mut DirectPageMem, root);
+                }
+            }
+            let (info, _) = v.vcpu_info();
+            if info != d.shared_info {
+                mm.put_page_and_type(&mut DirectPageMem, info);
+            }
+        }
+        mm.domain_relinquish(&mut DirectPageMem, d.id, &[]);
+    });
     let after = with_mm(|mm| mm.free_frames());
     domain::remove(d.id);
     info!("domain {} ({}) destroyed: {} pages returned", d.id.0, d.name, after - before);

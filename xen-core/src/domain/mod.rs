@@ -25,11 +25,12 @@ mod vcpu;
 
 #[cfg(target_os = "none")]
 pub use table::{
-    DomState, Domain, all, first_from, free_id, get, insert, reap, remove, target_domain,
+    DomState, Domain, all, find, first_from, for_each, free_id, get, insert, reap, remove,
+    target_domain,
 };
 
 #[cfg(target_os = "none")]
 pub use vcpu::{
-    Callback, PollSet, TrapEntry, VI_CR2, VI_PENDING_SEL, VI_TIME, VI_UPCALL_MASK,
+    Callback, MAX_POLL_PORTS, PollSet, TrapEntry, VI_CR2, VI_PENDING_SEL, VI_TIME, VI_UPCALL_MASK,
     VI_UPCALL_PENDING, Vcpu, VcpuContext,
 };

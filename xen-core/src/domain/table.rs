@@ -22,6 +22,7 @@ use crate::console::ratelimit::RateLimit;
 use crate::event::ports::EvtchnTable;
 use crate::grant::table::GrantTable;
 use crate::mm::machine::with_mm;
+use crate::mm::quota::HeapQuota;
 
 /// Where a domain is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,11 +51,24 @@ pub struct Domain {
     pub log_limit: Mutex<RateLimit>,
     /// Console output is accumulated to whole lines before it reaches the serial log.
     pub console_line: Mutex<Vec<u8>>,
+    /// A domU's console lines are rate limited (`console_io`).
+    pub console_limit: Mutex<RateLimit>,
     pub evtchn: Mutex<EvtchnTable>,
     pub grants: Mutex<GrantTable>,
+    /// What the domain may make the hypervisor allocate for it, and what it has (its own
+    /// records included).
+    pub quota: Arc<HeapQuota>,
+    /// Bytes of `quota` this record holds (its vCPUs, console line).
+    pub record_charge: usize,
     /// Destroyed by the hypervisor as soon as it shuts down (domains it built itself at boot);
     /// otherwise the toolstack destroys it.
     pub auto_destroy: bool,
+}
+
+impl Drop for Domain {
+    fn drop(&mut self) {
+        self.quota.uncharge(self.record_charge);
+    }
 }
 
 impl Domain {
@@ -82,6 +96,19 @@ pub fn get(id: DomId) -> Option<Arc<Domain>> {
 /// All live domains, in id order.
 pub fn all() -> Vec<Arc<Domain>> {
     DOMAINS.read().values().cloned().collect()
+}
+
+/// Runs `f` on every domain, in id order, under the table's read lock (allocates nothing; `f`
+/// may read the table but must not create or remove domains).
+pub fn for_each(mut f: impl FnMut(&Arc<Domain>)) {
+    for d in DOMAINS.read().values() {
+        f(d);
+    }
+}
+
+/// The first domain in the table (in id order) for which `pred` holds; allocates nothing.
+pub fn find(pred: impl Fn(&Domain) -> bool) -> Option<Arc<Domain>> {
+    DOMAINS.read().values().find(|d| pred(d)).cloned()
 }
 
 /// The first live domain with id >= `id`.
@@ -132,13 +159,17 @@ macro_rules! guest_log {
 /// Forgets destroyed domains whose last frames have come back (frames another domain still
 /// mapped when they died return when it unmaps them), logging it: the proof that nothing
 /// leaked. Called after destruction and after unmaps.
+/// Allocates nothing: it walks the dying domains one at a time.
 pub fn reap() {
+    let mut from = DomId(0);
     // The domain table is read outside the memory lock (it comes first in the lock order).
-    let drained: Vec<DomId> =
-        with_mm(|mm| mm.drained_dying()).into_iter().filter(|id| get(*id).is_none()).collect();
-    let done: Vec<DomId> =
-        with_mm(|mm| drained.into_iter().filter(|id| mm.domain_forget(*id)).collect());
-    for id in done {
-        info!("domain {}: all frames returned", id.0);
+    while let Some(id) = with_mm(|mm| mm.next_drained_dying(from)) {
+        if get(id).is_none() && with_mm(|mm| mm.domain_forget(id)) {
+            info!("domain {}: all frames returned", id.0);
+        }
+        match id.0.checked_add(1) {
+            Some(n) => from = DomId(n),
+            None => return,
+        }
     }
 }

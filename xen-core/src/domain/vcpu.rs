@@ -8,7 +8,6 @@
 //! `vcpu_info` it points at is guest memory, reached only through atomics (`mm::machine`).
 
 use alloc::boxed::Box;
-use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use hypercall_abi::{DomId, EvtchnPort, Mfn};
@@ -63,6 +62,10 @@ pub struct VcpuContext {
 }
 
 impl VcpuContext {
+    /// What a context holds on the heap besides itself (FPU area, trap table).
+    pub const HEAP_BYTES: usize =
+        core::mem::size_of::<FxArea>() + core::mem::size_of::<[TrapEntry; 256]>();
+
     pub fn new() -> Self {
         VcpuContext {
             regs: GuestRegs::default(),
@@ -91,10 +94,32 @@ impl Default for VcpuContext {
     }
 }
 
-/// What a vCPU in SCHEDOP_poll waits for.
-#[derive(Clone, Debug, Default)]
+/// Most ports one SCHEDOP_poll may wait on (as Xen).
+pub const MAX_POLL_PORTS: usize = 128;
+
+/// What a vCPU in SCHEDOP_poll waits for: held inline (a poll allocates nothing).
+#[derive(Clone, Debug)]
 pub struct PollSet {
-    pub ports: Vec<EvtchnPort>,
+    ports: [EvtchnPort; MAX_POLL_PORTS],
+    len: usize,
+}
+
+impl PollSet {
+    /// The set of `ports` (at most `MAX_POLL_PORTS`; the caller checked).
+    pub fn new(ports: &[EvtchnPort]) -> Self {
+        let mut p = PollSet { ports: [EvtchnPort(0); MAX_POLL_PORTS], len: ports.len() };
+        p.ports[..ports.len()].copy_from_slice(ports);
+        p
+    }
+
+    pub fn ports(&self) -> &[EvtchnPort] {
+        &self.ports[..self.len]
+    }
+
+    /// Whether an event on `port` ends the poll (a poll on no port waits for any).
+    pub fn wakes_on(&self, port: EvtchnPort) -> bool {
+        self.len == 0 || self.ports().contains(&port)
+    }
 }
 
 /// A virtual CPU.

@@ -58,8 +58,7 @@ fn mark_upcall(v: &Arc<Vcpu>, port: EvtchnPort) {
 
 fn wake_pollers(d: &Domain, port: EvtchnPort) {
     for v in &d.vcpus {
-        let hit =
-            v.poll.lock().as_ref().is_some_and(|p| p.ports.is_empty() || p.ports.contains(&port));
+        let hit = v.poll.lock().as_ref().is_some_and(|p| p.wakes_on(port));
         if hit {
             *v.poll.lock() = None;
             v.poll_deadline.store(0, Ordering::Release);

@@ -7,10 +7,13 @@
 //! Port numbers are guest input: every lookup is bounds checked, a free port is `EINVAL`, and a
 //! domain's table grows only up to its own limit (`ENOSPC` beyond).
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use hypercall_abi::event_channel::{EvtchnStatusDetail, NR_VIRQS, virq_is_per_vcpu};
 use hypercall_abi::{DomId, Errno, EvtchnPort};
+
+use crate::mm::quota::{HeapQuota, try_grow};
 
 /// What a port is bound to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,8 +42,9 @@ pub struct Port {
 
 const FREE: Port = Port { binding: Binding::Free, vcpu: 0 };
 
-/// One domain's event channels.
-#[derive(Clone, Debug)]
+/// One domain's event channels. The port table grows in chunks, charged to the domain's
+/// heap quota and fallibly (`ENOSPC` past either limit).
+#[derive(Debug)]
 pub struct EvtchnTable {
     dom: DomId,
     ports: Vec<Port>,
@@ -48,19 +52,43 @@ pub struct EvtchnTable {
     nr_vcpus: u32,
     /// Port of each (vCPU, VIRQ) binding, `vcpu * NR_VIRQS + virq`.
     virqs: Vec<u32>,
+    quota: Arc<HeapQuota>,
+    /// Bytes of `quota` this table holds.
+    charged: usize,
 }
+
+/// Most event channels a domain may have: dom0 serves every guest, a domU needs a few dozen.
+pub const MAX_PORTS_DOMU: u32 = 1024;
+pub const MAX_PORTS_DOM0: u32 = 4096;
+
+/// Ports added to the table at a time.
+const PORT_CHUNK: usize = 64;
 
 impl EvtchnTable {
     /// A table for `dom` with `nr_vcpus` vCPUs and at most `max_ports` ports (port 0 is never
-    /// used: it means "none" in the ABI).
-    pub fn new(dom: DomId, nr_vcpus: u32, max_ports: u32) -> Self {
-        Self {
+    /// used: it means "none" in the ABI), charging `quota`.
+    pub fn new(
+        dom: DomId,
+        nr_vcpus: u32,
+        max_ports: u32,
+        quota: Arc<HeapQuota>,
+    ) -> Result<Self, Errno> {
+        let nr_vcpus = nr_vcpus.max(1);
+        let mut t = Self {
             dom,
-            ports: alloc::vec![FREE],
+            ports: Vec::new(),
             max_ports: max_ports.clamp(2, hypercall_abi::shared_info::NR_EVENT_CHANNELS),
-            nr_vcpus: nr_vcpus.max(1),
-            virqs: alloc::vec![0; (nr_vcpus.max(1) * NR_VIRQS) as usize],
-        }
+            nr_vcpus,
+            virqs: Vec::new(),
+            quota,
+            charged: 0,
+        };
+        let n = (nr_vcpus * NR_VIRQS) as usize;
+        t.charged += try_grow(&mut t.virqs, n, &t.quota)?;
+        t.virqs.resize(n, 0);
+        t.charged += try_grow(&mut t.ports, 1, &t.quota)?;
+        t.ports.push(FREE);
+        Ok(t)
     }
 
     /// The port, if it is in use.
@@ -83,6 +111,11 @@ impl EvtchnTable {
         let i = match self.ports.iter().skip(1).position(|p| p.binding == Binding::Free) {
             Some(i) => i + 1,
             None if (self.ports.len() as u32) < self.max_ports => {
+                if self.ports.len() == self.ports.capacity() {
+                    let room = (self.max_ports as usize - self.ports.len()).min(PORT_CHUNK);
+                    self.charged +=
+                        try_grow(&mut self.ports, room, &self.quota).map_err(|_| Errno::ENOSPC)?;
+                }
                 self.ports.push(FREE);
                 self.ports.len() - 1
             }
@@ -171,6 +204,13 @@ impl EvtchnTable {
     }
 
     /// Ports in use, for teardown.
+    /// The first port in use at or after `from`.
+    pub fn next_used_port(&self, from: EvtchnPort) -> Option<EvtchnPort> {
+        let start = (from.0 as usize).max(1);
+        let i = self.ports.get(start..)?.iter().position(|p| p.binding != Binding::Free)?;
+        Some(EvtchnPort((start + i) as u32))
+    }
+
     pub fn used_ports(&self) -> impl Iterator<Item = (EvtchnPort, Port)> + '_ {
         self.ports
             .iter()
@@ -279,20 +319,30 @@ pub fn send_target(
     }
 }
 
+impl Drop for EvtchnTable {
+    fn drop(&mut self) {
+        self.quota.uncharge(self.charged);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn table(dom: DomId, nr_vcpus: u32, max_ports: u32) -> EvtchnTable {
+        EvtchnTable::new(dom, nr_vcpus, max_ports, Arc::new(HeapQuota::new(1 << 20))).unwrap()
+    }
 
     const A: DomId = DomId(1);
     const B: DomId = DomId(2);
 
     #[test]
     fn interdomain_lifecycle() {
-        let (mut a, mut b) = (EvtchnTable::new(A, 1, 64), EvtchnTable::new(B, 1, 64));
+        let (mut a, mut b) = (table(A, 1, 64), table(B, 1, 64));
         let pa = a.alloc_unbound(B).unwrap();
         assert_eq!(pa, EvtchnPort(1));
         // Only the named domain may bind.
-        let mut c = EvtchnTable::new(DomId(3), 1, 64);
+        let mut c = table(DomId(3), 1, 64);
         assert_eq!(bind_interdomain(Tables::Pair(&mut c, &mut a), pa), Err(Errno::EINVAL));
         let pb = bind_interdomain(Tables::Pair(&mut b, &mut a), pa).unwrap();
         assert_eq!(
@@ -315,7 +365,7 @@ mod tests {
 
     #[test]
     fn loopback_and_ipi() {
-        let mut a = EvtchnTable::new(A, 2, 64);
+        let mut a = table(A, 2, 64);
         let p = a.alloc_unbound(A).unwrap();
         let q = bind_interdomain(Tables::Same(&mut a), p).unwrap();
         assert_eq!(send_target(&a, q, None).unwrap().unwrap().port, p);
@@ -329,7 +379,7 @@ mod tests {
 
     #[test]
     fn virqs() {
-        let mut a = EvtchnTable::new(A, 2, 64);
+        let mut a = table(A, 2, 64);
         let t1 = a.bind_virq(0, 1).unwrap();
         assert_eq!(a.virq_port(0, 1), Some(t1));
         assert_eq!(a.virq_port(0, 0), None);
@@ -347,7 +397,7 @@ mod tests {
 
     #[test]
     fn hostile_port_numbers_and_limits() {
-        let mut a = EvtchnTable::new(A, 1, 8);
+        let mut a = table(A, 1, 8);
         for bad in [0, 1, 7, 4095, 4096, u32::MAX] {
             assert_eq!(a.get(EvtchnPort(bad)), Err(Errno::EINVAL));
             assert_eq!(close(&mut a, EvtchnPort(bad), None), Err(Errno::EINVAL));
@@ -361,5 +411,21 @@ mod tests {
         assert_eq!(a.alloc_unbound(B), Err(Errno::ENOSPC));
         close(&mut a, EvtchnPort(3), None).unwrap();
         assert_eq!(a.alloc_unbound(B), Ok(EvtchnPort(3)), "lowest free port is reused");
+    }
+
+    #[test]
+    fn the_port_table_grows_only_within_the_quota() {
+        let q = Arc::new(HeapQuota::new(2048));
+        let mut t = EvtchnTable::new(A, 1, 1024, q.clone()).unwrap();
+        let mut got = 0;
+        while t.alloc_unbound(B).is_ok() {
+            got += 1;
+        }
+        // One chunk fits beside the VIRQ table; the second is over the quota.
+        assert!(got > 0 && got < 1023, "{got} ports");
+        assert_eq!(t.alloc_unbound(B), Err(Errno::ENOSPC));
+        assert!(q.used() <= q.limit());
+        drop(t);
+        assert_eq!(q.used(), 0);
     }
 }

@@ -8,7 +8,6 @@
 //! vCPU context and before `MM`.
 
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
 use hypercall_abi::grant_table::*;
@@ -151,6 +150,11 @@ fn unmap_inner(mapper: &Arc<Domain>, root: Mfn, handle: u32, host_addr: u64) -> 
 /// Forgets a mapping and unpins the granted ref (if its granter is still alive).
 fn release_map(mapper: &Arc<Domain>, handle: u32, m: &MapEntry) {
     let _ = mapper.grants.lock().book.remove_map(handle);
+    unpin_at_granter(m);
+}
+
+/// Unpins the ref a mapping held at its granter, if the granter is still alive.
+fn unpin_at_granter(m: &MapEntry) {
     if let Some(g) = domain::get(m.granter) {
         let mut gt = g.grants.lock();
         let mask = gt.book.unpin(m.gref, m.readonly);
@@ -161,9 +165,15 @@ fn release_map(mapper: &Arc<Domain>, handle: u32, m: &MapEntry) {
 /// A domain is being destroyed: the refs it mapped are unpinned at their granters (its page
 /// tables, and the references they hold, go with its memory), and its own table's frames go
 /// with its memory too.
+/// Allocates nothing (a dying domain may be dying because memory ran out): the book is taken
+/// out whole, read in place, then freed.
 pub fn domain_destroyed(d: &Arc<Domain>) {
-    let maps: Vec<(u32, MapEntry)> = d.grants.lock().book.maps().collect();
-    for (h, m) in maps {
-        release_map(d, h, &m);
+    let book = {
+        let mut gt = d.grants.lock();
+        let empty = gt.book.empty_like();
+        core::mem::replace(&mut gt.book, empty)
+    };
+    for (_, m) in book.maps() {
+        unpin_at_granter(&m);
     }
 }

@@ -4,36 +4,47 @@
 //! compare-and-swap on the shared word, so the granter cannot change it between check and
 //! use. Knows nothing of domains beyond their ids: `Domain` holds one of these.
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
 use hypercall_abi::grant_table::*;
-use hypercall_abi::{DomId, Mfn};
+use hypercall_abi::{DomId, Errno, Mfn};
 
 use super::rules::{self, Book, Entry};
 use crate::mm::machine::{self, with_mm};
+use crate::mm::quota::{HeapQuota, try_grow};
 
 /// Most grant-table frames a domain may have (512 entries each).
 pub const MAX_FRAMES: u32 = 32;
-/// Most grant mappings one domain may hold at once.
-const MAX_MAPS: usize = 4096;
+/// Most grant mappings a domU may hold at once (dom0's back ends get more).
+pub const MAX_MAPS_DOMU: usize = 4096;
+pub const MAX_MAPS_DOM0: usize = 65536;
 pub(super) const ENTRIES_PER_FRAME: u32 = GNTTAB_ENTRIES_PER_FRAME_V1;
 
 /// A domain's grant table.
 pub struct GrantTable {
     pub(super) frames: Vec<Mfn>,
     pub(super) book: Book,
+    quota: Arc<HeapQuota>,
+    /// Bytes of `quota` the frame list holds.
+    charged: usize,
 }
 
 impl GrantTable {
-    pub fn new() -> Self {
-        GrantTable { frames: Vec::new(), book: Book::new(MAX_MAPS) }
+    /// An empty table charging `quota`; room for the frame list is taken now, so growing the
+    /// table later allocates nothing but the frames and the book's entries.
+    pub fn new(quota: Arc<HeapQuota>, max_maps: usize) -> Result<Self, Errno> {
+        let mut frames = Vec::new();
+        let charged = try_grow(&mut frames, MAX_FRAMES as usize, &quota)?;
+        let book = Book::new(max_maps, quota.clone());
+        Ok(GrantTable { frames, book, quota, charged })
     }
 }
 
-impl Default for GrantTable {
-    fn default() -> Self {
-        Self::new()
+impl Drop for GrantTable {
+    fn drop(&mut self) {
+        self.quota.uncharge(self.charged);
     }
 }
 
@@ -42,8 +53,9 @@ pub fn grow(owner: DomId, gt: &mut GrantTable, nr: u32) -> Result<(), i16> {
     if nr > MAX_FRAMES {
         return Err(GNTST_GENERAL_ERROR);
     }
+    gt.book.grow_active((nr * ENTRIES_PER_FRAME) as usize)?;
     while (gt.frames.len() as u32) < nr {
-        let mfn = with_mm(|mm| mm.alloc_xen_frame()).ok_or(GNTST_NO_SPACE)?;
+        let mfn = with_mm(|mm| mm.alloc_shared_frame()).ok_or(GNTST_NO_SPACE)?;
         machine::zero_frame(mfn);
         if with_mm(|mm| mm.share_xen_frame(mfn, owner)).is_err() {
             with_mm(|mm| mm.free_xen_frame(mfn));

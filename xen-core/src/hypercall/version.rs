@@ -22,10 +22,12 @@ const XENFEAT_DOM0: u32 = 11;
 
 /// Writes `s` NUL-padded into a `len`-byte guest buffer.
 fn put_string(va: u64, s: &[u8], len: usize) -> Result<(), Errno> {
-    let mut buf = alloc::vec![0u8; len];
+    let mut buf = [0u8; 1024];
+    let buf = &mut buf[..len.min(1024)];
+    let len = buf.len();
     let n = s.len().min(len - 1);
     buf[..n].copy_from_slice(&s[..n]);
-    uaccess::copy_to_guest(va, &buf)
+    uaccess::copy_to_guest(va, buf)
 }
 
 pub fn xen_version(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {

@@ -129,6 +129,9 @@ pub struct Mm<'f> {
     pub(super) doms: BTreeMap<DomId, DomMem>,
     /// The CPUs' TLBs: flushed before a frame that may still be in one changes role.
     pub(super) tlb: &'f dyn Tlb,
+    /// Free frames only the hypervisor may take (for its heap and tables): whatever guests
+    /// do with their memory, the hypervisor can still allocate.
+    hv_reserve: u64,
     /// The hypervisor's L4 entries (slots 256-271) written into every validated L4.
     pub(super) xen_l4: [u64; 16],
 }
@@ -145,7 +148,16 @@ impl<'f> Mm<'f> {
         assert!(frames.len() == m2p.len() && frames.len() < NO_FRAME as usize);
         frames.fill(FrameInfo::RESERVED);
         m2p.fill(M2P_INVALID);
-        Self { frames, m2p, free_head: NO_FRAME, free_count: 0, doms: BTreeMap::new(), tlb, xen_l4 }
+        Self {
+            frames,
+            m2p,
+            free_head: NO_FRAME,
+            free_count: 0,
+            doms: BTreeMap::new(),
+            tlb,
+            hv_reserve: 0,
+            xen_l4,
+        }
     }
 
     /// Number of machine frames the table covers.
@@ -227,6 +239,25 @@ impl<'f> Mm<'f> {
         self.frames[i].tlb_stamp = self.tlb.clock();
     }
 
+    /// Keeps the last `frames` free frames for the hypervisor itself.
+    pub fn set_hv_reserve(&mut self, frames: u64) {
+        self.hv_reserve = frames;
+    }
+
+    /// Whether a frame may go to a guest's use now (it would not eat the hypervisor's reserve).
+    fn guest_may_take(&self) -> bool {
+        self.free_count > self.hv_reserve
+    }
+
+    /// Takes a free frame for the hypervisor to share with a guest (its shared_info, its grant
+    /// table): like a guest's own allocation, it stops short of the hypervisor's reserve.
+    pub fn alloc_shared_frame(&mut self) -> Option<Mfn> {
+        if !self.guest_may_take() {
+            return None;
+        }
+        self.alloc_xen_frame()
+    }
+
     /// Takes a free frame for the hypervisor itself (owner `DOMID_XEN`).
     pub fn alloc_xen_frame(&mut self) -> Option<Mfn> {
         let i = self.pop_free()?;
@@ -283,7 +314,7 @@ impl<'f> Mm<'f> {
     /// Allocates one frame to `dom`, within its `max_pages`.
     pub fn domain_alloc(&mut self, dom: DomId) -> Result<Mfn, Errno> {
         let d = self.doms.get(&dom).ok_or(Errno::ESRCH)?;
-        if d.is_dying || d.tot_pages >= d.max_pages {
+        if d.is_dying || d.tot_pages >= d.max_pages || !self.guest_may_take() {
             return Err(Errno::ENOMEM);
         }
         let i = self.pop_free().ok_or(Errno::ENOMEM)?;
@@ -423,13 +454,13 @@ impl<'f> Mm<'f> {
         }
     }
 
-    /// Dying domains whose frames have all come back (nothing maps them any more).
-    pub fn drained_dying(&self) -> alloc::vec::Vec<DomId> {
+    /// The first dying domain with id at or after `from` whose frames have all come back
+    /// (nothing maps them any more).
+    pub fn next_drained_dying(&self, from: DomId) -> Option<DomId> {
         self.doms
-            .iter()
-            .filter(|(_, d)| d.is_dying && d.tot_pages == 0 && d.xen_pages == 0)
+            .range(from..)
+            .find(|(_, d)| d.is_dying && d.tot_pages == 0 && d.xen_pages == 0)
             .map(|(id, _)| *id)
-            .collect()
     }
 
     /// Marks a domain as dying: it can allocate nothing more and its shared pages may go.

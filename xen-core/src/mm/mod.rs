@@ -13,6 +13,7 @@
 //! frame number, count and pointer in a request is checked or clamped before use.
 
 pub mod frame;
+pub mod quota;
 pub mod tlb;
 pub mod types;
 

@@ -337,3 +337,16 @@ fn a_frame_unmapped_without_a_flush_is_flushed_out_before_it_becomes_a_page_tabl
     mm.update_entry(&mut mem, l1, 2, pte(q, PTE_PRESENT | PTE_RW), ctx, false).unwrap();
     assert_eq!(tlb.rule_flushes(), before);
 }
+
+/// Guests stop short of the hypervisor's reserve; the hypervisor does not.
+#[test]
+fn the_hypervisors_reserve_is_not_for_guests() {
+    let mut mm = mm(64);
+    let free = mm.free_frames();
+    mm.set_hv_reserve(free - 2);
+    mm.domain_alloc(D1).unwrap();
+    mm.alloc_shared_frame().unwrap();
+    assert_eq!(mm.domain_alloc(D1), Err(Errno::ENOMEM));
+    assert_eq!(mm.alloc_shared_frame(), None);
+    assert!(mm.alloc_xen_frame().is_some(), "the hypervisor dips into its reserve");
+}

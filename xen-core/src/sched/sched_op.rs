@@ -9,13 +9,10 @@ use hypercall_abi::sched::{
 use hypercall_abi::{Errno, EvtchnPort};
 
 use super::timer;
-use crate::domain::{self, PollSet, VI_UPCALL_MASK, VI_UPCALL_PENDING, lifecycle};
+use crate::domain::{self, MAX_POLL_PORTS, PollSet, VI_UPCALL_MASK, VI_UPCALL_PENDING, lifecycle};
 use crate::event;
 use crate::hypercall::{Hc, HcResult, copy_in};
 use crate::sched;
-
-/// Most ports one SCHEDOP_poll may wait on (as Xen).
-const MAX_POLL_PORTS: u32 = 128;
 
 pub fn sched_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     match a[0] as u32 {
@@ -71,18 +68,20 @@ pub fn sched_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
 /// SCHEDOP_poll: sleep until one of the ports is pending (masked or not) or the timeout.
 fn poll(hc: &mut Hc<'_>, arg: u64) -> HcResult {
     let p: SchedPoll = copy_in(arg)?;
-    if p.nr_ports > MAX_POLL_PORTS {
+    if p.nr_ports as usize > MAX_POLL_PORTS {
         return Err(Errno::EINVAL);
     }
-    let mut ports = alloc::vec::Vec::with_capacity(p.nr_ports as usize);
-    for i in 0..u64::from(p.nr_ports) {
-        let port: u32 = copy_in(p.ports.raw() + i * 4)?;
+    let mut ports = [EvtchnPort(0); MAX_POLL_PORTS];
+    let n = p.nr_ports as usize;
+    for (i, slot) in ports[..n].iter_mut().enumerate() {
+        let port: u32 = copy_in(p.ports.raw() + i as u64 * 4)?;
         if port >= hypercall_abi::shared_info::NR_EVENT_CHANNELS {
             return Err(Errno::EINVAL);
         }
-        ports.push(EvtchnPort(port));
+        *slot = EvtchnPort(port);
     }
-    *hc.vcpu.poll.lock() = Some(PollSet { ports: ports.clone() });
+    let ports = &ports[..n];
+    *hc.vcpu.poll.lock() = Some(PollSet::new(ports));
     sched::block(hc.vcpu);
     // Anything already pending (including what arrived while we registered) ends the poll.
     if ports.iter().any(|&port| event::is_pending(hc.dom, port)) {

@@ -8,8 +8,6 @@
 //! was in kernel mode so the handler can tell kernel from user. rflags.IF shows the virtual
 //! interrupt flag (the inverse of the saved mask).
 
-use alloc::vec::Vec;
-
 const IF: u64 = 1 << 9;
 
 /// The interrupted guest state a frame describes.
@@ -28,13 +26,34 @@ pub struct Interrupted {
     pub upcall_mask: u8,
 }
 
-/// Where the frame goes and what it holds.
+/// Where the frame goes and what it holds. Held inline: delivering an exception or event
+/// allocates nothing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frame {
     /// New guest rsp: the frame's lowest word.
     pub rsp: u64,
+    buf: [u64; MAX_WORDS],
+    len: usize,
+}
+
+/// The largest frame: a failsafe frame (rcx, r11, four segments, then rip, cs, rflags, rsp, ss).
+const MAX_WORDS: usize = 11;
+
+impl Frame {
+    fn new(stack: u64, parts: &[&[u64]]) -> Frame {
+        let mut f = Frame { rsp: 0, buf: [0; MAX_WORDS], len: 0 };
+        for w in parts.iter().flat_map(|p| p.iter()) {
+            f.buf[f.len] = *w;
+            f.len += 1;
+        }
+        f.rsp = (stack & !15).wrapping_sub(f.len as u64 * 8);
+        f
+    }
+
     /// Words from `rsp` upwards.
-    pub words: Vec<u64>,
+    pub fn words(&self) -> &[u64] {
+        &self.buf[..self.len]
+    }
 }
 
 /// Builds an exception or event frame. `stack` is the guest stack to use: the interrupted rsp
@@ -46,27 +65,16 @@ pub fn exception_frame(int: &Interrupted, stack: u64, error_code: Option<u64>) -
     }
     cs |= u64::from(int.upcall_mask) << 32;
     let rflags = if int.upcall_mask != 0 { int.rflags & !IF } else { int.rflags | IF };
-    let mut words = Vec::with_capacity(8);
-    words.push(int.rcx);
-    words.push(int.r11);
-    if let Some(e) = error_code {
-        words.push(e);
-    }
-    words.extend_from_slice(&[int.rip, cs, rflags, int.rsp, int.ss]);
-    let rsp = (stack & !15).wrapping_sub(words.len() as u64 * 8);
-    Frame { rsp, words }
+    let ec = error_code.as_slice();
+    Frame::new(stack, &[&[int.rcx, int.r11], ec, &[int.rip, cs, rflags, int.rsp, int.ss]])
 }
 
 /// Builds a failsafe-callback frame (used when the guest's own segment state cannot be
 /// restored): `rcx, r11, ds, es, fs, gs` then the exception frame's tail.
 pub fn failsafe_frame(int: &Interrupted, stack: u64, segs: [u64; 4]) -> Frame {
     let base = exception_frame(int, stack, None);
-    let mut words = Vec::with_capacity(11);
-    words.extend_from_slice(&base.words[..2]);
-    words.extend_from_slice(&segs);
-    words.extend_from_slice(&base.words[2..]);
-    let rsp = (stack & !15).wrapping_sub(words.len() as u64 * 8);
-    Frame { rsp, words }
+    let w = base.words();
+    Frame::new(stack, &[&w[..2], &segs, &w[2..]])
 }
 
 pub use hypercall_abi::arch::{IretContext, VGCF_IN_SYSCALL};
@@ -120,16 +128,16 @@ mod tests {
     fn exception_frame_layout() {
         let f = exception_frame(&int(true, 1), 0x9009, Some(0x55));
         assert_eq!(f.rsp, 0x9000 - 8 * 8);
-        assert_eq!(f.words, vec![11, 22, 0x55, 0x1000, 0xe030 | (1 << 32), 0x002, 0x8007, 0xe02b]);
+        assert_eq!(f.words(), [11, 22, 0x55, 0x1000, 0xe030 | (1 << 32), 0x002, 0x8007, 0xe02b]);
         let f = exception_frame(&int(false, 0), 0x9000, None);
-        assert_eq!(f.words[2..5], [0x1000, 0xe033, 0x202]);
+        assert_eq!(f.words()[2..5], [0x1000, 0xe033, 0x202]);
         assert_eq!(f.rsp, 0x9000 - 7 * 8);
     }
 
     #[test]
     fn failsafe_layout() {
         let f = failsafe_frame(&int(true, 0), 0x9000, [1, 2, 3, 4]);
-        assert_eq!(f.words, vec![11, 22, 1, 2, 3, 4, 0x1000, 0xe030, 0x202, 0x8007, 0xe02b]);
+        assert_eq!(f.words(), [11, 22, 1, 2, 3, 4, 0x1000, 0xe030, 0x202, 0x8007, 0xe02b]);
     }
 
     #[test]

@@ -115,7 +115,7 @@ pub fn deliver(
         ctx.kernel_sp
     };
     let frame = bounce::exception_frame(&int, stack, ec);
-    if uaccess::copy_to_guest(frame.rsp, frame.words.as_bytes()).is_err() {
+    if uaccess::copy_to_guest(frame.rsp, frame.words().as_bytes()).is_err() {
         crash_with_regs(d, regs, format_args!("cannot write a bounce frame at {:#x}", frame.rsp));
         return;
     }

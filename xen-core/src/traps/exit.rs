@@ -71,7 +71,7 @@ fn schedule(regs: &mut GuestRegs) {
                 // No guest's page tables are loaded: finish off dead domains, and wait for an
                 // interrupt (a timer or a device) to give something to run.
                 lifecycle::destroy_pending(None);
-                if domain::all().iter().all(|d| d.state() != DomState::Running) {
+                if domain::find(|d| d.state() == DomState::Running).is_none() {
                     log::error!("no domain left to run");
                     power::exit(power::ExitCode::HypervisorFailure);
                 }
@@ -112,7 +112,9 @@ fn run_expired() {
         return;
     }
     let mut next = u64::MAX;
-    for d in domain::all() {
+    // Under the domain table's read lock, allocating nothing: raising an event or waking a
+    // vCPU only reads the table again.
+    domain::for_each(|d| {
         for v in &d.vcpus {
             let t = v.timer_deadline.load(Ordering::Acquire);
             if t != 0 {
@@ -121,7 +123,7 @@ fn run_expired() {
                         .compare_exchange(t, 0, Ordering::AcqRel, Ordering::Relaxed)
                         .is_ok()
                     {
-                        event::send_virq(&d, v.id, VIRQ_TIMER);
+                        event::send_virq(d, v.id, VIRQ_TIMER);
                     }
                 } else {
                     next = next.min(t);
@@ -131,7 +133,7 @@ fn run_expired() {
             let mut due = v.periodic_next.load(Ordering::Acquire);
             if let Some(missed) = (now.saturating_sub(due)).checked_div(period) {
                 if due <= now {
-                    event::send_virq(&d, v.id, VIRQ_TIMER);
+                    event::send_virq(d, v.id, VIRQ_TIMER);
                     // Missed periods are skipped, not replayed in a burst.
                     due += (missed + 1) * period;
                     v.periodic_next.store(due, Ordering::Release);
@@ -149,7 +151,7 @@ fn run_expired() {
                 }
             }
         }
-    }
+    });
     timer::end_slice_and_rearm(now, next);
 }
 

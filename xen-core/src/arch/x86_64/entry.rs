@@ -135,7 +135,14 @@ trap_common:
     swapgs
 1:  PUSH_GPRS
     cld
-    movq %rsp, %rdi
+    /* An interrupt gate does not clear EFLAGS.AC, and a guest may run with it set: with AC
+       set, SMAP no longer stops the hypervisor touching guest pages by mistake. Cleared first
+       thing (`clac` exists only where SMAP does; without SMAP, AC has no such effect). The
+       interrupted context's own AC comes back with its flags at iretq. */
+    cmpb $0, {smap_on}(%rip)
+    je 2f
+    clac
+2:  movq %rsp, %rdi
     call hv_trap
     jmp restore_all
 
@@ -223,6 +230,7 @@ enter_frame:
     guest_ss = const super::cpu::GUEST_DS,
     syscall_vector = const SYSCALL_VECTOR,
     frame_size = const FRAME_SIZE,
+    smap_on = sym super::uaccess::SMAP_ON,
     floor_probe = const XEN_CORE_FLOOR_PROBE,
     floor_enabled = sym FLOOR_PROBE,
     vector_off = const offset_of!(GuestRegs, vector),

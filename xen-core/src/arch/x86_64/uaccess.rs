@@ -24,7 +24,7 @@ const LOWER_HALF_END: u64 = 0x0000_8000_0000_0000;
 static_assertions::const_assert_eq!(HV_LOW, 0xFFFF_8000_0000_0000);
 static_assertions::const_assert_eq!(GUEST_HIGH_START, 0xFFFF_8800_0000_0000);
 
-static SMAP_ON: AtomicBool = AtomicBool::new(false);
+pub(super) static SMAP_ON: AtomicBool = AtomicBool::new(false);
 
 /// Records whether CR4.SMAP is on (then `stac`/`clac` must bracket guest accesses).
 pub fn set_smap(on: bool) {
