@@ -6,7 +6,8 @@
 //! restart rewrote) is written back into that entry in the guest's list, and the multicall
 //! restarts from that entry. So the way back to the guest (timers, events, the scheduler) runs
 //! between every bounded step, however many entries ask for however much work; a restart is
-//! never looped in place. Long lists restart after `BATCH` entries for the same reason.
+//! never looped in place. Long lists restart after `BATCH` entries, or once their entries
+//! have validated a restart's worth of page-table entries, for the same reason.
 
 use hypercall_abi::multicall::MulticallEntry;
 use hypercall_abi::{Errno, nr};
@@ -14,6 +15,7 @@ use hypercall_abi::{Errno, nr};
 use super::table::resolve;
 use super::{Hc, HcResult, copy_in, copy_out, restart};
 use crate::arch::entry::GuestRegs;
+use crate::mm::mmu;
 
 /// Entries per hypercall entry before restarting.
 const BATCH: u64 = 64;
@@ -30,6 +32,7 @@ enum Outcome {
 pub fn multicall(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     let (list, count) = (a[0], a[1]);
     let n = count.min(BATCH);
+    let work0 = mmu::work_now();
     for i in 0..n {
         let at = list + i * 64;
         let mut e: MulticallEntry = copy_in(at)?;
@@ -37,6 +40,11 @@ pub fn multicall(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
             Outcome::Done(result) => {
                 e.result = result as u64;
                 copy_out(at, &e)?;
+                // Entries that each validate a whole tree of page tables: restart between them
+                // once a restart's worth of validation is done.
+                if i + 1 < count && mmu::over_budget(work0) {
+                    return restart(hc, nr::MULTICALL, &[at + 64, count - i - 1]);
+                }
             }
             Outcome::Continue { op, args } => {
                 e.op = op;

@@ -129,6 +129,9 @@ pub struct Mm<'f> {
     pub(super) doms: BTreeMap<DomId, DomMem>,
     /// The CPUs' TLBs: flushed before a frame that may still be in one changes role.
     pub(super) tlb: &'f dyn Tlb,
+    /// Page-table entries validated or devalidated so far (a running count): how hypercalls
+    /// measure the work they did, to restart before it grows unbounded.
+    pub work: u64,
     /// Free frames only the hypervisor may take (for its heap and tables): whatever guests
     /// do with their memory, the hypervisor can still allocate.
     hv_reserve: u64,
@@ -155,6 +158,7 @@ impl<'f> Mm<'f> {
             free_count: 0,
             doms: BTreeMap::new(),
             tlb,
+            work: 0,
             hv_reserve: 0,
             xen_l4,
         }

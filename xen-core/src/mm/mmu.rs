@@ -45,6 +45,21 @@ fn foreign_ctx(hc: &Hc<'_>, foreigndom: u64) -> Result<MapCtx, Errno> {
     Ok(MapCtx { dom: hc.dom.id, foreign: Some(fd) })
 }
 
+/// Page-table entries validated or devalidated per hypercall entry before restarting, however
+/// few requests that took: one request can hook a whole tree of tables, and each table is 512
+/// entries to check. (One request alone still validates the tree it names to the end.)
+const WORK_BUDGET: u64 = 64 * 1024;
+
+/// The validator's running work count, for [`over_budget`].
+pub fn work_now() -> u64 {
+    with_mm(|mm| mm.work)
+}
+
+/// Whether the validator has done a restart's worth of work since `work0`.
+pub fn over_budget(work0: u64) -> bool {
+    with_mm(|mm| mm.work).wrapping_sub(work0) >= WORK_BUDGET
+}
+
 /// `mmu_update(reqs, count, done, foreigndom)`.
 pub fn mmu_update(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     let (reqs, count_arg, done_ptr, foreigndom) = (a[0], a[1], a[2], a[3]);
@@ -57,6 +72,7 @@ pub fn mmu_update(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     let n = count.min(BATCH);
     let mut result = Ok(());
     let mut i = 0;
+    let work0 = with_mm(|mm| mm.work);
     // Requests are copied in chunks (one guest access each), then applied one by one.
     let mut chunk = [MmuUpdate::default(); CHUNK];
     'outer: while i < n {
@@ -71,6 +87,9 @@ pub fn mmu_update(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
                 break 'outer;
             }
             i += 1;
+            if over_budget(work0) {
+                break 'outer;
+            }
         }
     }
     let done = done_before.wrapping_add(i as u32);
@@ -78,11 +97,11 @@ pub fn mmu_update(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
         copy_out(done_ptr, &done)?;
     }
     result?;
-    if count > n {
+    if count > i {
         return restart(
             hc,
             hypercall_abi::nr::MMU_UPDATE,
-            &[reqs + n * 16, (count - n) | PREEMPTED, done_ptr, foreigndom],
+            &[reqs + i * 16, (count - i) | PREEMPTED, done_ptr, foreigndom],
         );
     }
     Ok(Some(0))
@@ -164,6 +183,7 @@ pub fn mmuext_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     let n = count.min(BATCH);
     let mut result = Ok(());
     let mut i = 0;
+    let work0 = with_mm(|mm| mm.work);
     while i < n {
         let op: MmuextOp = match copy_in(ops + i * 24) {
             Ok(o) => o,
@@ -177,16 +197,19 @@ pub fn mmuext_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
             break;
         }
         i += 1;
+        if over_budget(work0) {
+            break;
+        }
     }
     if done_ptr != 0 {
         copy_out(done_ptr, &done_before.wrapping_add(i as u32))?;
     }
     result?;
-    if count > n {
+    if count > i {
         return restart(
             hc,
             hypercall_abi::nr::MMUEXT_OP,
-            &[ops + n * 24, (count - n) | PREEMPTED, done_ptr, foreigndom],
+            &[ops + i * 24, (count - i) | PREEMPTED, done_ptr, foreigndom],
         );
     }
     Ok(Some(0))

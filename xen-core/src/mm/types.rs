@@ -151,6 +151,7 @@ impl Mm<'_> {
         dom: DomId,
     ) -> Result<(), Errno> {
         let ctx = MapCtx { dom, foreign: None };
+        self.work = self.work.wrapping_add(ENTRIES as u64);
         for index in 0..ENTRIES {
             if is_xen_slot(level, index) {
                 mem.write_pte(mfn, index, self.xen_l4[index - XEN_SLOT_FIRST]);
@@ -178,6 +179,7 @@ impl Mm<'_> {
     }
 
     fn devalidate_table(&mut self, mem: &mut impl PageMem, mfn: Mfn, level: u8) {
+        self.work = self.work.wrapping_add(ENTRIES as u64);
         for index in 0..ENTRIES {
             if !is_xen_slot(level, index) {
                 let pte = mem.read_pte(mfn, index);
