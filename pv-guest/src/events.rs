@@ -50,8 +50,11 @@ pub fn shared_info() -> SharedPage {
     *SHARED_INFO.get().expect("events::init ran at boot")
 }
 
-/// Maps shared_info, installs the upcall handler and binds VIRQ_TIMER.
+/// Maps shared_info, installs the upcall handler and binds VIRQ_TIMER. The 10 ms periodic
+/// timer every PV vCPU starts with is stopped, as Linux does: this kernel asks for the timer
+/// events it wants (single-shot, through `time`).
 pub fn init(si: &hypercall_abi::start_info::StartInfo) {
+    let _ = guest::vcpu_stop_periodic_timer(0);
     let page =
         crate::memory::pages::map_frame(si.shared_info.frame()).expect("a slot for shared_info");
     SHARED_INFO.call_once(|| page);

@@ -6,8 +6,8 @@
 //!
 //! One file per part of the ABI: `hypercall` (numbers, pointers, multicalls), `cpu`
 //! (exceptions, privileged instructions, FPU state, a fault with no handler), `evtchn`,
-//! `memory` (reservations), `io` (I/O privilege), `grants` (map/copy, timed), `bench`
-//! (micro-benchmarks); `trap` is the harness for instructions that trap and `run` the runner.
+//! `memory` (reservations), `io` (I/O privilege), `grants` (map/copy, timed), `vcpu`
+//! (runstate and time areas, periodic timer), `bench` (micro-benchmarks); `trap` is the harness for instructions that trap and `run` the runner.
 //!
 //! dom0 runs the self-tests a system test needs in the privileged domain while dom0 also
 //! serves domUs (`evtchn`, `memory`, `iopl`, `grantbench`, ...): it mounts `run`, `trap`,
@@ -24,6 +24,7 @@ pub mod io;
 pub mod memory;
 pub mod run;
 pub mod trap;
+pub mod vcpu;
 
 /// Every self-test.
 const TESTS: &[&[(&str, run::Test)]] = &[
@@ -34,6 +35,7 @@ const TESTS: &[&[(&str, run::Test)]] = &[
     io::TESTS,
     grants::TESTS,
     bench::TESTS,
+    vcpu::TESTS,
 ];
 
 /// Runs the tests named in `list`, in order.
