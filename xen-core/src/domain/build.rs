@@ -21,8 +21,8 @@ use crate::console::console_io::MAX_CONSOLE_LINE;
 use crate::console::ratelimit::RateLimit;
 use crate::domain::{self, DomState, Domain, VI_UPCALL_MASK, Vcpu, VcpuContext};
 use crate::event::ports::{EvtchnTable, MAX_PORTS_DOM0, MAX_PORTS_DOMU};
-use crate::grant::map;
 use crate::grant::table::{GrantTable, MAX_MAPS_DOM0, MAX_MAPS_DOMU};
+use crate::grant::{self, map};
 use crate::mm::PageType;
 use crate::mm::machine::{self, DirectPageMem, with_mm};
 use crate::mm::quota::{DOM0_HEAP_QUOTA, DOMU_HEAP_QUOTA, HeapQuota};
@@ -238,7 +238,9 @@ fn new_domain(
     auto_destroy: bool,
 ) -> Result<(Arc<Domain>, Arc<Vcpu>), hypercall_abi::Errno> {
     let max_maps = if privileged { MAX_MAPS_DOM0 } else { MAX_MAPS_DOMU };
-    let grants = GrantTable::new(quota.clone(), max_maps)?;
+    let mut grants = GrantTable::new(quota.clone(), max_maps)?;
+    // A table starts with one frame, as on Xen (`query_size` before `setup_table` says 1).
+    grant::table::grow(id, &mut grants, 1).map_err(|_| hypercall_abi::Errno::ENOMEM)?;
     let record_charge = core::mem::size_of::<Domain>()
         + core::mem::size_of::<Vcpu>()
         + VcpuContext::HEAP_BYTES

@@ -15,7 +15,9 @@ use spin::Mutex;
 
 use crate::arch::entry::GuestRegs;
 use crate::arch::fpu::FxArea;
+use crate::arch::time;
 use crate::mm::machine;
+use crate::sched::runstate::Runstate;
 
 /// One entry of a vCPU's virtual trap table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -146,7 +148,17 @@ pub struct Vcpu {
     /// SCHEDOP_poll timeout (ns), 0 = none.
     pub poll_deadline: AtomicU64,
     pub poll: Mutex<Option<PollSet>>,
+    /// Running, runnable, blocked or offline, and the time spent in each.
+    pub runstate: Mutex<Runstate>,
+    /// Guest virtual addresses of the areas kept up to date for it (0 = none): its runstate
+    /// and a copy of its `vcpu_time_info` (`sched::areas`).
+    pub runstate_area: AtomicU64,
+    pub time_area: AtomicU64,
 }
+
+/// Every PV vCPU starts with a periodic VIRQ_TIMER every 10 ms, as on Xen (a kernel that
+/// wants none stops it with `VCPUOP_stop_periodic_timer`, as Linux does).
+pub const DEFAULT_PERIOD_NS: u64 = 10_000_000;
 
 impl Vcpu {
     pub fn new(
@@ -167,10 +179,13 @@ impl Vcpu {
             vcpu_info_mfn: AtomicU64::new(vcpu_info.0.0),
             vcpu_info_off: AtomicU64::new(vcpu_info.1 as u64),
             timer_deadline: AtomicU64::new(0),
-            periodic_ns: AtomicU64::new(0),
-            periodic_next: AtomicU64::new(0),
+            periodic_ns: AtomicU64::new(DEFAULT_PERIOD_NS),
+            periodic_next: AtomicU64::new(time::now_ns() + DEFAULT_PERIOD_NS),
             poll_deadline: AtomicU64::new(0),
             poll: Mutex::new(None),
+            runstate: Mutex::new(Runstate::new(time::now_ns())),
+            runstate_area: AtomicU64::new(0),
+            time_area: AtomicU64::new(0),
         }
     }
 

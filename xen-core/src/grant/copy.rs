@@ -31,8 +31,14 @@ fn resolve(
     is_gref: bool,
     readonly: bool,
 ) -> Result<Side, i16> {
+    // As Xen: only DOMID_SELF may name a frame (the caller's own), and a grant's owner may be
+    // named DOMID_SELF too (the caller's own grant table).
+    if !is_gref && p.domid != DomId::SELF_ {
+        return Err(GNTST_PERMISSION_DENIED);
+    }
     if is_gref {
-        let g = domain::get(p.domid)
+        let owner = if p.domid == DomId::SELF_ { caller.id } else { p.domid };
+        let g = domain::get(owner)
             .filter(|g| g.state() == domain::DomState::Running)
             .ok_or(GNTST_BAD_DOMAIN)?;
         let gref = p.as_gref().0;
@@ -45,9 +51,6 @@ fn resolve(
         }
         Ok(side)
     } else {
-        if p.domid != DomId::SELF_ && p.domid != caller.id {
-            return Err(GNTST_PERMISSION_DENIED);
-        }
         let frame = Mfn(p.u);
         if !with_mm(|mm| mm.frame(frame).is_some_and(|f| f.owner == caller.id)) {
             return Err(GNTST_BAD_PAGE);

@@ -15,8 +15,9 @@ use super::rules::{self, Book, Entry};
 use crate::mm::machine::{self, with_mm};
 use crate::mm::quota::{HeapQuota, try_grow};
 
-/// Most grant-table frames a domain may have (512 entries each).
-pub const MAX_FRAMES: u32 = 32;
+/// Most grant-table frames a domain may have (512 entries each): Xen's default
+/// (`gnttab_max_frames`), which guests read through `query_size`.
+pub const MAX_FRAMES: u32 = 64;
 /// Most grant mappings a domU may hold at once (dom0's back ends get more).
 pub const MAX_MAPS_DOMU: usize = 4096;
 pub const MAX_MAPS_DOM0: usize = 65536;

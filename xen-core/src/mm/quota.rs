@@ -14,8 +14,8 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use hypercall_abi::Errno;
 
-/// Default quotas: a domU's limits allow about 620 KiB (32 grant frames' active entries
-/// 256 KiB, 4096 maps 192 KiB, 1024 ports 16 KiB, records), dom0's more for its back ends.
+/// Default quotas: a domU's limits allow about 670 KiB (64 grant frames' active entries
+/// 512 KiB, 4096 maps 128 KiB, 1024 ports 16 KiB, records), dom0's more for its back ends.
 pub const DOMU_HEAP_QUOTA: usize = 1 << 20;
 pub const DOM0_HEAP_QUOTA: usize = 16 << 20;
 

@@ -1,10 +1,11 @@
 //! Scheduling and time: which vCPU runs, for how long, and what time it is.
 //!
 //! Hardware-free and host-tested: the credit policy (`credit`: who runs next and for how
-//! long, weights, caps, boost). On the hardware, from the bottom up: this CPU's run state
+//! long, weights, caps, boost) and each vCPU's runstate accounting (`runstate`). On the hardware, from the bottom up: this CPU's run state
 //! (`run`, re-exported here: the current vCPU, wake-ups, blocks, pauses), the one hardware
 //! timer behind every deadline (`timer`), guest time in `vcpu_time_info` and the wallclock
-//! (`clock`), the context switch (`switch`), and the hypercalls `sched_op` (yield, block,
+//! (`clock`), the guest areas kept up to date with runstate and time (`areas`), the context
+//! switch (`switch`), and the hypercalls `sched_op` (yield, block,
 //! poll, shutdown) and `vcpu_op`/`set_timer_op` (`vcpu_op`).
 //!
 //! The scheduler imports no event or lifecycle code: an event or a timer wakes a vCPU by
@@ -13,10 +14,13 @@
 //! passes; timer deadlines and poll sets are checked and clamped by the hypercalls.
 
 #[cfg(target_os = "none")]
+pub mod areas;
+#[cfg(target_os = "none")]
 pub mod clock;
 pub mod credit;
 #[cfg(target_os = "none")]
 mod run;
+pub mod runstate;
 #[cfg(target_os = "none")]
 pub mod sched_op;
 #[cfg(target_os = "none")]
@@ -29,5 +33,6 @@ pub mod vcpu_op;
 #[cfg(target_os = "none")]
 pub use run::{
     add_vcpu, block, current, current_pair, domain_resumed, domain_stopped, params, register,
-    remove_vcpu, request_resched, set_params, set_slice, take_resched, wake, yield_current,
+    remove_vcpu, request_resched, running, set_params, set_slice, take_resched, wake,
+    yield_current,
 };

@@ -51,6 +51,12 @@ pub fn current() -> Arc<Vcpu> {
     CPU0.lock().current.clone().expect("a vCPU is current whenever a guest entered")
 }
 
+/// The vCPU running on this CPU, if one is (not while the CPU idles).
+pub fn running() -> Option<Arc<Vcpu>> {
+    let s = CPU0.lock();
+    if s.is_idle { None } else { s.current.clone() }
+}
+
 /// The vCPU running on this CPU and its domain.
 pub fn current_pair() -> (Arc<Vcpu>, Arc<domain::Domain>) {
     let s = CPU0.lock();
@@ -135,7 +141,9 @@ pub fn wake(v: &Vcpu) {
     }
     let mut s = CPU0.lock();
     s.policy.wake(v.sched_id);
-    if s.is_idle || s.current.as_ref().is_none_or(|c| c.sched_id != v.sched_id) {
+    let running = !s.is_idle && s.current.as_ref().is_some_and(|c| c.sched_id == v.sched_id);
+    if !running {
+        v.runstate.lock().enter(super::runstate::RUNNABLE, crate::arch::time::now_ns());
         request_resched();
     }
 }

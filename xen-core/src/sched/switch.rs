@@ -14,7 +14,7 @@ use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
 
 use super::run::{CPU0, can_run, current};
-use super::{clock, timer};
+use super::{areas, clock, runstate, timer};
 use crate::arch::entry::GuestRegs;
 use crate::arch::{cpu, fpu, paging, time};
 use crate::domain::{self, Vcpu, VcpuContext};
@@ -78,6 +78,7 @@ impl Decision {
                     timer::set_slice_end(now + slice);
                     if Arc::ptr_eq(&next, &self.prev) && !self.saved {
                         clock::publish(&next);
+                        areas::update_time(&next, &next.ctx.lock());
                         return Switch::Stayed;
                     }
                     if !self.saved {
@@ -122,6 +123,11 @@ pub fn idle_over() {
 
 /// Copies the running vCPU's state out of the CPU into its context.
 fn save_context(v: &Vcpu, regs: &GuestRegs) {
+    let state = runstate::after_running(
+        v.is_up.load(Ordering::Acquire),
+        v.is_blocked.load(Ordering::Acquire),
+    );
+    v.runstate.lock().enter(state, time::now_ns());
     let mut ctx = v.ctx.lock();
     ctx.regs = *regs;
     fpu::save(&mut ctx.fpu);
@@ -137,17 +143,28 @@ fn save_context(v: &Vcpu, regs: &GuestRegs) {
 
 /// Loads `v`'s state into the CPU and makes it current.
 fn load_context(v: &Arc<Vcpu>, regs: &mut GuestRegs) {
+    let d = domain::get(v.domain);
     {
         let ctx = v.ctx.lock();
         *regs = ctx.regs;
         load_cpu_state(&ctx);
+        switched_in(v, d.as_deref(), &ctx);
     }
-    clock::publish(v);
-    let d = domain::get(v.domain);
     let mut s = CPU0.lock();
     s.current = Some(v.clone());
     s.current_dom = d;
     s.since_ns = time::now_ns();
+}
+
+/// `v` runs from now (its page tables are loaded): its runstate, its time, and the guest
+/// areas that mirror them.
+fn switched_in(v: &Vcpu, d: Option<&domain::Domain>, ctx: &VcpuContext) {
+    v.runstate.lock().enter(runstate::RUNNING, time::now_ns());
+    clock::publish(v);
+    areas::update_time(v, ctx);
+    if let Some(d) = d {
+        areas::update_runstate(d, v, ctx);
+    }
 }
 
 /// Loads everything of a context except the registers: FPU, page tables, segment bases.
@@ -180,14 +197,14 @@ pub fn first() -> Box<GuestRegs> {
         }
         CPU0.lock().policy.sleep(id);
     };
+    let d = domain::get(first.domain);
     let regs = {
         let ctx = first.ctx.lock();
         load_cpu_state(&ctx);
+        switched_in(&first, d.as_deref(), &ctx);
         Box::new(ctx.regs)
     };
-    clock::publish(&first);
     {
-        let d = domain::get(first.domain);
         let mut s = CPU0.lock();
         s.current = Some(first);
         s.current_dom = d;

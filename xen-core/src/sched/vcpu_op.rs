@@ -4,16 +4,18 @@
 use core::sync::atomic::Ordering;
 
 use hypercall_abi::vcpu::{
-    VCPU_SSHOTTMR_FUTURE, VCPUOP_DOWN, VCPUOP_IS_UP, VCPUOP_REGISTER_VCPU_INFO,
-    VCPUOP_SET_PERIODIC_TIMER, VCPUOP_SET_SINGLESHOT_TIMER, VCPUOP_STOP_PERIODIC_TIMER,
-    VCPUOP_STOP_SINGLESHOT_TIMER, VCPUOP_UP, VcpuRegisterVcpuInfo, VcpuSetPeriodicTimer,
-    VcpuSetSingleshotTimer,
+    VCPU_SSHOTTMR_FUTURE, VCPUOP_DOWN, VCPUOP_GET_RUNSTATE_INFO, VCPUOP_IS_UP,
+    VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, VCPUOP_REGISTER_VCPU_INFO,
+    VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA, VCPUOP_SET_PERIODIC_TIMER, VCPUOP_SET_SINGLESHOT_TIMER,
+    VCPUOP_STOP_PERIODIC_TIMER, VCPUOP_STOP_SINGLESHOT_TIMER, VCPUOP_UP,
+    VcpuRegisterRunstateMemoryArea, VcpuRegisterTimeMemoryArea, VcpuRegisterVcpuInfo,
+    VcpuSetPeriodicTimer, VcpuSetSingleshotTimer,
 };
 use hypercall_abi::{Errno, Mfn};
 
-use super::timer;
+use super::{areas, timer};
 use crate::arch::time;
-use crate::hypercall::{Hc, HcResult, copy_in};
+use crate::hypercall::{Hc, HcResult, copy_in, copy_out};
 use crate::mm::PageType;
 use crate::mm::machine::{self, DirectPageMem, with_mm};
 use crate::sched;
@@ -102,6 +104,28 @@ pub fn vcpu_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
             if old_mfn != hc.dom.shared_info {
                 with_mm(|mm| mm.put_page_and_type(&mut DirectPageMem, old_mfn));
             }
+            Ok(Some(0))
+        }
+        VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA => {
+            let r: VcpuRegisterRunstateMemoryArea = copy_in(arg)?;
+            v.runstate_area.store(r.addr, Ordering::Release);
+            // As on Xen: the running vCPU's area is filled at once; another's at its next run.
+            if is_self {
+                areas::update_runstate(hc.dom, &v, hc.ctx);
+            }
+            Ok(Some(0))
+        }
+        VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA => {
+            let r: VcpuRegisterTimeMemoryArea = copy_in(arg)?;
+            v.time_area.store(r.addr, Ordering::Release);
+            if is_self {
+                areas::update_time(&v, hc.ctx);
+            }
+            Ok(Some(0))
+        }
+        VCPUOP_GET_RUNSTATE_INFO => {
+            let info = v.runstate.lock().info();
+            copy_out(arg, &info)?;
             Ok(Some(0))
         }
         VCPUOP_SET_SINGLESHOT_TIMER

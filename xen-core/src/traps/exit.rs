@@ -64,6 +64,7 @@ fn schedule(regs: &mut GuestRegs) {
             }
             Switch::To(next) => {
                 lifecycle::destroy_pending(Some(&next));
+                periodic_switch_in(&next);
                 run_expired();
                 return;
             }
@@ -112,6 +113,7 @@ fn run_expired() {
         return;
     }
     let mut next = u64::MAX;
+    let running = sched::running();
     // Under the domain table's read lock, allocating nothing: raising an event or waking a
     // vCPU only reads the table again.
     domain::for_each(|d| {
@@ -129,13 +131,16 @@ fn run_expired() {
                     next = next.min(t);
                 }
             }
+            // The periodic timer ticks only while its vCPU runs, as on Xen: a vCPU that
+            // blocks is woken by its single-shot timer, and gets one catch-up tick when it is
+            // switched in after a period went by (`periodic_switch_in`).
             let period = v.periodic_ns.load(Ordering::Acquire);
-            let mut due = v.periodic_next.load(Ordering::Acquire);
-            if let Some(missed) = (now.saturating_sub(due)).checked_div(period) {
+            if period != 0 && running.as_ref().is_some_and(|r| core::ptr::eq(&**r, &**v)) {
+                let mut due = v.periodic_next.load(Ordering::Acquire);
                 if due <= now {
                     event::send_virq(d, v.id, VIRQ_TIMER);
                     // Missed periods are skipped, not replayed in a burst.
-                    due += (missed + 1) * period;
+                    due = now + period;
                     v.periodic_next.store(due, Ordering::Release);
                 }
                 next = next.min(due);
@@ -155,9 +160,18 @@ fn run_expired() {
     timer::end_slice_and_rearm(now, next);
 }
 
+/// A vCPU is switched in: its periodic timer, stopped while it was not running, counts again
+/// (a tick at once if a period went by, the scan in `run_expired` sends it).
+fn periodic_switch_in(v: &Vcpu) {
+    if v.periodic_ns.load(Ordering::Acquire) != 0 {
+        timer::deadline_added(v.periodic_next.load(Ordering::Acquire).max(1));
+    }
+}
+
 /// Enters the first vCPU the policy picks. Called once at the end of boot.
 pub fn start() -> ! {
     let regs = switch::first();
+    periodic_switch_in(&sched::current());
     run_expired();
     let top = boot::boot_stack_top();
     entry::start_guest(top, layout::BOOT_STACK_SIZE as u64, &regs)

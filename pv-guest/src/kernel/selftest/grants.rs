@@ -8,7 +8,7 @@
 use alloc::string::String;
 use alloc::vec;
 
-use hypercall_abi::{DomId, GrantRef};
+use hypercall_abi::{DomId, GrantRef, guest};
 use pv_guest::bench::{bench_line, measure};
 use pv_guest::grant::{self, CopyDir};
 use pv_guest::memory::pages;
@@ -16,7 +16,8 @@ use pv_guest::memory::pages;
 use super::run::Test::{self, Check};
 
 /// The self-tests of this file, by the name `test=` gives them.
-pub const TESTS: &[(&str, Test)] = &[("grantbench", Check(grant_self))];
+pub const TESTS: &[(&str, Test)] =
+    &[("grantbench", Check(grant_self)), ("grantcopy", Check(grant_copy_naming))];
 
 /// Batches per figure (the median batch is reported) and operations per batch.
 const BATCHES: usize = 11;
@@ -97,4 +98,56 @@ pub fn grant_self() -> Result<(), String> {
     let r = grant_bench(DomId(0), gref);
     grant::end_access(gref);
     r
+}
+
+/// How a grant copy names its two sides, as Xen 4.17 has it: a grant's owner may be given as
+/// DOMID_SELF (this domain's own table), a frame only with DOMID_SELF (its real id is refused
+/// with `GNTST_permission_denied`); and `query_size` reports Xen's default of 64 frames.
+pub fn grant_copy_naming() -> Result<(), String> {
+    use hypercall_abi::grant_table::{
+        GNTCOPY_SOURCE_GREF, GNTST_OKAY, GNTST_PERMISSION_DENIED, GnttabCopy, GnttabCopyPtr,
+    };
+    let size =
+        guest::gnttab_query_size(DomId::SELF_).map_err(|e| alloc::format!("query_size: {e:?}"))?;
+    if size.max_nr_frames != 64 || size.nr_frames == 0 {
+        return Err(alloc::format!(
+            "query_size: {} of {} frames",
+            size.nr_frames,
+            size.max_nr_frames
+        ));
+    }
+    let me = guest::own_domid().map_err(|e| alloc::format!("own domid: {e:?}"))?;
+    let (src, dst) =
+        (pages::alloc_page().ok_or("no free page")?, pages::alloc_page().ok_or("no free page")?);
+    src.shared().write(0, b"named by DOMID_SELF");
+    let gref = grant::alloc_ref().ok_or("no free grant ref")?;
+    grant::grant_access(gref, me, src.mfn(), true);
+    let status = grant::copy(&dst, 0, DomId::SELF_, gref, 0, 19, grant::CopyDir::FromGrant);
+    let mut got = [0u8; 19];
+    dst.shared().read(0, &mut got);
+    // The frame side named by the real id: refused.
+    let mut op = GnttabCopy {
+        source: GnttabCopyPtr::gref(DomId::SELF_, gref, 0),
+        dest: GnttabCopyPtr::gmfn(me, dst.mfn().into(), 0),
+        len: 4,
+        flags: GNTCOPY_SOURCE_GREF,
+        ..Default::default()
+    };
+    #[allow(unsafe_code)]
+    // SAFETY: the op matches GNTTABOP_copy and names only this kernel's own pages, which are
+    // accessed atomically only (and the hypervisor refuses it anyway).
+    let r = unsafe {
+        guest::grant_table_op(
+            hypercall_abi::grant_table::GNTTABOP_COPY,
+            core::slice::from_mut(&mut op),
+        )
+    };
+    grant::end_access(gref);
+    if status != GNTST_OKAY || &got != b"named by DOMID_SELF" {
+        return Err(alloc::format!("copy from own grant by DOMID_SELF: status {status}, {got:?}"));
+    }
+    if r.is_err() || op.status != GNTST_PERMISSION_DENIED {
+        return Err(alloc::format!("frame named by own id: {r:?} status {}", op.status));
+    }
+    Ok(())
 }

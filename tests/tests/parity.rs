@@ -1,0 +1,46 @@
+//! Where the ABI says so, xen-core behaves as Xen 4.17: each test runs the same pv-guest
+//! self-tests on xen-core and, through `shared/tools/xen-reference`, on real Xen (both as dom0,
+//! the only way the tool boots a kernel), and both must pass. These are the points an
+//! unmodified Linux relies on (see ../shared/LINUX-PV-NOTES.md).
+
+use tests::*;
+
+/// Runs `tests` in the pv-guest kernel as dom0 on xen-core, then on Xen 4.17 if the tool is
+/// there (it is on the machines CI runs on; elsewhere the Xen half is skipped with a note).
+fn on_both(name: &str, tests: &[&str]) {
+    let list = tests.join("+");
+    let run = Boot::new(name, "pv-guest", &format!("test={list}")).run();
+    run.expect_tests_pass(tests);
+    run.expect_status(EXIT_POWEROFF);
+
+    let image = image("pv-guest");
+    let image = image.to_str().expect("a UTF-8 path");
+    let arg = format!("test={list}");
+    let args = ["--timeout", "240", "--until", "pv-guest: shutting down", image, &arg];
+    let Some(out) = xen_reference(&args) else {
+        assert!(
+            std::env::var_os("REQUIRE_XEN_REFERENCE").is_none(),
+            "REQUIRE_XEN_REFERENCE is set but the xen-reference tool is missing"
+        );
+        return;
+    };
+    let _ = std::fs::create_dir_all(root().join("target/test-logs"));
+    let _ = std::fs::write(root().join(format!("target/test-logs/{name}-xen.log")), &out);
+    for t in tests {
+        assert!(out.contains(&format!("TEST {t}: PASS")), "on Xen 4.17, {t} did not pass:\n{out}");
+    }
+}
+
+/// The runstate area Linux cannot boot without, the time area its vDSO reads, and the
+/// periodic timer (ticking while the vCPU runs).
+#[test]
+fn vcpu_runstate_time_area_and_periodic_timer() {
+    on_both("parity-vcpu", &["runstate", "timearea", "periodic"]);
+}
+
+/// How a grant copy names its sides (a grant's owner as DOMID_SELF: accepted; a frame by the
+/// caller's real id: `GNTST_permission_denied`), and the grant table's size limits.
+#[test]
+fn grant_copy_naming_and_table_size() {
+    on_both("parity-grant", &["grantcopy"]);
+}
