@@ -5,7 +5,8 @@
 //! most run in either; the results differ where the ABI says privilege matters.
 //!
 //! One file per part of the ABI: `hypercall` (numbers, pointers, multicalls), `cpu`
-//! (exceptions, privileged instructions, FPU state, a fault with no handler), `evtchn`,
+//! (exceptions, privileged instructions, FPU state, a fault with no handler), `emul` (what
+//! the hypervisor emulates: page-table writes, MSRs, control and debug registers, CPUID), `evtchn`,
 //! `memory` (reservations), `io` (I/O privilege), `grants` (map/copy, timed), `bench`
 //! (micro-benchmarks); `trap` is the harness for instructions that trap and `run` the runner.
 //!
@@ -17,6 +18,7 @@
 
 pub mod bench;
 pub mod cpu;
+pub mod emul;
 pub mod evtchn;
 pub mod grants;
 pub mod hypercall;
@@ -29,6 +31,7 @@ pub mod trap;
 const TESTS: &[&[(&str, run::Test)]] = &[
     hypercall::TESTS,
     cpu::TESTS,
+    emul::TESTS,
     evtchn::TESTS,
     memory::TESTS,
     io::TESTS,

@@ -48,6 +48,8 @@ const L7_1_EAX: u32 = bits(&[10, 11, 12]);
 const L7_2_EDX: u32 = bits(&[0, 5]);
 /// 0x80000001 EDX: SYSCALL NX MMXEXT FFXSR RDTSCP LM 3DNOWEXT 3DNOW.
 const E1_EDX: u32 = bits(&[11, 20, 22, 25, 27, 29, 30, 31]);
+/// Leaf 1 EDX features AMD also reports in 0x80000001 EDX (FPU to FXSR, less what differs).
+const COMMON_1D: u32 = 0x0183_F3FF;
 /// 0x80000001 ECX: LAHF_LM CMP_LEGACY ABM SSE4A MISALIGNSSE 3DNOWPREFETCH TBM DBEXT.
 const E1_ECX: u32 = bits(&[0, 1, 5, 6, 7, 8, 21, 26]);
 /// 0x80000008 EBX: CLZERO RSTR_FP_ERR_PTRS IBPB SSB_NO BTC_NO IBPB_RET.
@@ -105,9 +107,15 @@ fn extended_leaf(leaf: u32, subleaf: u32, host: &impl Fn(u32, u32) -> [u32; 4]) 
     let [a, b, c, d] = host(leaf, subleaf);
     match leaf {
         0x8000_0000 => [max, b, c, d],
+        // AMD repeats leaf 1's common EDX features here: the guest sees them as in leaf 1.
+        0x8000_0001 if host(0, 0)[1] == 0x6874_7541 => {
+            let l1 = host(1, 0)[3] & L1_EDX;
+            [a, b, c & E1_ECX, (d & E1_EDX) | (l1 & COMMON_1D)]
+        }
         0x8000_0001 => [a, b, c & E1_ECX, d & E1_EDX],
+        // No LA57: linear addresses are 48 bits wide.
+        0x8000_0008 => [(a & !0xFF00) | (((a >> 8) & 0xFF).min(48) << 8), b & E8_EBX, c, 0],
         0x8000_0002..=0x8000_0006 => [a, b, c, d],
-        0x8000_0008 => [a, b & E8_EBX, c, 0],
         0x8000_0021 => [a & E21_EAX, 0, 0, 0],
         _ => [0; 4],
     }
@@ -230,6 +238,20 @@ mod tests {
         assert_ne!(d1 & (1 << 25), 0, "SSE");
         assert_ne!(de1 & (1 << 20), 0, "NX");
         assert_ne!(de1 & (1 << 29), 0, "LM");
+    }
+
+    #[test]
+    fn amd_common_bits_follow_leaf_1() {
+        let amd = |l: u32, s: u32| match l {
+            0 => [0xD, 0x6874_7541, 0x444D_4163, 0x6974_6E65],
+            0x8000_0008 => [0x3928, 0, 0, 0],
+            _ => all(l, s),
+        };
+        let d1 = guest_cpuid(1, 0, &info(), amd)[3];
+        let e1 = guest_cpuid(0x8000_0001, 0, &info(), amd)[3];
+        assert_eq!(e1 & COMMON_1D, d1 & COMMON_1D);
+        assert_eq!(e1 & (1 << 7), 0, "MCE");
+        assert_eq!(guest_cpuid(0x8000_0008, 0, &info(), amd)[0], 0x3028);
     }
 
     #[test]

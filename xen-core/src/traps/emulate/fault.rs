@@ -1,6 +1,7 @@
 //! Writable page tables on the hardware (Xen's `ptwr`): a #PF from a guest kernel's write to
 //! one of its own validated L1 tables, which it maps read-only, is emulated once the domain has
-//! turned `VMASST_TYPE_writable_pagetables` on. The entry is read once and the new one is
+//! turned `VMASST_TYPE_writable_pagetables` on
+//! (dom0: always, as on Xen). The entry is read once and the new one is
 //! validated exactly as `mmu_update` validates it (`Mm::update_entry`, no A/D preservation:
 //! the instruction's result is the entry, as on Xen), all under the MM lock, so the guest sees
 //! the instruction happen atomically. Writes to L2-L4 tables, to tables of another domain,
@@ -28,9 +29,12 @@ const PF_FETCH: u64 = 16;
 /// Emulates the write that faulted at `cr2`, if it is a page-table write Xen would emulate;
 /// false to deliver the #PF.
 pub fn page_table_write(d: &Domain, ctx: &VcpuContext, regs: &mut GuestRegs, cr2: u64) -> bool {
-    let assist = d.vm_assist.load(Ordering::Relaxed) & (1 << VMASST_TYPE_WRITABLE_PAGETABLES);
+    // Xen takes the hardware domain's read-only write faults down the same path whether or not
+    // it asked for the assist (its read-only MMIO check comes first and falls through to it).
+    let assist = d.vm_assist.load(Ordering::Relaxed) & (1 << VMASST_TYPE_WRITABLE_PAGETABLES) != 0
+        || d.is_privileged;
     let ec = regs.error_code;
-    if assist == 0
+    if !assist
         || !ctx.kernel_mode
         || ec & (PF_PRESENT | PF_WRITE | PF_RESERVED | PF_FETCH) != PF_PRESENT | PF_WRITE
     {
