@@ -17,6 +17,7 @@ pub mod build;
 pub mod domctl;
 #[cfg(target_os = "none")]
 pub mod lifecycle;
+pub mod privregs;
 pub mod pvbuild;
 #[cfg(target_os = "none")]
 mod table;
@@ -29,6 +30,7 @@ pub use table::{
     target_domain,
 };
 
+pub use privregs::PrivRegs;
 #[cfg(target_os = "none")]
 pub use vcpu::{
     Callback, MAX_POLL_PORTS, PollSet, TrapEntry, VI_CR2, VI_PENDING_SEL, VI_TIME, VI_UPCALL_MASK,

@@ -61,6 +61,8 @@ pub struct VcpuContext {
     /// Virtual I/O privilege level (`physdev_op(set_iopl)`): the guest kernel's port I/O is
     /// emulated when it is at least 1.
     pub iopl: u8,
+    /// CR2, CR4, debug registers and port latches, as emulation shows them.
+    pub privregs: super::PrivRegs,
 }
 
 impl VcpuContext {
@@ -86,6 +88,7 @@ impl VcpuContext {
             syscall_callback: Callback::default(),
             guest_ts: false,
             iopl: 0,
+            privregs: super::PrivRegs::default(),
         }
     }
 }

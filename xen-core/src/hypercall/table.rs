@@ -73,6 +73,18 @@ pub const TABLE: &[Desc] = &[
     Desc { nr: nr::XEN_VERSION, name: "xen_version", handler: version::xen_version, who: Who::Any },
     Desc { nr: nr::CONSOLE_IO, name: "console_io", handler: console_io::console_io, who: Who::Any },
     Desc { nr: nr::VM_ASSIST, name: "vm_assist", handler: callbacks::vm_assist, who: Who::Any },
+    Desc {
+        nr: nr::SET_DEBUGREG,
+        name: "set_debugreg",
+        handler: callbacks::set_debugreg,
+        who: Who::Any,
+    },
+    Desc {
+        nr: nr::GET_DEBUGREG,
+        name: "get_debugreg",
+        handler: callbacks::get_debugreg,
+        who: Who::Any,
+    },
     Desc { nr: nr::IRET, name: "iret", handler: callbacks::iret, who: Who::Any },
     Desc {
         nr: nr::SET_SEGMENT_BASE,

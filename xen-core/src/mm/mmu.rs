@@ -215,6 +215,20 @@ pub fn mmuext_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     Ok(Some(0))
 }
 
+/// Makes the L4 at `mfn` the vCPU's kernel base table (`MMUEXT_NEW_BASEPTR`, and a guest's
+/// `mov %cr3`): validated and referenced, the old one released.
+pub fn new_baseptr(ctx: &mut domain::VcpuContext, dom: DomId, mfn: Mfn) -> Result<(), Errno> {
+    with_mm(|mm| mm.get_page_and_type(&mut DirectPageMem, mfn, PageType::L4, dom))?;
+    let old = core::mem::replace(&mut ctx.guest_table, mfn);
+    if old.0 != 0 {
+        with_mm(|mm| mm.put_page_and_type(&mut DirectPageMem, old));
+    }
+    if ctx.kernel_mode {
+        paging::load_cr3(mfn.0 << 12);
+    }
+    Ok(())
+}
+
 fn apply_ext(hc: &mut Hc<'_>, op: &MmuextOp) -> Result<(), Errno> {
     let dom = hc.dom.id;
     let mfn = Mfn(op.arg1);
@@ -223,17 +237,7 @@ fn apply_ext(hc: &mut Hc<'_>, op: &MmuextOp) -> Result<(), Errno> {
             with_mm(|mm| mm.pin(&mut DirectPageMem, mfn, (c - MMUEXT_PIN_L1_TABLE + 1) as u8, dom))
         }
         MMUEXT_UNPIN_TABLE => with_mm(|mm| mm.unpin(&mut DirectPageMem, mfn, dom)),
-        MMUEXT_NEW_BASEPTR => {
-            with_mm(|mm| mm.get_page_and_type(&mut DirectPageMem, mfn, PageType::L4, dom))?;
-            let old = core::mem::replace(&mut hc.ctx.guest_table, mfn);
-            if old.0 != 0 {
-                with_mm(|mm| mm.put_page_and_type(&mut DirectPageMem, old));
-            }
-            if hc.ctx.kernel_mode {
-                paging::load_cr3(mfn.0 << 12);
-            }
-            Ok(())
-        }
+        MMUEXT_NEW_BASEPTR => new_baseptr(hc.ctx, dom, mfn),
         MMUEXT_NEW_USER_BASEPTR => {
             if mfn.0 != 0 {
                 with_mm(|mm| mm.get_page_and_type(&mut DirectPageMem, mfn, PageType::L4, dom))?;

@@ -16,7 +16,7 @@ use core::sync::atomic::Ordering;
 use super::run::{CPU0, can_run, current};
 use super::{areas, clock, runstate, timer};
 use crate::arch::entry::GuestRegs;
-use crate::arch::{cpu, fpu, paging, time};
+use crate::arch::{cpu, fpu, paging, privregs, time};
 use crate::domain::{self, Vcpu, VcpuContext};
 
 /// What one scheduling decision did.
@@ -167,7 +167,8 @@ fn switched_in(v: &Vcpu, d: Option<&domain::Domain>, ctx: &VcpuContext) {
     }
 }
 
-/// Loads everything of a context except the registers: FPU, page tables, segment bases.
+/// Loads everything of a context except the registers: FPU, page tables, segment bases,
+/// debug registers.
 pub fn load_cpu_state(ctx: &VcpuContext) {
     fpu::restore(&ctx.fpu);
     if ctx.guest_ts {
@@ -178,6 +179,8 @@ pub fn load_cpu_state(ctx: &VcpuContext) {
     cpu::write_base_msr(cpu::MSR_FS_BASE, ctx.fs_base);
     let gs = if ctx.kernel_mode { ctx.gs_base_kernel } else { ctx.gs_base_user };
     cpu::write_base_msr(cpu::MSR_KERNEL_GS_BASE, gs);
+    let p = &ctx.privregs;
+    privregs::load_debug(&p.dr, p.dr7, p.dr7_active());
 }
 
 /// Makes the first vCPU the policy picks current and returns the registers to enter it with.

@@ -1,6 +1,6 @@
 //! How a guest tells the hypervisor where its handlers are and how to return from them:
 //! `set_trap_table`, `set_callbacks`, `callback_op`, `stack_switch`, `set_segment_base`,
-//! `fpu_taskswitch`, `vm_assist` and `iret`.
+//! `fpu_taskswitch`, `vm_assist`, `set_debugreg`/`get_debugreg` and `iret`.
 
 use core::sync::atomic::Ordering;
 
@@ -15,10 +15,11 @@ use hypercall_abi::callback::{
 };
 use hypercall_abi::vm_assist::{VMASST_CMD_DISABLE, VMASST_CMD_ENABLE};
 
-use super::{bounce, deliver};
+use super::emulate::msr::BaseWrite;
+use super::{bounce, deliver, emulate};
 use crate::arch::cpu::{self, GUEST_CS64, GUEST_DS};
 use crate::arch::{fpu, uaccess};
-use crate::domain::{Callback, TrapEntry, VI_UPCALL_MASK, lifecycle};
+use crate::domain::{Callback, TrapEntry, VI_UPCALL_MASK, VcpuContext, lifecycle};
 use crate::hypercall::{Hc, HcResult, copy_in};
 
 /// Guest addresses must be canonical and outside the hypervisor's slots.
@@ -108,23 +109,34 @@ pub fn set_segment_base(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     if x86_64::VirtAddr::try_new(base).is_err() {
         return Err(Errno::EINVAL);
     }
-    match which {
-        SEGBASE_FS => {
-            hc.ctx.fs_base = base;
+    let b = match which {
+        SEGBASE_FS => BaseWrite::Fs(base),
+        SEGBASE_GS_KERNEL => BaseWrite::GsKernel(base),
+        SEGBASE_GS_USER => BaseWrite::GsUser(base),
+        // Loading a user GS selector: only the null/flat ones exist here, both with base 0.
+        SEGBASE_GS_USER_SEL => BaseWrite::GsUser(0),
+        _ => return Err(Errno::EINVAL),
+    };
+    apply_segment_base(hc.ctx, b);
+    Ok(Some(0))
+}
+
+/// Sets a segment base of a vCPU in guest kernel mode (`set_segment_base`, and `wrmsr` of
+/// FS_BASE, GS_BASE, SHADOW_GS_BASE). The base must be canonical.
+pub fn apply_segment_base(ctx: &mut VcpuContext, b: BaseWrite) {
+    match b {
+        BaseWrite::Fs(base) => {
+            ctx.fs_base = base;
             cpu::write_base_msr(cpu::MSR_FS_BASE, base);
         }
-        // The active guest GS base is parked in KERNEL_GS_BASE while the hypervisor runs;
-        // hypercalls come from kernel mode, so that is the kernel's.
-        SEGBASE_GS_KERNEL => {
-            hc.ctx.gs_base_kernel = base;
+        // The active guest GS base is parked in KERNEL_GS_BASE while the hypervisor runs; in
+        // kernel mode that is the kernel's.
+        BaseWrite::GsKernel(base) => {
+            ctx.gs_base_kernel = base;
             cpu::write_base_msr(cpu::MSR_KERNEL_GS_BASE, base);
         }
-        SEGBASE_GS_USER => hc.ctx.gs_base_user = base,
-        // Loading a user GS selector: only the null/flat ones exist here, both with base 0.
-        SEGBASE_GS_USER_SEL => hc.ctx.gs_base_user = 0,
-        _ => return Err(Errno::EINVAL),
+        BaseWrite::GsUser(base) => ctx.gs_base_user = base,
     }
-    Ok(Some(0))
 }
 
 /// `fpu_taskswitch(set)`: the guest's virtual CR0.TS.
@@ -138,19 +150,38 @@ pub fn fpu_taskswitch(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     Ok(Some(0))
 }
 
-/// `vm_assist(cmd, type)`: records which assists the guest turned on. Writable page tables
-/// are accepted but not emulated (guests must use mmu_update; see docs).
+/// The assists a 64-bit PV guest may turn on, as Xen 4.17 accepts them: 4gb_segments(_notify),
+/// writable_pagetables (emulated: `emulate::fault`), pae_extended_cr3, architectural_iopl,
+/// runstate_update_flag and m2p_strict. Only writable_pagetables and architectural_iopl change
+/// what this hypervisor does.
+const VM_ASSIST_VALID: u64 = 0x3F | (1 << 32);
+
+/// `vm_assist(cmd, type)`: records which assists the guest turned on.
 pub fn vm_assist(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     let bit = a[1];
-    if bit >= 64 {
+    if bit >= 64 || VM_ASSIST_VALID & (1 << bit) == 0 {
         return Err(Errno::EINVAL);
     }
     match a[0] as u32 {
         VMASST_CMD_ENABLE => hc.dom.vm_assist.fetch_or(1 << bit, Ordering::Relaxed),
         VMASST_CMD_DISABLE => hc.dom.vm_assist.fetch_and(!(1 << bit), Ordering::Relaxed),
-        _ => return Err(Errno::EINVAL),
+        _ => return Err(Errno::ENOSYS),
     };
     Ok(Some(0))
+}
+
+/// `set_debugreg(reg, value)`: Xen's validation (`emulate::privop::set_debugreg`), then the
+/// value is live on this CPU.
+pub fn set_debugreg(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
+    let reg = u32::try_from(a[0]).map_err(|_| Errno::ENODEV)?;
+    emulate::set_debugreg(hc.ctx, reg, a[1])?;
+    Ok(Some(0))
+}
+
+/// `get_debugreg(reg)`: the register's value in rax (`ENODEV` for a register that has none).
+pub fn get_debugreg(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
+    let reg = u32::try_from(a[0]).map_err(|_| Errno::ENODEV)?;
+    Ok(Some(emulate::privop::get_debugreg(&hc.ctx.privregs, reg)?))
 }
 
 /// `iret`: the guest jumped to stub 23 with `rax, r11, rcx, flags, rip, cs, rflags, rsp, ss`

@@ -8,10 +8,11 @@
 use alloc::sync::Arc;
 
 use super::deliver::{bounce_exception, deliver};
+use super::emulate::{self, Emulated};
 use super::exit::exit_to_guest;
-use super::{emulate, fatal};
+use super::fatal;
 use crate::arch::entry::{GuestRegs, SYSCALL_VECTOR};
-use crate::arch::{cpu, irq, uaccess};
+use crate::arch::{cpu, irq, privregs, uaccess};
 use crate::domain::lifecycle;
 use crate::domain::{Domain, VI_CR2, Vcpu};
 use crate::hypercall::table;
@@ -67,7 +68,16 @@ fn guest_exception(cur: &Arc<Vcpu>, d: &Arc<Domain>, regs: &mut GuestRegs, vecto
     let mut ctx = cur.ctx.lock();
     match vector {
         14 => {
-            cur.info_word(VI_CR2).store(cpu::read_cr2(), core::sync::atomic::Ordering::Relaxed);
+            let cr2 = cpu::read_cr2();
+            if emulate::fault::page_table_write(d, &ctx, regs, cr2) {
+                return;
+            }
+            ctx.privregs.cr2 = cr2;
+            cur.info_word(VI_CR2).store(cr2, core::sync::atomic::Ordering::Relaxed);
+        }
+        1 => {
+            let dr6 = privregs::take_dr6();
+            emulate::privop::dr6_on_debug_trap(&mut ctx.privregs, dr6);
         }
         13 => {
             // `int n` from ring 3 at a DPL-0 gate arrives as #GP(n << 3 | 2).
@@ -80,11 +90,20 @@ fn guest_exception(cur: &Arc<Vcpu>, d: &Arc<Domain>, regs: &mut GuestRegs, vecto
                     return;
                 }
             }
-            if emulate::privileged_op(d, &mut ctx, regs) {
-                return;
+            // Privileged instructions fault with error code 0.
+            if regs.error_code == 0 {
+                match emulate::privileged_op(d, cur, &mut ctx, regs) {
+                    Emulated::Done => return,
+                    Emulated::Raise(v) => {
+                        let ec = has_error_code(v).then_some(0);
+                        bounce_exception(d, cur, &mut ctx, regs, v, ec);
+                        return;
+                    }
+                    Emulated::No => {}
+                }
             }
         }
-        6 if emulate::forced_cpuid(&mut ctx, regs) => return,
+        6 if emulate::forced_cpuid(regs) => return,
         7 if !ctx.guest_ts => {
             // #NM without the guest having set TS cannot happen (CR0.TS is only set for it).
         }
@@ -125,6 +144,12 @@ fn hypervisor_trap(regs: &mut GuestRegs) {
     }
     if vector == 2 {
         log::warn!("NMI in hypervisor context");
+        return;
+    }
+    // A guest's data breakpoint hit by the hypervisor's own access to guest memory: ignored,
+    // as on Xen (the access is the guest's request, not its instruction).
+    if vector == 1 {
+        privregs::take_dr6();
         return;
     }
     fatal::fatal(regs);

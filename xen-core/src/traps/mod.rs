@@ -18,7 +18,6 @@ pub mod bounce;
 pub mod callbacks;
 #[cfg(target_os = "none")]
 pub mod deliver;
-#[cfg(target_os = "none")]
 pub mod emulate;
 #[cfg(target_os = "none")]
 pub mod entry;

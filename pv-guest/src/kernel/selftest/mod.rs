@@ -5,9 +5,11 @@
 //! most run in either; the results differ where the ABI says privilege matters.
 //!
 //! One file per part of the ABI: `hypercall` (numbers, pointers, multicalls), `cpu`
-//! (exceptions, privileged instructions, FPU state, a fault with no handler), `evtchn`,
-//! `memory` (reservations), `io` (I/O privilege), `grants` (map/copy, timed), `vcpu`
-//! (runstate and time areas, periodic timer), `bench` (micro-benchmarks); `trap` is the harness for instructions that trap and `run` the runner.
+//! (exceptions, privileged instructions, FPU state, a fault with no handler), `emul` (what
+//! the hypervisor emulates: page-table writes, MSRs, control and debug registers, CPUID),
+//! `evtchn`, `memory` (reservations), `io` (I/O privilege), `grants` (map/copy, timed), `vcpu`
+//! (runstate and time areas, periodic timer), `bench` (micro-benchmarks); `trap` is the
+//! harness for instructions that trap and `run` the runner.
 //!
 //! dom0 runs the self-tests a system test needs in the privileged domain while dom0 also
 //! serves domUs (`evtchn`, `memory`, `iopl`, `grantbench`, ...): it mounts `run`, `trap`,
@@ -17,6 +19,7 @@
 
 pub mod bench;
 pub mod cpu;
+pub mod emul;
 pub mod evtchn;
 pub mod grants;
 pub mod hypercall;
@@ -30,6 +33,7 @@ pub mod vcpu;
 const TESTS: &[&[(&str, run::Test)]] = &[
     hypercall::TESTS,
     cpu::TESTS,
+    emul::TESTS,
     evtchn::TESTS,
     memory::TESTS,
     io::TESTS,

@@ -14,6 +14,7 @@ pub mod layout;
 pub mod paging;
 pub mod percpu;
 pub mod power;
+pub mod privregs;
 pub mod rtc;
 pub mod serial;
 pub mod time;
