@@ -13,6 +13,7 @@ use crate::memory::pages;
 use crate::memory::shared::SharedPage;
 
 static TABLE: Once<SharedPage> = Once::new();
+static TABLE_FRAME: Once<Mfn> = Once::new();
 static NEXT_REF: AtomicU32 = AtomicU32::new(GNTTAB_NR_RESERVED_ENTRIES);
 
 /// Sets up and maps the first frame of this domain's grant table (512 entries).
@@ -24,7 +25,13 @@ pub fn init() -> Result<(), i16> {
     }
     let page = pages::map_frame(frames[0]).ok_or(GNTST_NO_SPACE)?;
     TABLE.call_once(|| page);
+    TABLE_FRAME.call_once(|| frames[0]);
     Ok(())
+}
+
+/// The machine frame of this domain's grant table (shared with it by the hypervisor).
+pub fn table_frame() -> Option<Mfn> {
+    TABLE_FRAME.get().copied()
 }
 
 fn table() -> SharedPage {

@@ -16,8 +16,8 @@
 //!   there whatever the guest put (invariant 3), and they are never taken as guest entries.
 //! - Present entries get `_PAGE_USER` forced, as Xen does for 64-bit PV guests (the guest
 //!   kernel runs in ring 3), and `_PAGE_GLOBAL` cleared: a global guest mapping would survive
-//!   the CR3 switch to another domain and leak the frame to it. Bits 52-62 must be zero;
-//!   frames beyond RAM are I/O.
+//!   the CR3 switch to another domain and leak the frame to it. Bits 52-62 (ignored by the
+//!   CPU) may be set in L1 entries, as on Xen, and must be zero above; frames beyond RAM are I/O.
 
 use hypercall_abi::{DomId, Errno, Mfn};
 
@@ -32,7 +32,7 @@ pub const PTE_PSE: u64 = 1 << 7;
 pub const PTE_GLOBAL: u64 = 1 << 8;
 pub const PTE_NX: u64 = 1 << 63;
 pub const PTE_ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
-/// Bits no guest entry may set (available-to-software high bits and protection keys).
+/// Bits no guest entry above L1 may set (available-to-software high bits and protection keys).
 const PTE_RESERVED_HIGH: u64 = 0x7FF0_0000_0000_0000;
 /// First and one-past-last hypervisor L4 slot.
 pub const XEN_SLOT_FIRST: usize = 256;
@@ -200,7 +200,9 @@ impl Mm<'_> {
         if pte & PTE_PRESENT == 0 {
             return Ok(pte);
         }
-        if pte & PTE_RESERVED_HIGH != 0 || (level > 1 && pte & PTE_PSE != 0) {
+        // Bits 52-62 are the software's: the CPU ignores them (protection keys stay off).
+        // Xen lets a guest keep its own marks there in L1 entries (Linux has some), not above.
+        if level > 1 && pte & (PTE_RESERVED_HIGH | PTE_PSE) != 0 {
             return Err(Errno::EINVAL);
         }
         let target = pte_mfn(pte);

@@ -46,9 +46,14 @@ fn refused(r: Result<u64, Errno>) -> Result<String, String> {
     }
 }
 
+/// Whether `mfn` is this domain's to map: its own memory, and the hypervisor pages it shares
+/// (shared_info, its grant table).
 fn is_own(mfn: u64) -> bool {
+    let si = pv_guest::start_info();
     let pfn = shared::m2p_entry(mfn);
-    shared::p2m_entry(pv_guest::start_info(), pfn) == Some(mfn)
+    shared::p2m_entry(si, pfn) == Some(mfn)
+        || mfn == si.shared_info.frame().0
+        || pv_guest::grant::table_frame().is_some_and(|f| f.0 == mfn)
 }
 
 /// Runs every attack; returns when done.
