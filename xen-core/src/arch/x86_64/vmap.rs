@@ -7,7 +7,7 @@
 //! by every CPU in every address space. The L2 and L1 tables below are created on demand from
 //! frames the caller supplies, and kept. Pages are global and never executable.
 
-use super::layout::{DIRECTMAP_BASE, HEAP_WINDOW, SCRATCH_WINDOW, SCRATCH_SLOT, SCRATCH_SLOTS};
+use super::layout::{DIRECTMAP_BASE, HEAP_WINDOW, SCRATCH_SLOT, SCRATCH_SLOTS, SCRATCH_WINDOW};
 use super::paging::{idle_l4, invlpg};
 
 const P: u64 = 1;
