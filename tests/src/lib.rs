@@ -5,6 +5,8 @@
 //! matches `until`, or at the timeout, which is a failure. Every run's serial output is kept
 //! in `target/test-logs/<name>.log` for whoever has to debug a failure.
 
+pub mod linux;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -59,8 +61,8 @@ pub struct Boot {
     /// Modules: (path, args). Module 0 is dom0's kernel.
     pub modules: Vec<(PathBuf, String)>,
     pub timeout: Duration,
-    /// End the run (successfully) as soon as a line contains this.
-    pub until: Option<String>,
+    /// End the run (successfully) as soon as a line contains one of these.
+    pub until: Vec<String>,
     pub memory_mib: u32,
     pub extra_qemu: Vec<String>,
     /// Serial input: when a line contains the first string, type the second.
@@ -75,7 +77,7 @@ impl Boot {
             hv_args: "loglvl=info".into(),
             modules: vec![(image(dom0), dom0_args.into())],
             timeout: Duration::from_secs(120),
-            until: None,
+            until: Vec::new(),
             memory_mib: 512,
             extra_qemu: Vec::new(),
             input: Vec::new(),
@@ -103,8 +105,14 @@ impl Boot {
         self
     }
 
+    /// Ends the run as soon as a line contains `marker` (or any other `until` marker).
     pub fn until(mut self, marker: &str) -> Self {
-        self.until = Some(marker.into());
+        self.until.push(marker.into());
+        self
+    }
+
+    pub fn memory_mib(mut self, mib: u32) -> Self {
+        self.memory_mib = mib;
         self
     }
 
@@ -185,7 +193,7 @@ impl Boot {
                             let _ = w.flush();
                         }
                     }
-                    let hit = self.until.as_ref().is_some_and(|u| line.contains(u.as_str()));
+                    let hit = self.until.iter().any(|u| line.contains(u.as_str()));
                     lines.push((t, line));
                     if hit {
                         stopped_early = true;
@@ -331,6 +339,17 @@ pub fn xen_reference(args: &[&str]) -> Option<String> {
     };
     let out = Command::new(&tool).args(args).stdin(Stdio::null()).output().ok()?;
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// [`xen_reference`] for a test that compares with Xen: `None` (skip) where the tool is
+/// missing, unless `REQUIRE_XEN_REFERENCE` is set, which makes a missing tool a failure.
+pub fn xen_reference_or_skip(args: &[&str]) -> Option<String> {
+    let out = xen_reference(args);
+    assert!(
+        out.is_some() || std::env::var_os("REQUIRE_XEN_REFERENCE").is_none(),
+        "REQUIRE_XEN_REFERENCE is set but the xen-reference tool is missing"
+    );
+    out
 }
 
 /// The median of `v` (the upper one of an even count).

@@ -32,7 +32,8 @@
 //! hypercalls through the table that lists it), and `arch::cpu` and `arch::entry` (the
 //! processor tables point at the entry stubs, which return to the tables' guest selectors).
 //!
-//! `unsafe` is allowed in `arch` and the memory core (`mm::machine`, `mm::heap`) only.
+//! `unsafe` is allowed in `arch` and the memory core (`mm::machine`, `mm::heap`,
+//! `mm::scratch`) only.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 

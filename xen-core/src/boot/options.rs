@@ -1,7 +1,8 @@
 //! The hypervisor's options, from its command line (Xen's names where Xen has the option):
-//! `loglvl=`, `dom0_mem=`, `dom0_weight=`, `smep`, `smap`, `sched_slice_ms=`, `floor_probe`
-//! and `domu=` for each domU to build at boot. A malformed value keeps the default; the line
-//! itself is kept for `xen_version(XENVER_commandline)`.
+//! `loglvl=`, `dom0_mem=`, `dom0_weight=`, `smep`, `smap`, `sched_slice_ms=`, `floor_probe`,
+//! `domu=` for each domU to build at boot, `domu_ramdisk=` to give one a ramdisk, and
+//! `force_features=` for bringing up kernels that require what is not there yet. A malformed
+//! value keeps the default; the line itself is kept for `xen_version(XENVER_commandline)`.
 
 use alloc::vec::Vec;
 
@@ -11,7 +12,8 @@ use super::cmdline;
 use crate::console::logging;
 use crate::sched::credit::DEFAULT_SLICE_NS;
 
-/// A domU the hypervisor builds at boot: `domu=<name>:<module>[:<mem>[:<weight>[:<cap>]]]`.
+/// A domU the hypervisor builds at boot: `domu=<name>:<module>[:<mem>[:<weight>[:<cap>]]]`,
+/// and its ramdisk, `domu_ramdisk=<name>:<module>`.
 #[derive(Clone, Debug)]
 pub struct DomuSpec {
     pub name: alloc::string::String,
@@ -19,6 +21,7 @@ pub struct DomuSpec {
     pub mem: u64,
     pub weight: u32,
     pub cap: u32,
+    pub ramdisk: Option<usize>,
 }
 
 /// Hypervisor options from its command line.
@@ -33,6 +36,10 @@ pub struct Options {
     /// `floor_probe`: enable the syscall floor probe (benchmarks only; see `entry.rs`).
     pub floor_probe: bool,
     pub domus: Vec<DomuSpec>,
+    /// `force_features=<name>[,<name>...]`: build kernels that require these `XENFEAT_*`
+    /// features (by their FEATURES-note names) although the hypervisor does not provide them
+    /// yet. For bringing a kernel up only: it will fail where it relies on them.
+    pub force_features: Vec<alloc::string::String>,
 }
 
 fn parse_domu(v: &str) -> Option<DomuSpec> {
@@ -42,7 +49,13 @@ fn parse_domu(v: &str) -> Option<DomuSpec> {
     let mem = it.next().map_or(Some(32 << 20), cmdline::parse_size)?;
     let weight = it.next().map_or(Some(256), cmdline::parse_u64)? as u32;
     let cap = it.next().map_or(Some(0), cmdline::parse_u64)? as u32;
-    Some(DomuSpec { name: name.into(), module, mem, weight, cap })
+    Some(DomuSpec { name: name.into(), module, mem, weight, cap, ramdisk: None })
+}
+
+/// `<name>:<module>` of a `domu_ramdisk=`.
+fn parse_domu_ramdisk(v: &str) -> Option<(&str, usize)> {
+    let (name, module) = v.split_once(':')?;
+    Some((name, cmdline::parse_u64(module)? as usize))
 }
 
 pub fn parse_options(line: &str) -> Options {
@@ -55,7 +68,10 @@ pub fn parse_options(line: &str) -> Options {
         slice_ns: DEFAULT_SLICE_NS,
         floor_probe: false,
         domus: Vec::new(),
+        force_features: Vec::new(),
     };
+    // Ramdisks attach to their domU by name, wherever on the line either comes.
+    let mut ramdisks = Vec::new();
     for opt in cmdline::options(line) {
         match (opt.key, opt.value) {
             ("loglvl", Some(v)) => o.loglvl = logging::parse_level(v).unwrap_or(o.loglvl),
@@ -76,7 +92,20 @@ pub fn parse_options(line: &str) -> Options {
                     "ignoring malformed domu={v} (want name:module[:mem[:weight[:cap]]])"
                 ),
             },
+            ("domu_ramdisk", Some(v)) => match parse_domu_ramdisk(v) {
+                Some(r) => ramdisks.push(r),
+                None => log::warn!("ignoring malformed domu_ramdisk={v} (want name:module)"),
+            },
+            ("force_features", Some(v)) => {
+                o.force_features.extend(v.split(',').filter(|f| !f.is_empty()).map(Into::into))
+            }
             _ => {}
+        }
+    }
+    for (name, module) in ramdisks {
+        match o.domus.iter_mut().find(|d| d.name == name) {
+            Some(d) => d.ramdisk = Some(module),
+            None => log::warn!("ignoring domu_ramdisk={name}:{module}: no domu={name}"),
         }
     }
     o

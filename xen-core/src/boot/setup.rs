@@ -91,7 +91,7 @@ pub fn start(mbi: u64) -> ! {
         power::exit(power::ExitCode::HypervisorFailure);
     }
     for spec in &opts.domus {
-        if let Err(e) = build_domu(&boot, spec) {
+        if let Err(e) = build_domu(&boot, spec, &opts.force_features) {
             error!("cannot build domU {}: {e}", spec.name);
         }
     }
@@ -147,7 +147,7 @@ fn build_dom0(boot: &BootInfo, opts: &Options) -> Result<(), alloc::string::Stri
     let kernel = machine::module_bytes(kernel_mod.start, kernel_mod.end);
     // Module 1 is dom0's ramdisk unless a domU claims it.
     let ramdisk = match boot.modules.get(1) {
-        Some(m) if !opts.domus.iter().any(|d| d.module == 1) => {
+        Some(m) if !opts.domus.iter().any(|d| d.module == 1 || d.ramdisk == Some(1)) => {
             machine::module_bytes(m.start, m.end)
         }
         _ => &[][..],
@@ -163,6 +163,7 @@ fn build_dom0(boot: &BootInfo, opts: &Options) -> Result<(), alloc::string::Stri
         with_rings: false,
         sched: Params { weight: opts.dom0_weight, cap_pct: 0 },
         auto_destroy: false,
+        force_features: &opts.force_features,
     };
     let (_, built) = build::create(&spec)?;
     info!(
@@ -177,34 +178,47 @@ fn build_dom0(boot: &BootInfo, opts: &Options) -> Result<(), alloc::string::Stri
     Ok(())
 }
 
-/// Builds a domU named on the command line from its module.
-fn build_domu(boot: &BootInfo, spec: &DomuSpec) -> Result<(), alloc::string::String> {
-    let m =
-        boot.modules.get(spec.module).ok_or_else(|| alloc::format!("no module {}", spec.module))?;
-    if spec.module == 0 {
-        return Err("module 0 is dom0's kernel".into());
-    }
+/// Builds a domU named on the command line from its module (and its ramdisk module).
+fn build_domu(
+    boot: &BootInfo,
+    spec: &DomuSpec,
+    force_features: &[alloc::string::String],
+) -> Result<(), alloc::string::String> {
+    let module = |i: usize| {
+        if i == 0 {
+            return Err(alloc::string::String::from("module 0 is dom0's kernel"));
+        }
+        boot.modules.get(i).ok_or_else(|| alloc::format!("no module {i}"))
+    };
+    let m = module(spec.module)?;
+    let ramdisk = match spec.ramdisk {
+        Some(i) => module(i).map(|r| machine::module_bytes(r.start, r.end))?,
+        None => &[][..],
+    };
     let (_, args) = cmdline::split_module_cmdline(&m.cmdline);
     let id = domain::free_id().ok_or("no free domain id")?;
     let s = build::DomainSpec {
         id,
         name: spec.name.clone(),
         kernel: machine::module_bytes(m.start, m.end),
-        ramdisk: &[],
+        ramdisk,
         cmdline: args,
         mem_bytes: spec.mem,
         privileged: false,
         with_rings: true,
         sched: Params { weight: spec.weight, cap_pct: spec.cap },
         auto_destroy: true,
+        force_features,
     };
     let (_, built) = build::create(&s)?;
     info!(
-        "d{} ({}): {} MiB, entry {:#x}, weight {}, cap {}%, store mfn {:#x}, console mfn {:#x}",
+        "d{} ({}): {} MiB, entry {:#x}, ramdisk {} KiB, weight {}, cap {}%, store mfn {:#x}, \
+         console mfn {:#x}",
         id.0,
         spec.name,
         spec.mem >> 20,
         built.entry,
+        ramdisk.len() / 1024,
         spec.weight,
         spec.cap,
         built.store_mfn.map_or(0, |m| m.0),

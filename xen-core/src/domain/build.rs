@@ -14,6 +14,7 @@ use hypercall_abi::start_info::{SIF_INITDOMAIN, SIF_PRIVILEGED};
 use hypercall_abi::{DomId, Mfn, PAddr};
 use spin::Mutex;
 
+use super::pvbuild::bzimage::{self, Payload};
 use super::pvbuild::{self, BuildParams, GuestMemory};
 use crate::arch::cpu::{GUEST_CS64, GUEST_DS};
 use crate::arch::time;
@@ -26,6 +27,7 @@ use crate::grant::{self, map};
 use crate::mm::PageType;
 use crate::mm::machine::{self, DirectPageMem, with_mm};
 use crate::mm::quota::{DOM0_HEAP_QUOTA, DOMU_HEAP_QUOTA, HeapQuota};
+use crate::mm::scratch::Scratch;
 use crate::sched::credit::Params;
 use crate::sched::{self, clock};
 
@@ -33,6 +35,7 @@ use crate::sched::{self, clock};
 pub struct DomainSpec<'a> {
     pub id: DomId,
     pub name: String,
+    /// A PV kernel: an ELF, or a Linux bzImage (unpacked into scratch memory first).
     pub kernel: &'a [u8],
     pub ramdisk: &'a [u8],
     pub cmdline: &'a str,
@@ -44,6 +47,57 @@ pub struct DomainSpec<'a> {
     pub sched: Params,
     /// Destroy it as soon as it shuts down (no toolstack is there to do it).
     pub auto_destroy: bool,
+    /// Required image features to accept although the hypervisor lacks them (the
+    /// `force_features=` option: bringing a kernel up, never production).
+    pub force_features: &'a [String],
+}
+
+/// The kernel ELF: the image itself, or what a bzImage unpacked to.
+enum KernelElf<'a> {
+    Given(&'a [u8]),
+    Unpacked(Scratch),
+}
+
+impl KernelElf<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            KernelElf::Given(b) => b,
+            KernelElf::Unpacked(s) => s,
+        }
+    }
+}
+
+/// The ELF inside `spec.kernel`. A bzImage's XZ payload is unpacked into scratch memory
+/// (tens of MB: never the heap); its dictionary goes back before the domain takes memory.
+fn kernel_elf<'a>(spec: &DomainSpec<'a>) -> Result<KernelElf<'a>, String> {
+    if !bzimage::is_bzimage(spec.kernel) {
+        return Ok(KernelElf::Given(spec.kernel));
+    }
+    let name = &spec.name;
+    let payload =
+        bzimage::payload(spec.kernel).map_err(|e| format!("{name}: bad kernel image: {e}"))?;
+    let (stream, unpacked_len, dict_len) = match payload {
+        Payload::Elf(elf) => return Ok(KernelElf::Given(elf)),
+        Payload::Xz { stream, unpacked_len, dict_len } => (stream, unpacked_len, dict_len),
+    };
+    let t0 = time::now_ns();
+    let scratch = |len: usize, what: &str| {
+        Scratch::new(len).map_err(|e| format!("{name}: no memory for the kernel's {what}: {e:?}"))
+    };
+    let mut out = scratch(unpacked_len, "unpacked image")?;
+    {
+        let mut dict = scratch(dict_len, "XZ dictionary")?;
+        bzimage::unpack_xz(stream, &mut out, &mut dict)
+            .map_err(|e| format!("{name}: bad kernel image: {e}"))?;
+    }
+    log::info!(
+        "{name}: bzImage: {} KiB of XZ unpacked to a {} KiB ELF ({} KiB dictionary) in {} ms",
+        stream.len() / 1024,
+        unpacked_len / 1024,
+        dict_len / 1024,
+        (time::now_ns() - t0) / 1_000_000
+    );
+    Ok(KernelElf::Unpacked(out))
 }
 
 /// Where the new domain's memory is, for the builder.
@@ -102,13 +156,23 @@ impl GuestMemory for Frames {
 
 /// Builds and registers a domain; it starts running at the next scheduling decision.
 pub fn create(spec: &DomainSpec<'_>) -> Result<(Arc<Domain>, pvbuild::Built), String> {
-    let img = pvbuild::image::parse(spec.kernel)
+    let elf = kernel_elf(spec)?;
+    let forced: Vec<&str> = spec.force_features.iter().map(String::as_str).collect();
+    let img = pvbuild::image::parse_forcing(elf.bytes(), &forced)
         .map_err(|e| format!("{}: bad kernel image: {e}", spec.name))?;
+    // Say so where forcing let this image through.
+    for f in &forced {
+        let bit = hypercall_abi::version::feature_by_name(f.as_bytes()).unwrap_or(u32::MAX);
+        let required = bit < 32 && img.features_required & (1 << bit) != 0;
+        if required && !pvbuild::image::SUPPORTED_REQUIRED_FEATURES.contains(f) {
+            log::warn!("{}: force_features: building it although {f} is not provided", spec.name);
+        }
+    }
     let nr_pages = spec.mem_bytes / 4096;
     let id = spec.id;
     with_mm(|mm| mm.domain_create(id, nr_pages, spec.privileged))
         .map_err(|e| format!("{}: {e:?}", spec.name))?;
-    let result = populate(spec, &img, nr_pages);
+    let result = populate(spec, &img, elf.bytes(), nr_pages);
     if result.is_err() {
         with_mm(|mm| {
             mm.domain_relinquish(&mut DirectPageMem, id, &[]);
@@ -121,6 +185,7 @@ pub fn create(spec: &DomainSpec<'_>) -> Result<(Arc<Domain>, pvbuild::Built), St
 fn populate(
     spec: &DomainSpec<'_>,
     img: &pvbuild::KernelImage,
+    kernel: &[u8],
     nr_pages: u64,
 ) -> Result<(Arc<Domain>, pvbuild::Built), String> {
     let id = spec.id;
@@ -162,13 +227,21 @@ fn populate(
         console_evtchn,
     };
     let mut frames = p2m;
-    let built = pvbuild::build(&mut frames, img, spec.kernel, spec.ramdisk, &params)
+    let built = pvbuild::build(&mut frames, img, kernel, spec.ramdisk, &params)
         .map_err(|e| format!("{}: {e}", spec.name))?;
     log::debug!("{}: memory and image ready in {} us", spec.name, (time::now_ns() - t0) / 1000);
-    // The validator checks the builder's tables like any guest's: the L4 becomes CR3.
-    with_mm(|mm| mm.get_page_and_type(&mut DirectPageMem, built.l4, PageType::L4, id))
-        .map_err(|e| format!("{}: bootstrap page tables refused: {e:?}", spec.name))?;
+    log_layout(&spec.name, &built);
+    // The validator checks the builder's tables like any guest's. The L4 is pinned, as Xen's
+    // builders leave it (Linux unpins it once on its own tables, and BUGs if that fails),
+    // and it becomes CR3, which holds a type reference of its own.
+    with_mm(|mm| {
+        mm.pin(&mut DirectPageMem, built.l4, 4, id)?;
+        mm.get_page_and_type(&mut DirectPageMem, built.l4, PageType::L4, id)
+    })
+    .map_err(|e| format!("{}: bootstrap page tables refused: {e:?}", spec.name))?;
 
+    // vCPU 0 as Xen's builders start it: in kernel mode at the entry point, rsi = start_info,
+    // on the boot stack, which is also the kernel stack until the guest names one.
     let mut ctx = VcpuContext::new();
     ctx.guest_table = built.l4;
     ctx.regs.rip = built.entry;
@@ -177,6 +250,8 @@ fn populate(
     ctx.regs.rflags = 0x200;
     ctx.regs.cs = u64::from(GUEST_CS64);
     ctx.regs.ss = u64::from(GUEST_DS);
+    ctx.kernel_ss = u64::from(GUEST_DS);
+    ctx.kernel_sp = built.stack_top;
     let (d, vcpu) = new_domain(
         id,
         &spec.name,
@@ -190,6 +265,9 @@ fn populate(
         spec.auto_destroy,
     )
     .map_err(|e| format!("{}: records: {e:?}", spec.name))?;
+    // vcpu_info's time is valid before the first instruction (Linux divides by its
+    // tsc_to_system_mul straight away); every switch to the vCPU refreshes it.
+    clock::publish(&vcpu);
     vcpu.is_up.store(true, core::sync::atomic::Ordering::Release);
     // A domU starts paused: dom0 unpauses it once its XenStore and console are connected, as
     // Xen's toolstack does, so nothing it prints is lost.
@@ -212,12 +290,44 @@ fn populate(
     Ok((d, built))
 }
 
-/// A zeroed shared_info page shared with `id`, every vCPU's events masked.
+/// What the builder made, where: the line a bring-up reads first.
+fn log_layout(name: &str, b: &pvbuild::Built) {
+    let l = &b.layout;
+    let ramdisk = match (l.ramdisk_pfns.1, l.ramdisk_unmapped) {
+        (0, _) => alloc::string::String::from("none"),
+        (n, true) => format!("pfn {:#x} (+{n}, unmapped)", l.ramdisk_pfns.0),
+        (_, false) => format!("{:#x}-{:#x}", l.ramdisk.0, l.ramdisk.1),
+    };
+    log::info!(
+        "{name}: layout: kernel {:#x}-{:#x}, ramdisk {ramdisk}, P2M {:#x}-{:#x} (pfn {:#x}+{}), \
+         start_info {:#x}, page tables {:#x}-{:#x}, stack top {:#x}, mapped to {:#x}, \
+         {} pages used, entry {:#x}",
+        l.kernel.0,
+        l.kernel.1,
+        l.p2m.0,
+        l.p2m.1,
+        l.p2m_pfns.0,
+        l.p2m_part.1.max(l.p2m_pfns.1),
+        l.start_info,
+        l.pt.0,
+        l.pt.1,
+        l.stack_top,
+        l.v_end,
+        l.nr_used,
+        b.entry
+    );
+}
+
+/// A zeroed shared_info page shared with `id`, every vCPU's events masked (all 32 legacy
+/// vcpu_infos, as Xen: a vCPU brought up later starts masked too).
 fn new_shared_info(id: DomId) -> Result<Mfn, hypercall_abi::Errno> {
     let shared_info = with_mm(|mm| mm.alloc_shared_frame()).ok_or(hypercall_abi::Errno::ENOMEM)?;
     machine::zero_frame(shared_info);
-    machine::frame_byte(shared_info, VI_UPCALL_MASK)
-        .store(1, core::sync::atomic::Ordering::Relaxed);
+    let vcpu_info_size = core::mem::size_of::<hypercall_abi::shared_info::VcpuInfo>();
+    for i in 0..hypercall_abi::shared_info::MAX_VIRT_CPUS {
+        machine::frame_byte(shared_info, i * vcpu_info_size + VI_UPCALL_MASK)
+            .store(1, core::sync::atomic::Ordering::Relaxed);
+    }
     with_mm(|mm| mm.share_xen_frame(shared_info, id))?;
     Ok(shared_info)
 }

@@ -5,7 +5,8 @@
 //! (`frame`) and the page-table validation rules (`types`), over a [`PageMem`] the tests give
 //! a hash map. On the hardware: the memory core, the only code besides `arch` allowed
 //! `unsafe` (`machine`: the direct map, the one global [`Mm`] behind its lock, frame access
-//! by machine frame number; `heap`: the hypervisor's allocator), and the memory hypercalls,
+//! by machine frame number; `heap`: the hypervisor's allocator; `scratch`: large temporary
+//! buffers of frames mapped contiguously), and the memory hypercalls,
 //! which copy each request in once and hand it to the validator (`mmu`: mmu_update,
 //! update_va_mapping, mmuext_op; `memory_op`: reservations and the memory maps).
 //!
@@ -31,6 +32,9 @@ pub mod machine;
 pub mod memory_op;
 #[cfg(target_os = "none")]
 pub mod mmu;
+#[cfg(target_os = "none")]
+#[allow(unsafe_code)]
+pub mod scratch;
 
 #[cfg(test)]
 mod tests;

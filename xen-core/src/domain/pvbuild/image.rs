@@ -2,6 +2,11 @@
 //! `PT_NOTE` segments and in `SHT_NOTE` sections (some kernels carry only one of the two).
 //! Everything in the file is a claim: offsets, sizes and addresses are checked for overflow
 //! and against the file's length, and a bad image is an [`ImageError`] naming what is wrong.
+//! (A Linux `bzImage` is unpacked to this ELF first: `bzimage`.)
+//!
+//! Which required features (`!name` in the FEATURES note) an image may ask for is decided here
+//! and only here: [`SUPPORTED_REQUIRED_FEATURES`], with the one switch
+//! [`EMULATES_WRITABLE_PAGE_TABLES`] that Linux waits on.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -26,6 +31,12 @@ pub enum ImageError {
     UnsupportedXenVersion,
     RequiredFeature(String),
     BadAddress(&'static str),
+    /// A Linux bzImage whose setup header or payload is malformed.
+    BadBzImage(&'static str),
+    /// A bzImage payload compressed with something other than XZ.
+    UnsupportedCompression(&'static str),
+    /// The XZ payload does not decode (truncated, corrupt, or not as declared).
+    Xz(String),
 }
 
 impl fmt::Display for ImageError {
@@ -51,6 +62,12 @@ impl fmt::Display for ImageError {
                 write!(f, "image requires unsupported feature {name}")
             }
             ImageError::BadAddress(what) => write!(f, "image {what} is out of range"),
+            ImageError::BadBzImage(why) => write!(f, "bad bzImage: {why}"),
+            ImageError::UnsupportedCompression(what) => write!(
+                f,
+                "bzImage payload is {what}-compressed; only XZ (and uncompressed ELF) is supported"
+            ),
+            ImageError::Xz(why) => write!(f, "bzImage XZ payload does not decode: {why}"),
         }
     }
 }
@@ -79,12 +96,29 @@ pub struct KernelImage {
     /// `virt = paddr + virt_offset`.
     pub virt_offset: u64,
     pub guest_os: String,
+    /// The kernel takes a ramdisk outside its initial mapping, named by pfn (MOD_START_PFN).
     pub mod_start_pfn: bool,
+    /// Where the kernel wants its P2M list mapped, outside the initial mapping (INIT_P2M):
+    /// page aligned and below `virt_base`, else ignored, as Xen does.
+    pub init_p2m: Option<u64>,
+    /// `XENFEAT_*` bits the kernel supports (FEATURES string and SUPPORTED_FEATURES bitmap).
+    pub features_supported: u32,
+    /// `XENFEAT_*` bits the kernel requires (`!` in FEATURES); each one was accepted.
+    pub features_required: u32,
 }
 
-/// Features (from Xen's `features.h` names) this hypervisor can honour if a kernel requires
-/// them with a leading `!` in its FEATURES note.
-const SUPPORTED_REQUIRED_FEATURES: &[&str] = &["writable_descriptor_tables", "pae_pgdir_above_4gb"];
+/// Whether writes to a guest's pinned page tables are emulated (Xen's "writable page tables",
+/// which every Linux PV kernel requires with `!writable_page_tables`): `traps::ptwr` does.
+/// Were it false, such kernels would be refused with [`ImageError::RequiredFeature`].
+pub const EMULATES_WRITABLE_PAGE_TABLES: bool = true;
+
+/// Features (Xen's `features.h` names) this hypervisor honours when a kernel requires them
+/// with a leading `!` in its FEATURES note.
+pub const SUPPORTED_REQUIRED_FEATURES: &[&str] = if EMULATES_WRITABLE_PAGE_TABLES {
+    &["writable_descriptor_tables", "pae_pgdir_above_4gb", "writable_page_tables"]
+} else {
+    &["writable_descriptor_tables", "pae_pgdir_above_4gb"]
+};
 
 #[derive(Default)]
 struct Notes {
@@ -96,7 +130,9 @@ struct Notes {
     guest_os: Option<String>,
     loader: Option<String>,
     features: Option<String>,
+    supported_features: u32,
     mod_start_pfn: bool,
+    init_p2m: Option<u64>,
     seen: bool,
 }
 
@@ -123,6 +159,14 @@ impl Notes {
                 elfnote::XEN_ELFNOTE_MOD_START_PFN => {
                     self.mod_start_pfn = num("MOD_START_PFN")? != 0
                 }
+                elfnote::XEN_ELFNOTE_INIT_P2M => self.init_p2m = Some(num("INIT_P2M")?),
+                elfnote::XEN_ELFNOTE_SUPPORTED_FEATURES => {
+                    // A 32-bit bitmap of submap 0; wider notes carry nothing we know.
+                    self.supported_features |= num("SUPPORTED_FEATURES")? as u32
+                }
+                // HYPERCALL_PAGE is optional (recent Linux makes hypercalls with `syscall`
+                // directly); PHYS32_ENTRY is PVH's entry, of no use to a PV builder; the rest
+                // (PAE_MODE, L1_MFN_VALID, SUSPEND_CANCEL, HV_START_LOW...) ask nothing of it.
                 _ => {}
             }
         }
@@ -132,6 +176,13 @@ impl Notes {
 
 /// Parses and checks a PV kernel image.
 pub fn parse(bytes: &[u8]) -> Result<KernelImage, ImageError> {
+    parse_forcing(bytes, &[])
+}
+
+/// [`parse`], also accepting the required features named in `forced` although the hypervisor
+/// does not provide them: for bringing a kernel up (the hypervisor's `force_features=`
+/// option), never for production.
+pub fn parse_forcing(bytes: &[u8], forced: &[&str]) -> Result<KernelImage, ImageError> {
     let file = ElfBytes::<LittleEndian>::minimal_parse(bytes)
         .map_err(|e| ImageError::NotElf(alloc::format!("{e}")))?;
     if file.ehdr.class != elf::file::Class::ELF64 || file.ehdr.e_machine != EM_X86_64 {
@@ -189,16 +240,19 @@ pub fn parse(bytes: &[u8]) -> Result<KernelImage, ImageError> {
     if notes.loader.as_deref() != Some("generic") && !is_linux {
         return Err(ImageError::UnsupportedLoader);
     }
-    if let Some(features) = &notes.features {
-        for f in features.split('|').filter_map(|f| f.strip_prefix('!')) {
-            if !SUPPORTED_REQUIRED_FEATURES.contains(&f) {
-                return Err(ImageError::RequiredFeature(f.into()));
-            }
+    let features = notes.features.as_deref().unwrap_or("");
+    for f in features.split('|').filter_map(|f| f.strip_prefix('!')) {
+        if !SUPPORTED_REQUIRED_FEATURES.contains(&f) && !forced.contains(&f) {
+            return Err(ImageError::RequiredFeature(f.into()));
         }
     }
-    // As Xen: VIRT_BASE defaults to 0, PADDR_OFFSET to VIRT_BASE.
+    // Every required name is known by now (the supported ones all are).
+    let (supported, required) = elfnote::parse_features(features.as_bytes())
+        .map_err(|name| ImageError::RequiredFeature(text(name)))?;
+    // As Xen with ELF notes: VIRT_BASE defaults to 0, PADDR_OFFSET to 0 (Linux has none and
+    // links p_paddr as the physical address; our kernels give it as VIRT_BASE).
     let virt_base = notes.virt_base.unwrap_or(0);
-    let paddr_offset = notes.paddr_offset.unwrap_or(virt_base);
+    let paddr_offset = notes.paddr_offset.unwrap_or(0);
     if virt_base % 4096 != 0 {
         return Err(ImageError::BadAddress("VIRT_BASE"));
     }
@@ -231,5 +285,10 @@ pub fn parse(bytes: &[u8]) -> Result<KernelImage, ImageError> {
         virt_offset,
         guest_os: notes.guest_os.unwrap_or_default(),
         mod_start_pfn: notes.mod_start_pfn,
+        // As Xen: a P2M address that is unaligned or not below the kernel is ignored (and 0,
+        // which Linux would not carry over to its own tables).
+        init_p2m: notes.init_p2m.filter(|&a| a % 4096 == 0 && a != 0 && a < virt_base),
+        features_supported: supported | notes.supported_features,
+        features_required: required,
     })
 }

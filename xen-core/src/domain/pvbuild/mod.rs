@@ -6,8 +6,13 @@
 //! Layout from `virt_base` up, every part page aligned and mapped 1:1 from pfn 0: the kernel,
 //! the ramdisk, the P2M list (one u64 MFN per pfn), `start_info`, the XenStore and console
 //! pages (domUs only), the bootstrap page tables (mapped read-only), one stack page, then at
-//! least 512 KiB of slack, the whole rounded up to 4 MiB.
+//! least 512 KiB of slack, the whole rounded up to 4 MiB. A kernel with MOD_START_PFN gets
+//! its ramdisk after that, unmapped, and one with INIT_P2M its P2M list after that, mapped
+//! at the address it asked for by tables of its own (Xen's choice for Linux: `layout`).
+//!
+//! A Linux bzImage is unpacked to its ELF first (`bzimage`), into memory the caller finds.
 
+pub mod bzimage;
 pub mod image;
 mod layout;
 
@@ -16,7 +21,7 @@ use hypercall_abi::{EvtchnPort, Mfn, PAddr, VAddr};
 use zerocopy::IntoBytes;
 
 pub use image::{ImageError, KernelImage};
-pub use layout::{Layout, LayoutError};
+pub use layout::{Layout, LayoutError, Tables};
 
 /// PTE flags the builder uses: data pages present|rw|user|accessed; bootstrap page-table
 /// frames the same without rw (a guest may never write its tables directly); table entries
@@ -76,9 +81,9 @@ pub fn build(
     for seg in &img.segments {
         let va = seg.paddr.wrapping_add(img.virt_offset);
         let src = &kernel[seg.offset as usize..(seg.offset + seg.filesz) as usize];
-        write_va(mem, &lay, va, src);
+        write_pfns(mem, (va - lay.v_start) / 4096, (va % 4096) as usize, src);
     }
-    write_va(mem, &lay, lay.ramdisk.0, ramdisk);
+    write_pfns(mem, lay.ramdisk_pfns.0, 0, ramdisk);
     // The P2M list, a page of entries at a time: the whole list is 8 bytes per page of the
     // domain, more than a hypervisor heap should hold at once.
     let mut chunk = [0u64; 512];
@@ -88,16 +93,21 @@ pub fn build(
         for (i, e) in chunk[..n].iter_mut().enumerate() {
             *e = mem.mfn(pfn + i as u64).0;
         }
-        write_va(mem, &lay, lay.p2m.0 + pfn * 8, chunk[..n].as_bytes());
+        write_pfns(mem, lay.p2m_pfns.0 + pfn / 512, 0, chunk[..n].as_bytes());
         pfn += n as u64;
     }
     if let Some(hp) = img.hypercall_page {
         let mut page = [0u8; 4096];
         hypercall_abi::hypercall_page::fill_page(&mut page);
-        write_va(mem, &lay, hp, &page);
+        write_pfns(mem, (hp - lay.v_start) / 4096, 0, &page);
     }
 
-    let l4 = build_page_tables(mem, &lay);
+    let l4 = (lay.pt.0 - lay.v_start) >> 12;
+    let pt_pfns = l4..(lay.pt.1 - lay.v_start) >> 12;
+    map_range(mem, l4, &lay.tables, (lay.v_start, lay.v_end), 0, &pt_pfns);
+    if let Some(t) = &lay.p2m_tables {
+        map_range(mem, l4, t, lay.p2m, lay.p2m_pfns.0, &(0..0));
+    }
 
     let pfn_of = |va: u64| (va - lay.v_start) >> 12;
     let store_mfn = lay.store.map(|va| mem.mfn(pfn_of(va)));
@@ -115,76 +125,83 @@ pub fn build(
         pt_base: VAddr(lay.pt.0),
         nr_pt_frames: lay.nr_pt_frames,
         mfn_list: VAddr(lay.p2m.0),
-        mod_start: if ramdisk.is_empty() { 0 } else { lay.ramdisk.0 },
+        mod_start: 0,
         mod_len: ramdisk.len() as u64,
         cmd_line: [0; hypercall_abi::start_info::MAX_GUEST_CMDLINE],
-        first_p2m_pfn: 0,
-        nr_p2m_frames: 0,
+        first_p2m_pfn: lay.p2m_part.0,
+        nr_p2m_frames: lay.p2m_part.1,
     };
-    if img.mod_start_pfn && !ramdisk.is_empty() {
-        si.mod_start = pfn_of(lay.ramdisk.0);
+    if lay.ramdisk_unmapped {
+        si.mod_start = lay.ramdisk_pfns.0;
         si.flags |= hypercall_abi::start_info::SIF_MOD_START_PFN;
+    } else if !ramdisk.is_empty() {
+        si.mod_start = lay.ramdisk.0;
     }
     if let (Some(mfn), Some(port)) = (console_mfn, params.console_evtchn) {
         si.console = StartInfoConsole::from_domu(ConsoleDomU { mfn, evtchn: port, _pad: 0 });
     }
     si.set_cmdline(params.cmdline.as_bytes());
-    write_va(mem, &lay, lay.start_info, si.as_bytes());
+    write_pfns(mem, pfn_of(lay.start_info), 0, si.as_bytes());
 
     Ok(Built {
         entry: img.entry,
         stack_top: lay.stack_top,
         start_info: lay.start_info,
-        l4,
+        l4: mem.mfn(l4),
         store_mfn,
         console_mfn,
         layout: lay,
     })
 }
 
-/// Copies `bytes` to guest virtual address `va` inside the mapped boot region.
-fn write_va(mem: &mut impl GuestMemory, lay: &Layout, va: u64, bytes: &[u8]) {
+/// Copies `bytes` to the frames from `pfn` on, starting `offset` bytes into the first.
+fn write_pfns(mem: &mut impl GuestMemory, pfn: u64, offset: usize, bytes: &[u8]) {
     let mut done = 0usize;
     while done < bytes.len() {
-        let at = va + done as u64;
-        let pfn = (at - lay.v_start) >> 12;
-        let off = (at & 0xFFF) as usize;
+        let at = offset + done;
+        let off = at % 4096;
         let n = (4096 - off).min(bytes.len() - done);
-        mem.write(pfn, off, &bytes[done..done + n]);
+        mem.write(pfn + (at / 4096) as u64, off, &bytes[done..done + n]);
         done += n;
     }
 }
 
-/// Writes the bootstrap tables mapping `[v_start, v_end)` onto pfns 0.. and returns the L4.
-/// Tables come from `lay.pt` in the order L4, L3s, L2s, L1s (the order `Layout` counted).
-fn build_page_tables(mem: &mut impl GuestMemory, lay: &Layout) -> Mfn {
-    let counts = layout::tables_needed(lay.v_start, lay.v_end);
-    let l4 = (lay.pt.0 - lay.v_start) >> 12;
-    let l3 = l4 + 1;
-    let l2 = l3 + counts[2];
-    let l1 = l2 + counts[1];
+/// Writes the tables mapping `[va.0, va.1)` onto the frames from `first_pfn` on, below the
+/// L4 at pfn `l4`; frames in `read_only` (the bootstrap tables) are mapped without write
+/// access. The range's L3s, L2s and L1s are at `t`, counted from the first one covering it.
+fn map_range(
+    mem: &mut impl GuestMemory,
+    l4: u64,
+    t: &layout::Tables,
+    va: (u64, u64),
+    first_pfn: u64,
+    read_only: &core::ops::Range<u64>,
+) {
     // First pfn of the level-L tables at index L - 1.
-    let first = [l1, l2, l3, l4];
-    // Which level-`level` table (counted from the first) covers `va`.
-    let table_no = |va: u64, level: u32| {
+    let first = [t.l1, t.l2, t.l3, l4];
+    // Which level-`level` table (counted from the first) covers `v`.
+    let table_no = |v: u64, level: u32| {
+        if level == 4 {
+            return 0;
+        }
         let shift = 12 + 9 * level;
-        (va >> shift) - (lay.v_start >> shift)
+        (v >> shift) - (va.0 >> shift)
     };
-    for va in (lay.v_start..lay.v_end).step_by(4096) {
+    for v in (va.0..va.1).step_by(4096) {
         for level in 1..=4u32 {
-            let index = ((va >> (12 + 9 * (level - 1))) & 511) as usize;
+            let index = ((v >> (12 + 9 * (level - 1))) & 511) as usize;
             let entry = if level == 1 {
-                let flags = if (lay.pt.0..lay.pt.1).contains(&va) { L1_TABLE } else { L1_DATA };
-                (mem.mfn((va - lay.v_start) >> 12).0 << 12) | flags
+                let pfn = first_pfn + (v - va.0) / 4096;
+                let flags = if read_only.contains(&pfn) { L1_TABLE } else { L1_DATA };
+                (mem.mfn(pfn).0 << 12) | flags
             } else {
-                let child = first[level as usize - 2] + table_no(va, level - 1);
+                let child = first[level as usize - 2] + table_no(v, level - 1);
                 (mem.mfn(child).0 << 12) | UPPER
             };
-            let table = first[level as usize - 1] + table_no(va, level);
+            let table = first[level as usize - 1] + table_no(v, level);
             mem.write(table, index * 8, &entry.to_le_bytes());
         }
     }
-    mem.mfn(l4)
 }
 
 #[cfg(test)]
