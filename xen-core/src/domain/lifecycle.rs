@@ -114,13 +114,17 @@ fn destroy(d: &Arc<Domain>) {
     let before = with_mm(|mm| mm.free_frames());
     with_mm(|mm| {
         mm.domain_mark_dying(d.id);
-        // What each vCPU holds: its base tables, and a page it registered for its vcpu_info.
+        // What each vCPU holds: its base tables, its GDT's frames, and a page it registered for
+        // its vcpu_info.
         for v in &d.vcpus {
             let ctx = v.ctx.lock();
             for root in [ctx.guest_table, ctx.guest_table_user] {
                 if root.0 != 0 {
                     mm.put_page_and_type(&mut DirectPageMem, root);
                 }
+            }
+            for &f in ctx.gdt() {
+                mm.put_page_and_type(&mut DirectPageMem, f);
             }
             let (info, _) = v.vcpu_info();
             if info != d.shared_info {

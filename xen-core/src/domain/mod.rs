@@ -33,6 +33,6 @@ pub use table::{
 pub use privregs::PrivRegs;
 #[cfg(target_os = "none")]
 pub use vcpu::{
-    Callback, MAX_POLL_PORTS, PollSet, TrapEntry, VI_CR2, VI_PENDING_SEL, VI_TIME, VI_UPCALL_MASK,
-    VI_UPCALL_PENDING, Vcpu, VcpuContext,
+    Callback, GDT_MAX_FRAMES, MAX_POLL_PORTS, PollSet, TrapEntry, VI_CR2, VI_PENDING_SEL, VI_TIME,
+    VI_UPCALL_MASK, VI_UPCALL_PENDING, Vcpu, VcpuContext,
 };

@@ -63,7 +63,14 @@ pub struct VcpuContext {
     pub iopl: u8,
     /// CR2, CR4, debug registers and port latches, as emulation shows them.
     pub privregs: super::PrivRegs,
+    /// The guest's GDT (`set_gdt`): its frames, each holding a general and a descriptor-page
+    /// type reference, and how many entries it has (0: none, the reserved selectors only).
+    pub gdt_frames: [Mfn; GDT_MAX_FRAMES],
+    pub gdt_ents: u32,
 }
+
+/// A guest GDT may fill the entries below the hypervisor's (14 pages of 512, as on Xen).
+pub const GDT_MAX_FRAMES: usize = 14;
 
 impl VcpuContext {
     /// What a context holds on the heap besides itself (FPU area, trap table).
@@ -89,7 +96,14 @@ impl VcpuContext {
             guest_ts: false,
             iopl: 0,
             privregs: super::PrivRegs::default(),
+            gdt_frames: [Mfn(0); GDT_MAX_FRAMES],
+            gdt_ents: 0,
         }
+    }
+
+    /// The frames of the guest's GDT.
+    pub fn gdt(&self) -> &[Mfn] {
+        &self.gdt_frames[..(self.gdt_ents as usize).div_ceil(512)]
     }
 }
 

@@ -72,8 +72,9 @@ pub fn map(mapper: &Arc<Domain>, root: Mfn, op: &mut GnttabMapGrantRef) {
 }
 
 fn map_inner(mapper: &Arc<Domain>, root: Mfn, op: &mut GnttabMapGrantRef) -> Result<u32, i16> {
-    if op.flags & GNTMAP_HOST_MAP == 0 || op.flags & (GNTMAP_DEVICE_MAP | GNTMAP_CONTAINS_PTE) != 0
-    {
+    // A host mapping, possibly also for a device (a PV domain's bus address is the frame's
+    // machine address, reported in `dev_bus_addr` either way).
+    if op.flags & GNTMAP_HOST_MAP == 0 || op.flags & GNTMAP_CONTAINS_PTE != 0 {
         return Err(GNTST_GENERAL_ERROR);
     }
     let readonly = op.flags & GNTMAP_READONLY != 0;
@@ -88,11 +89,15 @@ fn map_inner(mapper: &Arc<Domain>, root: Mfn, op: &mut GnttabMapGrantRef) -> Res
             let mask = g.book.unpin(gref, readonly);
             clear_flags(g, gref, mask);
         };
+        // The guest's own marks (GNTMAP_guest_avail*, XENFEAT_gnttab_map_avail_bits) go to the
+        // PTE's three software-available bits 9-11: Linux tags its grant mappings there.
+        let avail = u64::from((op.flags & GNTMAP_GUEST_AVAIL_MASK) >> 16) & 7;
         let pte = (frame.0 << 12)
             | PTE_PRESENT
             | PTE_USER
             | PTE_ACCESSED
             | PTE_DIRTY
+            | (avail << 9)
             | if readonly { 0 } else { PTE_RW };
         let ctx = MapCtx { dom: mapper.id, foreign: Some(granter.id) };
         if with_mm(|mm| mm.update_entry(&mut DirectPageMem, l1, index, pte, ctx, false)).is_err() {

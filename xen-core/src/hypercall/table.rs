@@ -17,7 +17,7 @@ use crate::event::event_channel_op;
 use crate::grant::grant_table_op;
 use crate::mm::{memory_op, mmu};
 use crate::sched::{sched_op, vcpu_op};
-use crate::traps::{callbacks, physdev_op};
+use crate::traps::{callbacks, gdt, physdev_op};
 
 type Handler = fn(&mut Hc<'_>, [u64; 5]) -> HcResult;
 
@@ -46,6 +46,13 @@ pub const TABLE: &[Desc] = &[
         who: Who::Any,
     },
     Desc { nr: nr::MMU_UPDATE, name: "mmu_update", handler: mmu::mmu_update, who: Who::Any },
+    Desc { nr: nr::SET_GDT, name: "set_gdt", handler: gdt::set_gdt, who: Who::Any },
+    Desc {
+        nr: nr::UPDATE_DESCRIPTOR,
+        name: "update_descriptor",
+        handler: gdt::update_descriptor,
+        who: Who::Any,
+    },
     Desc {
         nr: nr::STACK_SWITCH,
         name: "stack_switch",

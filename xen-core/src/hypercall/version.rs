@@ -15,10 +15,11 @@ use crate::boot::options;
 pub const VERSION_MAJOR: u32 = 4;
 pub const VERSION_MINOR: u32 = 17;
 
-/// XENFEAT_mmu_pt_update_preserve_ad: we implement MMU_PT_UPDATE_PRESERVE_AD.
-const XENFEAT_MMU_PT_UPDATE_PRESERVE_AD: u32 = 5;
-/// XENFEAT_dom0: set for the initial domain.
-const XENFEAT_DOM0: u32 = 11;
+use hypercall_abi::version::{
+    XENFEAT_DIRECT_MAPPED, XENFEAT_DOM0, XENFEAT_GNTTAB_MAP_AVAIL_BITS, XENFEAT_HIGHMEM_ASSIST,
+    XENFEAT_MEMORY_OP_VNODE_SUPPORTED, XENFEAT_MMU_PT_UPDATE_PRESERVE_AD,
+    XENFEAT_PAE_PGDIR_ABOVE_4GB,
+};
 
 /// Writes `s` NUL-padded into a `len`-byte guest buffer.
 fn put_string(va: u64, s: &[u8], len: usize) -> Result<(), Errno> {
@@ -55,7 +56,15 @@ pub fn xen_version(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
             let mut fi: XenFeatureInfo = copy_in(arg)?;
             fi.submap = match fi.submap_idx {
                 0 => {
-                    let mut m = 1 << XENFEAT_MMU_PT_UPDATE_PRESERVE_AD;
+                    // What Xen 4.17 tells a 64-bit PV guest (checked side by side: the pv-guest
+                    // self-test `features` prints it on both). Linux panics without the
+                    // preserve-AD and grant-map available-bits features.
+                    let mut m = (1 << XENFEAT_PAE_PGDIR_ABOVE_4GB)
+                        | (1 << XENFEAT_MMU_PT_UPDATE_PRESERVE_AD)
+                        | (1 << XENFEAT_HIGHMEM_ASSIST)
+                        | (1 << XENFEAT_GNTTAB_MAP_AVAIL_BITS)
+                        | (1 << XENFEAT_MEMORY_OP_VNODE_SUPPORTED)
+                        | (1 << XENFEAT_DIRECT_MAPPED);
                     if hc.dom.is_privileged {
                         m |= 1 << XENFEAT_DOM0;
                     }

@@ -13,6 +13,7 @@
 //! Trusted: nothing a guest writes. Page tables are guest memory, read once by value; every
 //! frame number, count and pointer in a request is checked or clamped before use.
 
+pub mod descriptor;
 pub mod frame;
 pub mod quota;
 pub mod tlb;

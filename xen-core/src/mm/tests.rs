@@ -360,3 +360,33 @@ fn the_hypervisors_reserve_is_not_for_guests() {
     assert_eq!(mm.alloc_shared_frame(), None);
     assert!(mm.alloc_xen_frame().is_some(), "the hypervisor dips into its reserve");
 }
+
+/// A descriptor page (a GDT frame) takes its type only if every descriptor passes, fixed up
+/// where Xen fixes up; then it cannot be mapped writable, as a page table cannot.
+#[test]
+fn descriptor_pages_are_checked_and_read_only() {
+    let (mut mm, mut mem) = (mm(64), FakeMem::default());
+    let gdt = mm.domain_alloc(D1).unwrap();
+    mem.0.remove(&gdt.0);
+    mem.write_pte(gdt, 2, 0x00AF_9A00_0000_FFFF); // ring-0 code
+    mem.write_pte(gdt, 8, 0x0000_8900_0000_0067); // a TSS
+    assert_eq!(
+        mm.get_page_and_type(&mut mem, gdt, PageType::SegDesc, D1),
+        Err(Errno::EINVAL),
+        "a TSS in a guest's GDT"
+    );
+    assert_eq!(mm.frame(gdt).unwrap().type_count, 0);
+    mem.write_pte(gdt, 8, 0);
+    mm.get_page_and_type(&mut mem, gdt, PageType::SegDesc, D1).unwrap();
+    assert_eq!(mem.read_pte(gdt, 2), 0x00AF_FA00_0000_FFFF, "DPL raised to 3");
+    let data = mm.domain_alloc(D1).unwrap();
+    let [l4, _, _, l1] = chain(&mut mm, &mut mem, data, true);
+    mm.pin(&mut mem, l4, 4, D1).unwrap();
+    let ctx = MapCtx { dom: D1, foreign: None };
+    assert_eq!(
+        mm.update_entry(&mut mem, l1, 1, pte(gdt, PTE_PRESENT | PTE_RW), ctx, false),
+        Err(Errno::EINVAL),
+        "a writable mapping of a descriptor page"
+    );
+    mm.update_entry(&mut mem, l1, 1, pte(gdt, PTE_PRESENT), ctx, false).unwrap();
+}

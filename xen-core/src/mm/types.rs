@@ -21,6 +21,7 @@
 
 use hypercall_abi::{DomId, Errno, Mfn};
 
+use super::descriptor::check_descriptor;
 use super::frame::{Mm, PageType, flags};
 
 pub const PTE_PRESENT: u64 = 1 << 0;
@@ -94,9 +95,14 @@ impl Mm<'_> {
         // (a linear page table) sees the type and is refused.
         self.frames[i].ptype = ty;
         self.frames[i].type_count = 1;
-        if let Some(level) = ty.level()
-            && let Err(e) = self.validate_table(mem, mfn, level, dom)
-        {
+        let validated = match ty {
+            PageType::SegDesc => Self::validate_descriptors(mem, mfn),
+            _ => match ty.level() {
+                Some(level) => self.validate_table(mem, mfn, level, dom),
+                None => Ok(()),
+            },
+        };
+        if let Err(e) = validated {
             self.frames[i].ptype = PageType::None;
             self.frames[i].type_count = 0;
             return Err(e);
@@ -173,6 +179,20 @@ impl Mm<'_> {
                     }
                     return Err(e);
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// A frame becoming a descriptor page: every descriptor must pass, fixed up in place
+    /// (`descriptor::check_descriptor`). Nothing to undo on failure: a descriptor page holds
+    /// no references.
+    fn validate_descriptors(mem: &mut impl PageMem, mfn: Mfn) -> Result<(), Errno> {
+        for index in 0..ENTRIES {
+            let d = mem.read_pte(mfn, index);
+            let fixed = check_descriptor(d).ok_or(Errno::EINVAL)?;
+            if fixed != d {
+                mem.write_pte(mfn, index, fixed);
             }
         }
         Ok(())

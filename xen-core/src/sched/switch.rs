@@ -18,6 +18,7 @@ use super::{areas, clock, runstate, timer};
 use crate::arch::entry::GuestRegs;
 use crate::arch::{cpu, fpu, paging, privregs, time};
 use crate::domain::{self, Vcpu, VcpuContext};
+use crate::mm::machine;
 
 /// What one scheduling decision did.
 pub enum Switch {
@@ -156,6 +157,16 @@ fn load_context(v: &Arc<Vcpu>, regs: &mut GuestRegs) {
     s.since_ns = time::now_ns();
 }
 
+/// Puts `ctx`'s descriptors (its GDT, checked when it was set) in this CPU's GDT.
+pub fn load_gdt(ctx: &VcpuContext) {
+    let frames = ctx.gdt();
+    cpu::load_guest_gdt(ctx.gdt_ents as usize, |i| {
+        let mut b = [0u8; 8];
+        machine::read_frame(frames[i / 512], (i % 512) * 8, &mut b);
+        u64::from_le_bytes(b)
+    });
+}
+
 /// `v` runs from now (its page tables are loaded): its runstate, its time, and the guest
 /// areas that mirror them.
 fn switched_in(v: &Vcpu, d: Option<&domain::Domain>, ctx: &VcpuContext) {
@@ -170,6 +181,7 @@ fn switched_in(v: &Vcpu, d: Option<&domain::Domain>, ctx: &VcpuContext) {
 /// Loads everything of a context except the registers: FPU, page tables, segment bases,
 /// debug registers.
 pub fn load_cpu_state(ctx: &VcpuContext) {
+    load_gdt(ctx);
     fpu::restore(&ctx.fpu);
     if ctx.guest_ts {
         fpu::set_ts();

@@ -53,6 +53,12 @@ fn crash_with_regs(d: &Arc<Domain>, regs: &GuestRegs, why: core::fmt::Arguments<
         regs.error_code,
         cpu::read_cr2()
     );
+    // The top of the guest's stack, as Xen's "guest stack trace": return addresses there name
+    // the caller of what faulted (through the guest's own symbols).
+    let mut words = [0u64; 8];
+    if uaccess::copy_from_guest(words.as_mut_bytes(), regs.rsp).is_ok() {
+        error!("d{}: stack {:x?}", d.id.0, words);
+    }
     lifecycle::crash(d, why);
 }
 

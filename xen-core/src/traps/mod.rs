@@ -8,7 +8,8 @@
 //! scheduling decision, upcall delivery, above the scheduler and event channels), and the
 //! hypercalls that register handlers and return from them (`callbacks`: set_trap_table,
 //! set_callbacks, callback_op, stack_switch, set_segment_base, fpu_taskswitch, vm_assist,
-//! iret) and set the I/O privilege level emulation honours (`physdev_op`).
+//! iret), set the I/O privilege level emulation honours (`physdev_op`), and give the guest
+//! its descriptor table (`gdt`: set_gdt, update_descriptor).
 //!
 //! Trusted: nothing on a guest's stack or in its trap table; every guest address is checked
 //! before it becomes a rip or rsp, and a guest that cannot take a frame is crashed alone.
@@ -25,5 +26,7 @@ pub mod entry;
 pub mod exit;
 #[cfg(target_os = "none")]
 pub mod fatal;
+#[cfg(target_os = "none")]
+pub mod gdt;
 #[cfg(target_os = "none")]
 pub mod physdev_op;

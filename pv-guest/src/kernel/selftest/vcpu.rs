@@ -15,8 +15,27 @@ use pv_guest::{events, time};
 use super::run::Test::{self, Check};
 
 /// The self-tests of this file, by the name `test=` gives them.
-pub const TESTS: &[(&str, Test)] =
-    &[("runstate", Check(runstate)), ("timearea", Check(timearea)), ("periodic", Check(periodic))];
+pub const TESTS: &[(&str, Test)] = &[
+    ("runstate", Check(runstate)),
+    ("timearea", Check(timearea)),
+    ("periodic", Check(periodic)),
+    ("features", Check(features)),
+];
+
+/// The XENFEAT bits a PV kernel is told about (`xen_version(XENVER_get_features)`): printed
+/// for comparison with Xen, and checked for the two Linux cannot boot without.
+fn features() -> Result<(), String> {
+    use hypercall_abi::version::{
+        XENFEAT_GNTTAB_MAP_AVAIL_BITS, XENFEAT_MMU_PT_UPDATE_PRESERVE_AD,
+    };
+    let m = guest::get_features(0).map_err(|e| alloc::format!("get_features: {e:?}"))?;
+    pv_guest::println!("INFO features: submap 0 = {m:#x}");
+    let need = (1 << XENFEAT_MMU_PT_UPDATE_PRESERVE_AD) | (1 << XENFEAT_GNTTAB_MAP_AVAIL_BITS);
+    if m & need != need {
+        return Err(alloc::format!("submap {m:#x} lacks {:#x}", need & !m));
+    }
+    Ok(())
+}
 
 /// Memory the hypervisor writes into (the areas), read with atomics.
 #[repr(C, align(64))]

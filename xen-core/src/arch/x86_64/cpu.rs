@@ -265,3 +265,33 @@ pub fn idle_halt() {
     x86_64::instructions::interrupts::enable_and_hlt();
     x86_64::instructions::interrupts::disable();
 }
+
+/// How many guest entries this CPU's GDT holds now (those past it are zero).
+static GUEST_GDT_ENTS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Puts the running vCPU's descriptors in this CPU's GDT: entry `i < ents` becomes
+/// `desc(i)`, and entries a previous vCPU left above it are cleared. The hypervisor's own
+/// entries (from `FIRST_RESERVED_GDT_ENTRY`) are never touched. The caller checked every
+/// descriptor (`mm::descriptor`): the guest's own descriptor pages are read-only to it, so
+/// these copies are what it may use.
+pub fn load_guest_gdt(ents: usize, desc: impl Fn(usize) -> u64) {
+    let ents = ents.min(FIRST_RESERVED_GDT_ENTRY);
+    let prev = GUEST_GDT_ENTS.swap(ents, core::sync::atomic::Ordering::Relaxed);
+    let gdt = CPU0_TABLES.gdt.get().cast::<u64>();
+    for i in 0..ents.max(prev) {
+        let d = if i < ents { desc(i) } else { 0 };
+        // SAFETY: i < FIRST_RESERVED_GDT_ENTRY, inside this CPU's GDT, which only this CPU
+        // writes after bring-up; the processor reads an entry only when a selector naming it
+        // is loaded, which no code does while this runs (interrupts are off).
+        unsafe { gdt.add(i).write_volatile(d) };
+    }
+}
+
+/// Rewrites one guest entry of this CPU's GDT (`update_descriptor` on the running vCPU's
+/// table), if it is within what is loaded.
+pub fn update_guest_gdt_entry(i: usize, d: u64) {
+    if i < GUEST_GDT_ENTS.load(core::sync::atomic::Ordering::Relaxed) {
+        // SAFETY: as in `load_guest_gdt`: a guest entry of this CPU's GDT, below the reserved.
+        unsafe { CPU0_TABLES.gdt.get().cast::<u64>().add(i).write_volatile(d) };
+    }
+}

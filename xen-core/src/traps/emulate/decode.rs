@@ -4,9 +4,10 @@
 //! small set below, and every prefix combination the emulators do not handle, decodes to
 //! `None` (the guest then gets the fault the CPU raised).
 //!
-//! Accepted prefixes: `lock` (F0), operand size (66), one REX (40-4F) right before the
-//! opcode; at most one of each. Segment overrides, `rep`/`repne`, address size (67) and
-//! anything else are refused. Hardware-free, host-tested.
+//! Accepted prefixes: `lock` (F0), operand size (66), an ES/CS/SS/DS override (ignored in
+//! 64-bit mode), one REX (40-4F) right before the opcode; at most one of each. FS/GS
+//! overrides, `rep`/`repne`, address size (67) and anything else are refused. Hardware-free,
+//! host-tested.
 
 /// Longest instruction the CPU accepts (and the most bytes ever read).
 pub const MAX_LEN: usize = 15;
@@ -161,12 +162,15 @@ impl Cursor<'_> {
 /// emulators handle, or it runs past the bytes given.
 pub fn decode(bytes: &[u8]) -> Option<Insn> {
     let mut c = Cursor { bytes, at: 0 };
-    let (mut lock, mut opsize, mut rex) = (false, false, 0u8);
+    let (mut lock, mut opsize, mut seg, mut rex) = (false, false, false, 0u8);
     let mut b = c.byte()?;
     loop {
         match b {
             0xF0 if !lock && rex == 0 => lock = true,
             0x66 if !opsize && rex == 0 => opsize = true,
+            // ES, CS, SS, DS overrides mean nothing in 64-bit mode (Linux patches its `lock`
+            // prefixes into DS on a uniprocessor: `3e 80 24 ...` clears a PTE bit).
+            0x26 | 0x2E | 0x36 | 0x3E if !seg && rex == 0 => seg = true,
             0x40..=0x4F if rex == 0 => rex = b,
             _ => break,
         }
@@ -322,12 +326,21 @@ mod tests {
     }
 
     #[test]
+    fn null_segment_overrides_are_ignored() {
+        // Linux on one CPU: `lock` patched to DS, `and byte [r12], 0xfd` (clears RW).
+        let i = decode(&[0x3E, 0x41, 0x80, 0x24, 0x24, 0xFD]).unwrap();
+        assert_eq!(i.len, 6);
+        assert_eq!(decode(&[0x2E, 0x48, 0x89, 0x37]).unwrap().len, 4);
+    }
+
+    #[test]
     fn refused_prefixes_and_opcodes() {
-        // segment overrides, rep, address size, duplicated prefixes, REX not last
+        // FS/GS overrides, rep, address size, duplicated prefixes, REX not last
         for bytes in [
             &[0x65, 0x48, 0x89, 0x37][..],
-            &[0x2E, 0x48, 0x89, 0x37],
-            &[0x3E, 0x48, 0x89, 0x37],
+            &[0x64, 0x48, 0x89, 0x37],
+            &[0x3E, 0x3E, 0x48, 0x89, 0x37],
+            &[0x48, 0x3E, 0x89, 0x37],
             &[0xF3, 0x48, 0x89, 0x37],
             &[0xF2, 0x48, 0x89, 0x37],
             &[0x67, 0x48, 0x89, 0x37],
