@@ -7,7 +7,7 @@
 //! kernel version (`apt-get update` first if a lookup or download fails), and unpacks them
 //! with `dpkg -x`. It then writes a newc cpio initramfs (no cpio tool; uncompressed, which
 //! Linux accepts) holding busybox, an `/init` script, the `xen-blkfront` and `xen-netfront`
-//! modules and `linux-tls-test` (this crate's threads + TLS program, built static for
+//! modules and `linux-probe` (this crate's user-space checks and benchmarks, built static for
 //! `x86_64-unknown-linux-gnu` with `+crt-static`). Several worktrees may share the cache:
 //! everything lands under a temporary name and is renamed into place.
 
@@ -45,7 +45,7 @@ echo "LINUX-INIT: up: $(uname -r), init pid $$"
 for m in /lib/modules/*.ko; do
     insmod "$m" && echo "LINUX-INIT: loaded ${m##*/}"
 done
-/bin/linux-tls-test
+/bin/linux-probe tls
 echo "LINUX-INIT: shell"
 exec setsid cttyhack sh
 "#;
@@ -85,7 +85,7 @@ fn prepare() -> Result<LinuxGuest, String> {
     let kernel = find_file(&unpacked.join("boot"), "vmlinuz-")?;
     let release = kernel_file_release(&kernel)?;
     let modules = unpacked.join("lib/modules").join(&release).join("kernel/drivers");
-    let tls_test = build_tls_test()?;
+    let probe = build_probe()?;
     let out = root().join("target/linux-guest");
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let initramfs = out.join(format!("initramfs-{release}.cpio"));
@@ -101,7 +101,7 @@ fn prepare() -> Result<LinuxGuest, String> {
         let name = m.rsplit('/').next().unwrap_or(m);
         cpio.file(&format!("lib/modules/{name}"), 0o644, &read(&modules.join(m))?);
     }
-    cpio.file("bin/linux-tls-test", 0o755, &read(&tls_test)?);
+    cpio.file("bin/linux-probe", 0o755, &read(&probe)?);
     write_atomic(&initramfs, &cpio.finish())?;
     Ok(LinuxGuest { kernel, initramfs, package, unpacked })
 }
@@ -219,19 +219,19 @@ fn kernel_file_release(kernel: &Path) -> Result<String, String> {
         .ok_or_else(|| format!("{} is not named vmlinuz-<release>", kernel.display()))
 }
 
-/// Builds `linux-tls-test` static for Linux, in its own target directory (its flags would
+/// Builds `linux-probe` static for Linux, in its own target directory (its flags would
 /// otherwise rebuild everything else).
-fn build_tls_test() -> Result<PathBuf, String> {
+fn build_probe() -> Result<PathBuf, String> {
     let target = "x86_64-unknown-linux-gnu";
     let dir = root().join("target/linux-guest/build");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     run(Command::new(cargo)
-        .args(["build", "--release", "-p", "tests", "--bin", "linux-tls-test", "--target", target])
+        .args(["build", "--release", "-p", "tests", "--bin", "linux-probe", "--target", target])
         .env("CARGO_TARGET_DIR", &dir)
         .env("RUSTFLAGS", "-C target-feature=+crt-static -C strip=debuginfo")
         .current_dir(root()))
-    .map_err(|e| format!("cannot build linux-tls-test: {e}"))?;
-    let bin = dir.join(target).join("release/linux-tls-test");
+    .map_err(|e| format!("cannot build linux-probe: {e}"))?;
+    let bin = dir.join(target).join("release/linux-probe");
     let elf = read(&bin)?;
     if has_interpreter(&elf) {
         return Err(format!("{} is dynamically linked (no static glibc?)", bin.display()));

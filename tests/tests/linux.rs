@@ -1,10 +1,14 @@
 //! Debian bookworm's own Linux (`linux-image-amd64`, 6.1), unmodified, as a 256 MiB domU with a
-//! busybox initramfs (`tests::linux`). What the builder reads from the real image and lays
-//! out for it is checked on the host; a boot checks that the hypervisor builds it and that
-//! its first instructions run. The boot to a shell waits on writable-page-table emulation.
+//! busybox initramfs (`tests::linux`), beside our dom0 (its xenstored, its console back end and
+//! the serial routing a user types into). What the builder reads from the real image and lays
+//! out for it is checked on the host; the boots run a shell session, power off and reboot.
 //!
-//! The image comes from apt-get (cached once per machine); without apt-get or a network these
-//! tests say so and skip.
+//! The image comes from apt-get (cached once per machine). Without apt-get or a network these
+//! tests say so and skip, except under CI (`CI` set) or `REQUIRE_LINUX`, where that fails.
+//!
+//! The hypervisor runs with `smap=0` here: QEMU 7.2's TCG takes the stack reads of a ring-3
+//! `iretq` for supervisor accesses when SMAP is on (../shared/PLATFORM.md), and Linux's
+//! `sync_core` does such an iretq; real Xen needs the same (`xen-reference` passes it).
 
 use std::collections::HashMap;
 
@@ -23,6 +27,9 @@ fn guest() -> Option<LinuxGuest> {
     match linux::linux_guest() {
         Ok(g) => Some(g),
         Err(e) => {
+            let required =
+                std::env::var_os("CI").is_some() || std::env::var_os("REQUIRE_LINUX").is_some();
+            assert!(!required, "no Debian Linux image, and CI or REQUIRE_LINUX needs one: {e}");
             eprintln!("SKIPPED: no Debian Linux image for this test: {e}");
             None
         }
@@ -137,41 +144,11 @@ fn linux_boot(name: &str, g: &LinuxGuest, hv_args: &str) -> Boot {
         .module(g.kernel.clone(), "console=hvc0 earlyprintk=xen")
         .module(g.initramfs.clone(), "")
         .memory_mib(1024)
-        .timeout_secs(300)
+        .timeout_secs(400)
 }
 
-/// Builds the Linux domU with the image check forced past `!writable_page_tables` and reports
-/// how far it gets: the builder's layout, and proof the kernel ran (a fault the hypervisor
-/// reports with rip inside the kernel, or Linux's own output once the emulation lands).
-#[test]
-fn debians_linux_domu_is_built_and_enters_its_kernel() {
-    let Some(g) = guest() else { return };
-    let _machine = shared();
-    let run = linux_boot(
-        "linux-enters",
-        &g,
-        "loglvl=info domu=linux:1:256M domu_ramdisk=linux:2 force_features=writable_page_tables",
-    )
-    .until("Linux version")
-    .run();
-    run.expect("linux: bzImage:");
-    let layout = run.line("linux: layout:");
-    println!("{layout}");
-    let kernel = (hex_after(layout, "kernel "), hex_after(layout, "-"));
-    assert_eq!(kernel.0, VIRT_BASE + 0x100_0000, "{layout}");
-    assert!(layout.contains("ramdisk pfn"), "initramfs by pfn: {layout}");
-    assert!(layout.contains("P2M 0x8000000000-"), "{layout}");
-    let built = run.line("d1 (linux): 256 MiB");
-    let entry = hex_after(built, "entry ");
-    assert!((kernel.0..kernel.1).contains(&entry), "{built}");
-    if let Some(fault) = run.matching("*** d1: rip").first() {
-        let rip = hex_after(fault, "rip ");
-        println!("first fault: {fault}");
-        assert!((kernel.0..kernel.1).contains(&rip), "the kernel ran before faulting: {fault}");
-    } else {
-        run.expect("Linux version");
-    }
-}
+/// The hypervisor options of a Linux boot (see the module docs for smap=0).
+const LINUX_HV: &str = "loglvl=info smap=0 domu=linux:1:256M domu_ramdisk=linux:2";
 
 /// The harness's side of the bargain: the same kernel and initramfs reach the busybox shell
 /// on Xen 4.17 (as dom0 there: its toolstack-less way to boot a kernel), modules loaded and
@@ -197,19 +174,77 @@ fn the_initramfs_boots_debians_linux_to_a_shell_on_xen_4_17() {
 }
 
 /// The goal of issue 12: Debian's Linux boots beside our dom0 to a busybox shell, loads its
-/// Xen front ends, runs threads with TLS and answers on hvc0.
+/// Xen front ends, and over the console (dom0 routing the serial line to it) runs what a
+/// user would: uname, dmesg, /proc/meminfo, 1000 fork+exec, threads with TLS, mmap churn,
+/// signals; then `poweroff` inside Linux ends the domain cleanly, and dom0 sees it go.
 #[test]
-#[ignore = "needs writable page tables (and the rest of issue 12's emulation)"]
-fn debians_linux_boots_to_a_busybox_shell() {
+fn debians_linux_boots_to_a_shell_and_runs_user_space() {
     let Some(g) = guest() else { return };
     let _machine = shared();
-    let run = linux_boot("linux-shell", &g, "loglvl=info domu=linux:1:256M domu_ramdisk=linux:2")
-        .type_after(INIT_SHELL, "echo shell-says-$((6*7))\n")
-        .until("shell-says-42")
-        .run();
+    let steps: &[(&str, &str)] = &[
+        (INIT_SHELL, "route 1\n"),
+        // Markers are computed by the shell: the echoed command line does not contain them.
+        ("console input now goes to d1", "uname -a; echo STEP-$((1))\n"),
+        ("STEP-1", "dmesg | grep -i xen | head -5; echo STEP-$((2))\n"),
+        ("STEP-2", "head -3 /proc/meminfo; echo STEP-$((3))\n"),
+        ("STEP-3", "/bin/linux-probe forkexec 1000; echo STEP-$((4))\n"),
+        ("STEP-4", "/bin/linux-probe tls; echo STEP-$((5))\n"),
+        ("STEP-5", "/bin/linux-probe mmap 64; echo STEP-$((6))\n"),
+        ("STEP-6", "/bin/linux-probe signals; echo STEP-$((7))\n"),
+        ("STEP-7", "poweroff -f\n"),
+    ];
+    let mut boot = linux_boot("linux-shell", &g, LINUX_HV);
+    for (marker, text) in steps {
+        boot = boot.type_after(marker, text);
+    }
+    let run = boot.run();
+    // The builder unpacked the bzImage and laid Linux out as Xen does (checked in detail on the
+    // host above): text at VIRT_BASE + 16 MiB, the initramfs by pfn, the P2M at INIT_P2M.
+    run.expect("linux: bzImage:");
+    let layout = run.line("linux: layout:");
+    assert_eq!(hex_after(layout, "kernel "), VIRT_BASE + 0x100_0000, "{layout}");
+    assert!(layout.contains("ramdisk pfn") && layout.contains("P2M 0x8000000000-"), "{layout}");
     run.expect(INIT_UP);
     run.expect("LINUX-INIT: loaded xen-blkfront.ko");
     run.expect("LINUX-INIT: loaded xen-netfront.ko");
-    run.expect(TLS_PASS);
-    run.expect("shell-says-42");
+    assert_eq!(run.matching(TLS_PASS).len(), 2, "TLS at init and from the shell");
+    let uname = run.line("Linux (none) 6.1");
+    println!("{uname}");
+    run.expect("Xen version");
+    run.expect("MemTotal:");
+    run.expect("FORKEXEC-TEST: PASS 1000 runs of /bin/true");
+    run.expect("MMAP-TEST: PASS 8 x 64 MiB");
+    run.expect("SIGNAL-TEST: PASS");
+    run.expect_not("-TEST: FAIL");
+    // poweroff: the domain ends as a poweroff, is destroyed with every frame back, and dom0,
+    // told through VIRQ_DOM_EXC, lets it go and powers the machine off.
+    run.expect("domain 1 (linux) shut down: poweroff");
+    run.expect("domain 1: all frames returned");
+    run.expect("dom0: d1 (linux) is gone");
+    run.expect_status(EXIT_POWEROFF);
+}
+
+/// `reboot` inside Linux restarts it, as Xen's `on_reboot=restart` does: the hypervisor
+/// destroys the domain and builds it again from the same images (kept from boot), and dom0
+/// adopts the new domain; its shell comes up again.
+#[test]
+fn reboot_inside_linux_restarts_it() {
+    let Some(g) = guest() else { return };
+    let _machine = shared();
+    // The rebuilt domain has a new id (2: id 1 is held until dom0 lets go of the old one's
+    // rings, which it learns of after the rebuild), so the console is routed to it anew, as
+    // `xl console` attaches to the new domain. The second INIT_SHELL line answers the second
+    // entry for it.
+    let run = linux_boot("linux-reboot", &g, LINUX_HV)
+        .type_after(INIT_SHELL, "route 1\n")
+        .type_after("console input now goes to d1", "reboot -f\n")
+        .type_after(INIT_SHELL, "route 2\n")
+        .type_after("console input now goes to d2", "echo AGAIN-$((6*7))\n")
+        .until("AGAIN-42")
+        .run();
+    run.expect("domain 1 (linux) shut down: reboot");
+    run.expect("domain 2 (linux) rebuilt after its reboot");
+    run.expect("AGAIN-42");
+    let ups = run.matching(INIT_UP);
+    assert_eq!(ups.len(), 2, "Linux came up {} times:\n{}", ups.len(), run.text());
 }

@@ -90,13 +90,16 @@ pub fn start(mbi: u64) -> ! {
         error!("cannot build dom0: {e}");
         power::exit(power::ExitCode::HypervisorFailure);
     }
+    let mut keep = Vec::new();
     for spec in &opts.domus {
-        if let Err(e) = build_domu(&boot, spec, &opts.force_features) {
-            error!("cannot build domU {}: {e}", spec.name);
+        match build_domu(&boot, spec, &opts.force_features) {
+            Ok(kept) => keep.extend(kept),
+            Err(e) => error!("cannot build domU {}: {e}", spec.name),
         }
     }
-    // The boot modules were copied into the domains: their memory is free RAM again.
-    machine::release_modules(boot.modules.iter().map(|m| (m.start, m.end)));
+    // The boot modules were copied into the domains: their memory is free RAM again, but for
+    // the images of boot domUs, which are built again when they reboot.
+    machine::release_modules(boot.modules.iter().map(|m| (m.start, m.end)), &keep);
     let (heap_used, _, _) = heap::heap_stats();
     let free_frames = machine::with_mm(|mm| mm.free_frames());
     info!(
@@ -179,11 +182,13 @@ fn build_dom0(boot: &BootInfo, opts: &Options) -> Result<(), alloc::string::Stri
 }
 
 /// Builds a domU named on the command line from its module (and its ramdisk module).
+/// Builds a domU named on the command line from its module; returns the module ranges to
+/// keep for rebuilding it when it reboots.
 fn build_domu(
     boot: &BootInfo,
     spec: &DomuSpec,
     force_features: &[alloc::string::String],
-) -> Result<(), alloc::string::String> {
+) -> Result<Vec<(u64, u64)>, alloc::string::String> {
     let module = |i: usize| {
         if i == 0 {
             return Err(alloc::string::String::from("module 0 is dom0's kernel"));
@@ -210,7 +215,17 @@ fn build_domu(
         auto_destroy: true,
         force_features,
     };
-    let (_, built) = build::create(&s)?;
+    let (d, built) = build::create(&s)?;
+    let rd = spec.ramdisk.and_then(|i| boot.modules.get(i)).map(|r| (r.start, r.end));
+    d.rebuild.call_once(|| build::RebuildSpec {
+        name: spec.name.clone(),
+        kernel: (m.start, m.end),
+        ramdisk: rd,
+        cmdline: args.into(),
+        mem_bytes: spec.mem,
+        sched: Params { weight: spec.weight, cap_pct: spec.cap },
+        force_features: force_features.to_vec(),
+    });
     info!(
         "d{} ({}): {} MiB, entry {:#x}, ramdisk {} KiB, weight {}, cap {}%, store mfn {:#x}, \
          console mfn {:#x}",
@@ -224,7 +239,9 @@ fn build_domu(
         built.store_mfn.map_or(0, |m| m.0),
         built.console_mfn.map_or(0, |m| m.0)
     );
-    Ok(())
+    let mut keep = alloc::vec![(m.start, m.end)];
+    keep.extend(rd);
+    Ok(keep)
 }
 
 fn print_boot_info(boot: &BootInfo) {

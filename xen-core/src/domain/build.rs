@@ -154,6 +154,43 @@ impl GuestMemory for Frames {
     }
 }
 
+/// What the hypervisor needs to build a boot domain again (it reboots): its kernel and
+/// ramdisk stay where they were loaded (boot modules kept from release), the rest as given.
+#[derive(Clone, Debug)]
+pub struct RebuildSpec {
+    pub name: String,
+    /// Byte ranges of the kept boot modules.
+    pub kernel: (u64, u64),
+    pub ramdisk: Option<(u64, u64)>,
+    pub cmdline: String,
+    pub mem_bytes: u64,
+    pub sched: Params,
+    pub force_features: Vec<String>,
+}
+
+impl RebuildSpec {
+    /// Builds the domain again, under a new id, with the same name, memory and images.
+    pub fn build(&self) -> Result<(Arc<Domain>, pvbuild::Built), String> {
+        let id = domain::free_id().ok_or("no free domain id")?;
+        let spec = DomainSpec {
+            id,
+            name: self.name.clone(),
+            kernel: machine::module_bytes(self.kernel.0, self.kernel.1),
+            ramdisk: self.ramdisk.map_or(&[][..], |(s, e)| machine::module_bytes(s, e)),
+            cmdline: &self.cmdline,
+            mem_bytes: self.mem_bytes,
+            privileged: false,
+            with_rings: true,
+            sched: self.sched,
+            auto_destroy: true,
+            force_features: &self.force_features,
+        };
+        let built = create(&spec)?;
+        built.0.rebuild.call_once(|| self.clone());
+        Ok(built)
+    }
+}
+
 /// Builds and registers a domain; it starts running at the next scheduling decision.
 pub fn create(spec: &DomainSpec<'_>) -> Result<(Arc<Domain>, pvbuild::Built), String> {
     let elf = kernel_elf(spec)?;
@@ -378,6 +415,8 @@ fn new_domain(
         quota,
         record_charge,
         auto_destroy,
+        rebuild: spin::Once::new(),
+        restart_pending: AtomicBool::new(false),
     });
     Ok((d, vcpu))
 }

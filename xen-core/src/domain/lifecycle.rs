@@ -54,6 +54,9 @@ pub fn shutdown(d: &Arc<Domain>, reason: u32) {
     sched::domain_stopped(d);
     notify_dom0();
     if d.auto_destroy {
+        if reason == SHUTDOWN_REBOOT && d.rebuild.get().is_some() {
+            d.restart_pending.store(true, Ordering::Release);
+        }
         request_destroy(d);
     }
 }
@@ -137,5 +140,13 @@ fn destroy(d: &Arc<Domain>) {
     domain::remove(d.id);
     info!("domain {} ({}) destroyed: {} pages returned", d.id.0, d.name, after - before);
     domain::reap();
+    if d.restart_pending.load(Ordering::Acquire)
+        && let Some(spec) = d.rebuild.get()
+    {
+        match spec.build() {
+            Ok((n, _)) => info!("domain {} ({}) rebuilt after its reboot", n.id.0, n.name),
+            Err(e) => error!("domain {}: cannot rebuild it after its reboot: {e}", d.name),
+        }
+    }
     notify_dom0();
 }

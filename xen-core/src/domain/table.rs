@@ -63,6 +63,11 @@ pub struct Domain {
     /// Destroyed by the hypervisor as soon as it shuts down (domains it built itself at boot);
     /// otherwise the toolstack destroys it.
     pub auto_destroy: bool,
+    /// How to build it again when it reboots (domains the hypervisor built at boot: Xen's
+    /// `on_reboot=restart`); unset for the others.
+    pub rebuild: spin::Once<super::build::RebuildSpec>,
+    /// It asked to reboot and will be rebuilt once destroyed.
+    pub restart_pending: core::sync::atomic::AtomicBool,
 }
 
 impl Drop for Domain {
@@ -123,7 +128,13 @@ pub fn insert(d: Arc<Domain>) {
 /// The lowest domain id not in use (1..DOMID_FIRST_RESERVED).
 pub fn free_id() -> Option<DomId> {
     let t = DOMAINS.read();
-    (1..DomId::FIRST_RESERVED.0).map(DomId).find(|id| !t.contains_key(id))
+    // Nor one whose frames are still coming back (a destroyed domain another domain still
+    // maps): its accounting keeps the id until `reap` forgets it.
+    with_mm(|mm| {
+        (1..DomId::FIRST_RESERVED.0)
+            .map(DomId)
+            .find(|id| !t.contains_key(id) && mm.domain(*id).is_none())
+    })
 }
 
 /// Forgets `d`: it is no longer live (its frames may still be on their way back; see

@@ -231,26 +231,43 @@ pub fn frame_byte(mfn: Mfn, offset: usize) -> &'static core::sync::atomic::Atomi
 
 /// Set once the boot modules' memory has gone back to the free pool.
 static MODULES_RELEASED: AtomicBool = AtomicBool::new(false);
+/// Boot modules kept after the others went back (`[start, end)` byte ranges): the kernels and
+/// ramdisks of boot domains that are rebuilt when they reboot. Written once, before
+/// `MODULES_RELEASED` is set.
+static KEPT_MODULES: spin::Once<alloc::vec::Vec<(u64, u64)>> = spin::Once::new();
 
-/// The bytes of a boot module, which the hypervisor reserved at boot and nobody writes until
-/// [`release_modules`]. Only for building the boot domains: the slice must not be kept past
-/// that (it is `'static` only because boot has no shorter lifetime to name).
+/// The bytes of a boot module, which the hypervisor reserved at boot and nobody writes: every
+/// module until [`release_modules`], then the ones it kept.
 pub fn module_bytes(start: u64, end: u64) -> &'static [u8] {
     assert!(end >= start && end <= MM_FRAMES.load(Ordering::Relaxed) * 4096);
-    assert!(!MODULES_RELEASED.load(Ordering::Acquire), "boot modules read after their release");
-    // SAFETY: [start, end) is RAM covered by the direct map (checked), reserved for the module
-    // at boot and not written before `release_modules`, which happens after the boot domains
-    // are built and no caller keeps the slice (checked above for later calls).
+    let kept =
+        || KEPT_MODULES.get().is_some_and(|k| k.iter().any(|&(s, e)| s <= start && end <= e));
+    assert!(
+        !MODULES_RELEASED.load(Ordering::Acquire) || kept(),
+        "boot module read after its release"
+    );
+    // SAFETY: [start, end) is RAM covered by the direct map (checked), reserved for a module
+    // at boot and never written: before `release_modules` every module is reserved, after it
+    // only the kept ones are read (checked above), which stay reserved for good.
     unsafe { core::slice::from_raw_parts(phys_to_virt(start) as *const u8, (end - start) as usize) }
 }
 
-/// Gives the boot modules' frames (`[start, end)` byte ranges) back to the free pool. Frames
-/// are rounded outward, so two modules may share one: the ranges are merged first, or that
-/// frame would be freed twice.
-pub fn release_modules(modules: impl Iterator<Item = (u64, u64)>) {
+/// Gives the boot modules' frames (`[start, end)` byte ranges) back to the free pool, but for
+/// those `keep` names (whole ranges of modules still needed). Frames are rounded outward, so
+/// two modules may share one: the ranges are merged first, or that frame would be freed
+/// twice, and a frame a kept module touches stays.
+pub fn release_modules(modules: impl Iterator<Item = (u64, u64)>, keep: &[(u64, u64)]) {
+    KEPT_MODULES.call_once(|| keep.to_vec());
     MODULES_RELEASED.store(true, Ordering::Release);
-    let mut ranges: alloc::vec::Vec<(u64, u64)> =
-        modules.filter(|(s, e)| e > s).map(|(s, e)| (s / 4096, e.div_ceil(4096))).collect();
+    let touches_kept = |s: u64, e: u64| {
+        keep.iter().any(|&(ks, ke)| s < ke.div_ceil(4096) * 4096 && (ks / 4096) * 4096 < e)
+    };
+    let mut ranges: alloc::vec::Vec<(u64, u64)> = modules
+        .filter(|(s, e)| e > s)
+        .map(|(s, e)| (s / 4096 * 4096, e.div_ceil(4096) * 4096))
+        .filter(|&(s, e)| !touches_kept(s, e))
+        .map(|(s, e)| (s / 4096, e / 4096))
+        .collect();
     ranges.sort_unstable();
     let mut merged: alloc::vec::Vec<(u64, u64)> = alloc::vec::Vec::new();
     for (s, e) in ranges {
