@@ -46,6 +46,11 @@ for m in /lib/modules/*.ko; do
     insmod "$m" && echo "LINUX-INIT: loaded ${m##*/}"
 done
 /bin/linux-probe tls
+if grep -q probe=bench /proc/cmdline; then
+    /bin/linux-probe bench
+    echo "LINUX-INIT: shell"
+    poweroff -f
+fi
 echo "LINUX-INIT: shell"
 exec setsid cttyhack sh
 "#;

@@ -56,6 +56,9 @@ pub struct VcpuContext {
     pub event_callback: Callback,
     pub failsafe_callback: Callback,
     pub syscall_callback: Callback,
+    /// 32-bit user code's `syscall` and `sysenter` entries (kept, not yet used).
+    pub syscall32_callback: Callback,
+    pub sysenter_callback: Callback,
     /// Virtual CR0.TS set by `fpu_taskswitch`.
     pub guest_ts: bool,
     /// Virtual I/O privilege level (`physdev_op(set_iopl)`): the guest kernel's port I/O is
@@ -93,6 +96,8 @@ impl VcpuContext {
             event_callback: Callback::default(),
             failsafe_callback: Callback::default(),
             syscall_callback: Callback::default(),
+            syscall32_callback: Callback::default(),
+            sysenter_callback: Callback::default(),
             guest_ts: false,
             iopl: 0,
             privregs: super::PrivRegs::default(),

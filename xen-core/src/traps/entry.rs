@@ -84,7 +84,10 @@ fn guest_exception(cur: &Arc<Vcpu>, d: &Arc<Domain>, regs: &mut GuestRegs, vecto
             if regs.error_code & 7 == 2 {
                 let n = (regs.error_code >> 3) as usize;
                 let te = ctx.trap_table.get(n).copied().unwrap_or_default();
-                if te.address != 0 && te.flags & 3 == 3 {
+                // As Xen's permit_softint: a gate of DPL 1 or more from guest kernel mode (the
+                // kernel is ring 1 to the ABI), DPL 3 from user mode.
+                let need = if ctx.kernel_mode { 1 } else { 3 };
+                if te.address != 0 && te.flags & 3 >= need {
                     regs.rip = regs.rip.wrapping_add(2);
                     deliver(d, cur, &mut ctx, regs, te.address, te.flags & 4 != 0, None);
                     return;

@@ -12,7 +12,7 @@ use core::sync::atomic::Ordering;
 
 use hypercall_abi::event_channel::VIRQ_TIMER;
 
-use super::deliver::deliver;
+use super::deliver::{bounce_exception, deliver};
 use crate::arch::entry::{self, GuestRegs};
 use crate::arch::{boot, cpu, layout, power, time, uaccess};
 use crate::domain::lifecycle;
@@ -37,10 +37,14 @@ pub fn exit_to_guest(regs: &mut GuestRegs) {
         }
         let cur = sched::current();
         // Never leave to an address the CPU would fault on in ring 0 (a `syscall` at the top
-        // of the lower half returns to a non-canonical rip): that is the guest's crash.
+        // of the lower half returns to a non-canonical rip, an iret names one): as on Xen, the
+        // guest gets the #GP(0) the return would have raised, at that rip; without a #GP
+        // handler it is crashed (`bounce_exception`). A handler's own address was checked
+        // when it was registered, so this cannot loop.
         if !uaccess::is_guest_range(regs.rip, 1) {
             if let Some(d) = domain::get(cur.domain) {
-                lifecycle::crash(&d, format_args!("return to a non-guest address {:#x}", regs.rip));
+                let mut ctx = cur.ctx.lock();
+                bounce_exception(&d, &cur, &mut ctx, regs, 13, Some(0));
             }
             continue;
         }
