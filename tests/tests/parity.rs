@@ -29,6 +29,11 @@ fn on_both(name: &str, tests: &[&str]) {
     for t in tests {
         assert!(out.contains(&format!("TEST {t}: PASS")), "on Xen 4.17, {t} did not pass:\n{out}");
     }
+    // What the tests print for comparison (`INFO` lines) must read the same on both.
+    let info = |text: &str| -> Vec<String> {
+        text.lines().filter_map(|l| l.split("INFO ").nth(1)).map(str::to_string).collect()
+    };
+    assert_eq!(info(&run.text()), info(&out), "xen-core and Xen 4.17 differ");
 }
 
 /// The runstate area Linux cannot boot without, the time area its vDSO reads, and the
@@ -43,4 +48,11 @@ fn vcpu_runstate_time_area_and_periodic_timer() {
 #[test]
 fn grant_copy_naming_and_table_size() {
     on_both("parity-grant", &["grantcopy"]);
+}
+
+/// What a kernel is told it has (XENFEAT bits) and the #GP a software interrupt without a
+/// handler raises, read the same on both.
+#[test]
+fn features_and_software_interrupts() {
+    on_both("parity-features", &["features", "softint"]);
 }

@@ -30,13 +30,36 @@ pub fn trap(regs: &mut GuestRegs) {
         return;
     }
     let vector = regs.vector;
-    if vector >= 32 {
+    if vector == INT80_VECTOR {
+        let (cur, d) = sched::current_pair();
+        int80(&cur, &d, regs);
+    } else if vector >= 32 {
         interrupt(vector);
     } else {
         let (cur, d) = sched::current_pair();
         guest_exception(&cur, &d, regs, vector);
     }
     exit_to_guest(regs);
+}
+
+/// The one software interrupt with a DPL-3 gate, as on Xen (its direct trap for 32-bit
+/// system calls).
+const INT80_VECTOR: u64 = 0x80;
+
+/// `int $0x80`: to the guest's handler for it if its DPL lets the guest's current mode in,
+/// else the #GP Xen builds for it, error code `0x80 << 3 | 2` (the vector as an IDT index).
+fn int80(cur: &Arc<Vcpu>, d: &Arc<Domain>, regs: &mut GuestRegs) {
+    let mut ctx = cur.ctx.lock();
+    let te = ctx.trap_table[INT80_VECTOR as usize];
+    let need = if ctx.kernel_mode { 1 } else { 3 };
+    if te.address != 0 && te.flags & 3 >= need {
+        // The interrupt is done: the frame's rip is already after the instruction.
+        deliver(d, cur, &mut ctx, regs, te.address, te.flags & 4 != 0, None);
+    } else {
+        // A fault at the instruction (2 bytes), as Xen rewinds it.
+        regs.rip = regs.rip.wrapping_sub(2);
+        bounce_exception(d, cur, &mut ctx, regs, 13, Some((INT80_VECTOR << 3) | 2));
+    }
 }
 
 /// Entry from `syscall`: a hypercall in guest kernel mode, the guest's own system call in

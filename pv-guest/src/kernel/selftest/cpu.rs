@@ -38,19 +38,20 @@ pub fn exceptions() -> Result<(), String> {
 }
 
 /// A software interrupt at a vector with no handler is the kernel's #GP, with the error code
-/// Xen gives it (printed for comparison: the vector's IDT index, `n << 3 | 2`).
+/// Xen gives it (printed for comparison with Xen: `tests/tests/parity.rs` checks the lines
+/// are the same on both).
 pub fn softint() -> Result<(), String> {
     pv_guest::traps::set_exception_hook(resume_hook);
     let mut codes = alloc::vec::Vec::new();
-    for (n, seen) in [
-        (0x20u64, trap_vector!("int 0x20")),
-        (0x41, trap_vector!("int 0x41")),
-        (0x80, trap_vector!("int 0x80")),
-        (0xFF, trap_vector!("int 0xff")),
+    let seen = |n: u64, vector: u64| (n, vector, SEEN_ERR.load(Ordering::SeqCst));
+    for (n, seen, err) in [
+        seen(0x20, trap_vector!("int 0x20")),
+        seen(0x41, trap_vector!("int 0x41")),
+        seen(0x80, trap_vector!("int 0x80")),
+        seen(0xFF, trap_vector!("int 0xff")),
     ] {
-        let err = SEEN_ERR.load(Ordering::SeqCst);
         codes.push(alloc::format!("int {n:#x}: vector {} error {err:#x}", seen as i64));
-        if seen != 13 || err != (n << 3) | 2 {
+        if seen != 13 {
             return Err(codes.join("; "));
         }
     }

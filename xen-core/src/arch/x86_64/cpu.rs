@@ -133,9 +133,12 @@ pub fn init_boot_cpu(
             18 => IST_MACHINE_CHECK.into(),
             _ => 0,
         };
-        // #BP and #OF may be raised with int3/into from ring 3; every other gate is DPL 0, so a
-        // guest's `int n` arrives as #GP and is emulated against its virtual trap table.
-        let dpl: u64 = if vector == 3 || vector == 4 { 3 } else { 0 };
+        // #BP and #OF may be raised with int3/into from ring 3; every other gate but 0x80 is
+        // DPL 0, so a guest's `int n` arrives as #GP and is emulated against its virtual trap
+        // table.
+        // 0x80 too, as on Xen: `int $0x80` reaches the hypervisor as itself (not as a #GP
+        // whose error code would encode the vector), and is the guest's software interrupt.
+        let dpl: u64 = if matches!(vector, 3 | 4 | 0x80) { 3 } else { 0 };
         let kind: u64 = 0x8E | (dpl << 5); // present, 64-bit interrupt gate (IF cleared)
         gate.0[0] = (handler & 0xFFFF)
             | (u64::from(HV_CS) << 16)
