@@ -44,10 +44,11 @@ fn vcpu_runstate_time_area_and_periodic_timer() {
 }
 
 /// How a grant copy names its sides (a grant's owner as DOMID_SELF: accepted; a frame by the
-/// caller's real id: `GNTST_permission_denied`), and the grant table's size limits.
+/// caller's real id: `GNTST_permission_denied`), the grant table's size limits, device-only
+/// maps and `unmap_and_replace`.
 #[test]
 fn grant_copy_naming_and_table_size() {
-    on_both("parity-grant", &["grantcopy"]);
+    on_both("parity-grant", &["grantcopy", "grantmaps"]);
 }
 
 /// What a kernel is told it has (XENFEAT bits) and the #GP a software interrupt without a

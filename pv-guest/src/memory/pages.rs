@@ -97,6 +97,15 @@ pub fn map_frame(mfn: Mfn) -> Option<SharedPage> {
     Some(unsafe { SharedPage::new(va) })
 }
 
+/// What the kernel's page tables map at `va` (a slot, or the boot mapping), if anything: read
+/// from the L1 entry, through the M2P walk of [`l1_slot_of`].
+pub fn mapped_mfn(va: u64) -> Option<Mfn> {
+    let (l1, index) = l1_slot_of(va)?;
+    let pfn = shared::m2p_entry(l1.0);
+    let e = shared::read_table_entry(VIRT_BASE + pfn * 4096, index);
+    (e & 1 != 0).then_some(Mfn((e & 0x000F_FFFF_FFFF_F000) >> 12))
+}
+
 /// Slots given back by [`free_slot`], taken again before new ones.
 static FREE_SLOTS: spin::Mutex<alloc::vec::Vec<u64>> = spin::Mutex::new(alloc::vec::Vec::new());
 

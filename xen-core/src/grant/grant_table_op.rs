@@ -47,6 +47,10 @@ pub fn grant_table_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
             map::unmap(&dom, hc.ctx.guest_table, op);
             Ok(())
         }),
+        GNTTABOP_UNMAP_AND_REPLACE => each(hc, a, |hc, op: &mut GnttabUnmapAndReplace| {
+            map::unmap_and_replace(&dom, hc.ctx.guest_table, op);
+            Ok(())
+        }),
         GNTTABOP_SETUP_TABLE => each(hc, a, |_, op: &mut GnttabSetupTable| setup_table(&dom, op)),
         GNTTABOP_COPY => each(hc, a, |_, op: &mut GnttabCopy| {
             copy::copy(&dom, op);

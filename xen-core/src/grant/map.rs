@@ -72,16 +72,19 @@ pub fn map(mapper: &Arc<Domain>, root: Mfn, op: &mut GnttabMapGrantRef) {
 }
 
 fn map_inner(mapper: &Arc<Domain>, root: Mfn, op: &mut GnttabMapGrantRef) -> Result<u32, i16> {
-    // A host mapping, possibly also for a device (a PV domain's bus address is the frame's
-    // machine address, reported in `dev_bus_addr` either way).
-    if op.flags & GNTMAP_HOST_MAP == 0 || op.flags & GNTMAP_CONTAINS_PTE != 0 {
+    // A host mapping (a PTE in the mapper's page tables), a device mapping (the frame held for
+    // a device: a PV domain's bus address is the machine address), or both, as on Xen.
+    let host = op.flags & GNTMAP_HOST_MAP != 0;
+    let device = op.flags & GNTMAP_DEVICE_MAP != 0;
+    if !(host || device) || op.flags & GNTMAP_CONTAINS_PTE != 0 {
         return Err(GNTST_GENERAL_ERROR);
     }
     let readonly = op.flags & GNTMAP_READONLY != 0;
     let granter = domain::get(op.dom)
         .filter(|g| g.state() == domain::DomState::Running)
         .ok_or(GNTST_BAD_DOMAIN)?;
-    let (l1, index) = l1_slot(root, op.host_addr).ok_or(GNTST_BAD_VIRT_ADDR)?;
+    let slot =
+        if host { Some(l1_slot(root, op.host_addr).ok_or(GNTST_BAD_VIRT_ADDR)?) } else { None };
     let gref = op.gref.0;
     with_two(&granter, mapper, |g, m| {
         let frame = claim_and_pin(g, gref, mapper.id, readonly)?;
@@ -100,24 +103,39 @@ fn map_inner(mapper: &Arc<Domain>, root: Mfn, op: &mut GnttabMapGrantRef) -> Res
             | (avail << 9)
             | if readonly { 0 } else { PTE_RW };
         let ctx = MapCtx { dom: mapper.id, foreign: Some(granter.id) };
-        if with_mm(|mm| mm.update_entry(&mut DirectPageMem, l1, index, pte, ctx, false)).is_err() {
+        let undo = |g: &mut GrantTable, mapped: bool, held: bool| {
+            if let (true, Some((l1, index))) = (mapped, slot) {
+                let _ = with_mm(|mm| mm.update_entry(&mut DirectPageMem, l1, index, 0, ctx, false));
+            }
+            if held {
+                with_mm(|mm| mm.put_page(frame));
+            }
             release(g);
+        };
+        if let Some((l1, index)) = slot
+            && with_mm(|mm| mm.update_entry(&mut DirectPageMem, l1, index, pte, ctx, false))
+                .is_err()
+        {
+            release(g);
+            return Err(GNTST_BAD_PAGE);
+        }
+        if device && with_mm(|mm| mm.get_page(frame, granter.id)).is_err() {
+            undo(g, true, false);
             return Err(GNTST_BAD_PAGE);
         }
         let book = match m {
             Some(m) => &mut m.book,
             None => &mut g.book,
         };
-        let entry =
-            MapEntry { granter: granter.id, gref, frame, host_addr: op.host_addr, readonly };
+        let host_addr = if host { op.host_addr } else { 0 };
+        let entry = MapEntry { granter: granter.id, gref, frame, host_addr, readonly, device };
         match book.add_map(entry) {
             Ok(h) => {
                 op.dev_bus_addr = frame.0 << 12;
                 Ok(h)
             }
             Err(s) => {
-                let _ = with_mm(|mm| mm.update_entry(&mut DirectPageMem, l1, index, 0, ctx, false));
-                release(g);
+                undo(g, true, device);
                 Err(s)
             }
         }
@@ -126,26 +144,70 @@ fn map_inner(mapper: &Arc<Domain>, root: Mfn, op: &mut GnttabMapGrantRef) -> Res
 
 /// GNTTABOP_unmap_grant_ref for `mapper`.
 pub fn unmap(mapper: &Arc<Domain>, root: Mfn, op: &mut GnttabUnmapGrantRef) {
-    op.status = match unmap_inner(mapper, root, op.handle.0, op.host_addr) {
+    op.status = match unmap_inner(mapper, root, op.handle.0, op.host_addr, op.dev_bus_addr, None) {
         Ok(()) => GNTST_OKAY,
         Err(s) => s,
     };
 }
 
-fn unmap_inner(mapper: &Arc<Domain>, root: Mfn, handle: u32, host_addr: u64) -> Result<(), i16> {
+/// GNTTABOP_unmap_and_replace for `mapper`: the mapping at `host_addr` goes, and the entry
+/// now at `new_addr` takes its place (`new_addr` is then unmapped), as Xen does.
+pub fn unmap_and_replace(mapper: &Arc<Domain>, root: Mfn, op: &mut GnttabUnmapAndReplace) {
+    op.status = if op.host_addr == 0 {
+        GNTST_GENERAL_ERROR
+    } else {
+        match unmap_inner(mapper, root, op.handle.0, op.host_addr, 0, Some(op.new_addr)) {
+            Ok(()) => GNTST_OKAY,
+            Err(s) => s,
+        }
+    };
+}
+
+fn unmap_inner(
+    mapper: &Arc<Domain>,
+    root: Mfn,
+    handle: u32,
+    host_addr: u64,
+    dev_bus_addr: u64,
+    replace_with: Option<u64>,
+) -> Result<(), i16> {
     let m = mapper.grants.lock().book.map(handle)?;
     if host_addr != 0 && host_addr != m.host_addr {
         return Err(GNTST_GENERAL_ERROR);
     }
-    // Clear the PTE if it still maps the granted frame (the guest may have overwritten it, in
-    // which case the references went with that write).
-    if let Some((l1, index)) = l1_slot(root, m.host_addr) {
+    if dev_bus_addr != 0 && (!m.device || dev_bus_addr != m.frame.0 << 12) {
+        return Err(GNTST_BAD_DEV_ADDR);
+    }
+    let own = MapCtx { dom: mapper.id, foreign: None };
+    // The replacing entry, read before anything changes (it must be a live L1 slot).
+    let replacement = match replace_with {
+        Some(va) => {
+            let (l1, index) = l1_slot(root, va).ok_or(GNTST_GENERAL_ERROR)?;
+            Some((l1, index, va, PageMem::read_pte(&DirectPageMem, l1, index)))
+        }
+        None => None,
+    };
+    // Replace the PTE if it still maps the granted frame (the guest may have overwritten it,
+    // in which case the references went with that write).
+    if m.host_addr != 0
+        && let Some((l1, index)) = l1_slot(root, m.host_addr)
+    {
         let cur = PageMem::read_pte(&DirectPageMem, l1, index);
         if cur & PTE_PRESENT != 0 && pte_mfn(cur) == m.frame {
             let ctx = MapCtx { dom: mapper.id, foreign: Some(m.granter) };
-            let _ = with_mm(|mm| mm.update_entry(&mut DirectPageMem, l1, index, 0, ctx, false));
+            let new = replacement.map_or(0, |r| r.3);
+            let ctx = if new & PTE_PRESENT != 0 { own } else { ctx };
+            with_mm(|mm| mm.update_entry(&mut DirectPageMem, l1, index, new, ctx, false))
+                .map_err(|_| GNTST_GENERAL_ERROR)?;
             paging::invlpg(m.host_addr);
         }
+    }
+    if let Some((l1, index, va, _)) = replacement {
+        let _ = with_mm(|mm| mm.update_entry(&mut DirectPageMem, l1, index, 0, own, false));
+        paging::invlpg(va);
+    }
+    if m.device {
+        with_mm(|mm| mm.put_page(m.frame));
     }
     release_map(mapper, handle, &m);
     domain::reap();
@@ -179,6 +241,9 @@ pub fn domain_destroyed(d: &Arc<Domain>) {
         core::mem::replace(&mut gt.book, empty)
     };
     for (_, m) in book.maps() {
+        if m.device {
+            with_mm(|mm| mm.put_page(m.frame));
+        }
         unpin_at_granter(&m);
     }
 }

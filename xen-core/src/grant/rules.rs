@@ -80,8 +80,13 @@ pub struct MapEntry {
     pub granter: DomId,
     pub gref: u32,
     pub frame: Mfn,
+    /// Where it is mapped in the mapper's address space (0: not mapped there, a device
+    /// mapping only).
     pub host_addr: u64,
     pub readonly: bool,
+    /// Also mapped for a device (`GNTMAP_device_map`): the mapping holds a reference on the
+    /// frame of its own, for the device's use.
+    pub device: bool,
 }
 
 /// One maptrack slot: a mapping, or the next free slot (`NO_SLOT` ends the list).
@@ -287,7 +292,14 @@ mod tests {
     #[test]
     fn maptrack_handles_are_bounded_and_checked() {
         let mut b = Book::new(2, Arc::new(HeapQuota::new(1 << 20)));
-        let m = MapEntry { granter: G, gref: 8, frame: Mfn(5), host_addr: 0x1000, readonly: true };
+        let m = MapEntry {
+            granter: G,
+            gref: 8,
+            frame: Mfn(5),
+            host_addr: 0x1000,
+            readonly: true,
+            device: false,
+        };
         let h0 = b.add_map(m).unwrap();
         let h1 = b.add_map(m).unwrap();
         assert_eq!(b.add_map(m), Err(GNTST_NO_SPACE));
@@ -306,7 +318,14 @@ mod tests {
         let mut b = Book::new(4096, q.clone());
         b.grow_active(512).unwrap();
         assert_eq!(b.grow_active(1024), Err(GNTST_NO_SPACE), "a second frame's entries");
-        let m = MapEntry { granter: G, gref: 8, frame: Mfn(5), host_addr: 0x1000, readonly: true };
+        let m = MapEntry {
+            granter: G,
+            gref: 8,
+            frame: Mfn(5),
+            host_addr: 0x1000,
+            readonly: true,
+            device: false,
+        };
         assert_eq!(b.add_map(m), Err(GNTST_NO_SPACE), "no quota left for maptrack");
         assert!(q.used() > 0);
         drop(b);

@@ -16,8 +16,11 @@ use pv_guest::memory::pages;
 use super::run::Test::{self, Check};
 
 /// The self-tests of this file, by the name `test=` gives them.
-pub const TESTS: &[(&str, Test)] =
-    &[("grantbench", Check(grant_self)), ("grantcopy", Check(grant_copy_naming))];
+pub const TESTS: &[(&str, Test)] = &[
+    ("grantbench", Check(grant_self)),
+    ("grantcopy", Check(grant_copy_naming)),
+    ("grantmaps", Check(grant_map_kinds)),
+];
 
 /// Batches per figure (the median batch is reported) and operations per batch.
 const BATCHES: usize = 11;
@@ -148,6 +151,93 @@ pub fn grant_copy_naming() -> Result<(), String> {
     }
     if r.is_err() || op.status != GNTST_PERMISSION_DENIED {
         return Err(alloc::format!("frame named by own id: {r:?} status {}", op.status));
+    }
+    Ok(())
+}
+
+/// The other ways to map a grant, as Xen 4.17 has them: for a device only (no PTE; the bus
+/// address is the frame's machine address, and unmapping checks it), and
+/// `GNTTABOP_unmap_and_replace` (the entry at another address takes the grant's place).
+pub fn grant_map_kinds() -> Result<(), String> {
+    use hypercall_abi::grant_table::{
+        GNTMAP_DEVICE_MAP, GNTMAP_HOST_MAP, GNTST_BAD_DEV_ADDR, GNTST_OKAY, GNTTABOP_MAP_GRANT_REF,
+        GNTTABOP_UNMAP_AND_REPLACE, GNTTABOP_UNMAP_GRANT_REF, GnttabMapGrantRef,
+        GnttabUnmapAndReplace, GnttabUnmapGrantRef,
+    };
+    let me = guest::own_domid().map_err(|e| alloc::format!("own domid: {e:?}"))?;
+    let granted = pages::alloc_page().ok_or("no free page")?;
+    granted.shared().write(0, b"the granted page");
+    let gref = grant::alloc_ref().ok_or("no free grant ref")?;
+    grant::grant_access(gref, me, granted.mfn(), false);
+    fn op<T: zerocopy::IntoBytes + zerocopy::FromBytes>(cmd: u32, o: &mut T) -> Result<(), String> {
+        #[allow(unsafe_code)]
+        // SAFETY: every op below matches its command and names only this kernel's own grant,
+        // pages and mapping slots.
+        let r = unsafe { guest::grant_table_op(cmd, core::slice::from_mut(o)) };
+        r.map(|_| ()).map_err(|e| alloc::format!("grant_table_op {cmd}: {e:?}"))
+    }
+    // Device only: no PTE, the bus address is the machine address.
+    let mut m = GnttabMapGrantRef { flags: GNTMAP_DEVICE_MAP, gref, dom: me, ..Default::default() };
+    op(GNTTABOP_MAP_GRANT_REF, &mut m)?;
+    let want = granted.mfn().0 << 12;
+    if m.status != GNTST_OKAY || m.dev_bus_addr != want {
+        return Err(alloc::format!("device map: status {}, bus {:#x}", m.status, m.dev_bus_addr));
+    }
+    let mut u =
+        GnttabUnmapGrantRef { dev_bus_addr: want + 4096, handle: m.handle, ..Default::default() };
+    op(GNTTABOP_UNMAP_GRANT_REF, &mut u)?;
+    if u.status != GNTST_BAD_DEV_ADDR {
+        return Err(alloc::format!("unmap with a wrong bus address: status {}", u.status));
+    }
+    u.dev_bus_addr = want;
+    op(GNTTABOP_UNMAP_GRANT_REF, &mut u)?;
+    if u.status != GNTST_OKAY {
+        return Err(alloc::format!("device unmap: status {}", u.status));
+    }
+    // Unmap and replace: the grant mapped at one slot, an own page at another; afterwards the
+    // first slot maps the own page.
+    let own = pages::alloc_page().ok_or("no free page")?;
+    own.shared().write(0, b"the replacing page");
+    let (slot, other) =
+        (pages::alloc_slot().ok_or("no slot")?, pages::alloc_slot().ok_or("no slot")?);
+    let mut m = GnttabMapGrantRef {
+        host_addr: slot,
+        flags: GNTMAP_HOST_MAP,
+        gref,
+        dom: me,
+        ..Default::default()
+    };
+    op(GNTTABOP_MAP_GRANT_REF, &mut m)?;
+    if m.status != GNTST_OKAY {
+        return Err(alloc::format!("host map: status {}", m.status));
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: `other` is a fresh slot nothing else uses; it maps one of the kernel's own
+    // pages a second time, which is only read through the hypervisor's view here.
+    unsafe {
+        guest::update_va_mapping(
+            hypercall_abi::VAddr(other),
+            (own.mfn().0 << 12) | 0x67,
+            hypercall_abi::mmu::Uvmf(hypercall_abi::mmu::UVMF_INVLPG),
+        )
+    }
+    .map_err(|e| alloc::format!("map own page: {e:?}"))?;
+    let mut r = GnttabUnmapAndReplace {
+        host_addr: slot,
+        new_addr: other,
+        handle: m.handle,
+        ..Default::default()
+    };
+    op(GNTTABOP_UNMAP_AND_REPLACE, &mut r)?;
+    let now = pages::mapped_mfn(slot);
+    let gone = pages::mapped_mfn(other);
+    grant::end_access(gref);
+    if r.status != GNTST_OKAY || now != Some(own.mfn()) || gone.is_some() {
+        return Err(alloc::format!(
+            "unmap_and_replace: status {}, slot maps {now:?} (want {:?}), other {gone:?}",
+            r.status,
+            own.mfn()
+        ));
     }
     Ok(())
 }
