@@ -244,6 +244,7 @@ mod error;
 mod front;
 pub mod layout;
 mod memory;
+mod pair;
 mod shm;
 mod sring;
 mod xenstore;

@@ -3,8 +3,9 @@
 //! (`SHARED_RING_INIT`) and is consumed to make the front and/or back end.
 //!
 //! It owns the memory handle but keeps no indices: those are private to each end
-//! ([`FrontRing`], [`BackRing`]), exactly as in Xen, so nothing the peer writes to the page can
-//! change what an end believes it has produced or consumed.
+//! ([`FrontRing`](crate::FrontRing), [`BackRing`](crate::BackRing)), exactly as in Xen, so
+//! nothing the peer writes to the page can change what an end believes it has produced or
+//! consumed. Making both ends of one ring in one process is `pair`'s.
 
 #![forbid(unsafe_code)]
 
@@ -13,9 +14,7 @@ use core::sync::atomic::Ordering::Relaxed;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-use crate::back::BackRing;
 use crate::error::SetupError;
-use crate::front::FrontRing;
 use crate::layout::{self, PVT, REQ_EVENT, REQ_PROD, RING, RSP_EVENT, RSP_PROD};
 use crate::memory::{Mem, RingMemory};
 use crate::shm::SharedMem;
@@ -106,17 +105,9 @@ impl<'a, Req: RingItem, Rsp: RingItem, M: RingMemory> SharedRing<'a, Req, Rsp, M
         self.mem.zero(PVT, RING - PVT);
     }
 
-    /// Both ends of an in-process ring at index 0 (`FRONT_RING_INIT` + `BACK_RING_INIT`).
-    /// Call [`init`](Self::init) first.
-    pub fn split(self) -> (FrontRing<'a, Req, Rsp, M>, BackRing<'a, Req, Rsp, M>) {
-        self.split_at(0)
-    }
-
-    /// Both ends of an in-process ring attached at `index` (see [`init_at`](Self::init_at)).
-    pub fn split_at(self, index: u32) -> (FrontRing<'a, Req, Rsp, M>, BackRing<'a, Req, Rsp, M>) {
-        let back_half =
-            SharedRing { mem: self.mem.duplicate(), size: self.size, _items: PhantomData };
-        (FrontRing::attach(self, index), BackRing::attach(back_half, index))
+    /// A second handle on the same memory and size (for the other end of an in-process ring).
+    pub(crate) fn duplicate(&self) -> Self {
+        SharedRing { mem: self.mem.duplicate(), size: self.size, _items: PhantomData }
     }
 
     pub(crate) fn into_parts(self) -> (Mem<M>, u32) {
