@@ -166,7 +166,9 @@ fn kernel_package(cache: &Path) -> Result<String, String> {
 }
 
 /// `cache/<package>/`, unpacked from the package's .deb (downloaded unless kept).
-fn fetch_and_unpack(cache: &Path, package: &str) -> Result<PathBuf, String> {
+/// Downloads Debian package `package` with apt-get (once: the cache keeps it) and unpacks it;
+/// the folder it is unpacked in.
+pub fn fetch_and_unpack(cache: &Path, package: &str) -> Result<PathBuf, String> {
     let dir = cache.join(package);
     if dir.is_dir() {
         return Ok(dir);
