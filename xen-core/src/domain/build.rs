@@ -14,8 +14,8 @@ use hypercall_abi::start_info::{SIF_INITDOMAIN, SIF_PRIVILEGED};
 use hypercall_abi::{DomId, Mfn, PAddr};
 use spin::Mutex;
 
-use super::pvbuild::bzimage::{self, Payload};
-use super::pvbuild::{self, BuildParams, GuestMemory};
+use pvbuild::bzimage::{self, Payload};
+use pvbuild::{BuildParams, GuestMemory};
 use crate::arch::cpu::{GUEST_CS64, GUEST_DS};
 use crate::arch::time;
 use crate::console::console_io::MAX_CONSOLE_LINE;

@@ -3,7 +3,7 @@
 //! From the bottom up: `vcpu` and `table` are data (a vCPU's context and atomics, the domain
 //! record and the table of live domains) and import no subsystem, so the scheduler, event
 //! channels, grants and memory can all build on them; `build` (a domain from a PV kernel
-//! image, through the hardware-free builder `pvbuild`) and `lifecycle` (shutdown, crash,
+//! image, through the hardware-free builder, the `pvbuild` crate) and `lifecycle` (shutdown, crash,
 //! destruction) sit above those subsystems and call down into each; `domctl` is the
 //! toolstack's hypercall. What is re-exported here is the data layer only.
 //!
@@ -18,7 +18,6 @@ pub mod domctl;
 #[cfg(target_os = "none")]
 pub mod lifecycle;
 pub mod privregs;
-pub mod pvbuild;
 #[cfg(target_os = "none")]
 mod table;
 #[cfg(target_os = "none")]

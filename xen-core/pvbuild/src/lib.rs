@@ -11,6 +11,13 @@
 //! at the address it asked for by tables of its own (Xen's choice for Linux: `layout`).
 //!
 //! A Linux bzImage is unpacked to its ELF first (`bzimage`), into memory the caller finds.
+//!
+//! A crate of its own, hardware-free and host-tested (`cargo test -p pvbuild`), so the
+//! hypervisor (dom0) and dom0's toolstack (every domU) run the same code.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+
+extern crate alloc;
 
 pub mod bzimage;
 pub mod image;
