@@ -13,11 +13,11 @@
 use std::collections::HashMap;
 
 use hypercall_abi::{EvtchnPort, Mfn, PAddr};
-use tests::linux::{self, INIT_SHELL, INIT_UP, LinuxGuest, TLS_PASS};
-use tests::*;
 use pvbuild::bzimage::{self, Payload};
 use pvbuild::image::{self, EMULATES_WRITABLE_PAGE_TABLES, ImageError};
 use pvbuild::{self, BuildParams, GuestMemory};
+use tests::linux::{self, INIT_SHELL, INIT_UP, LinuxGuest, TLS_PASS};
+use tests::*;
 
 const VIRT_BASE: u64 = 0xFFFF_FFFF_8000_0000;
 const INIT_P2M: u64 = 0x80_0000_0000;

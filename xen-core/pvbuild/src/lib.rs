@@ -161,6 +161,36 @@ pub fn build(
     })
 }
 
+/// What the builder made, where, in one line (`kernel ..., ramdisk ..., P2M ..., start_info
+/// ..., page tables ..., stack top ..., mapped to ..., N pages used, entry ...`): the line a
+/// bring-up reads first.
+pub fn describe(b: &Built) -> alloc::string::String {
+    use alloc::format;
+    let l = &b.layout;
+    let ramdisk = match (l.ramdisk_pfns.1, l.ramdisk_unmapped) {
+        (0, _) => alloc::string::String::from("none"),
+        (n, true) => format!("pfn {:#x} (+{n}, unmapped)", l.ramdisk_pfns.0),
+        (_, false) => format!("{:#x}-{:#x}", l.ramdisk.0, l.ramdisk.1),
+    };
+    format!(
+        "kernel {:#x}-{:#x}, ramdisk {ramdisk}, P2M {:#x}-{:#x} (pfn {:#x}+{}), start_info {:#x}, \
+         page tables {:#x}-{:#x}, stack top {:#x}, mapped to {:#x}, {} pages used, entry {:#x}",
+        l.kernel.0,
+        l.kernel.1,
+        l.p2m.0,
+        l.p2m.1,
+        l.p2m_pfns.0,
+        l.p2m_part.1.max(l.p2m_pfns.1),
+        l.start_info,
+        l.pt.0,
+        l.pt.1,
+        l.stack_top,
+        l.v_end,
+        l.nr_used,
+        b.entry
+    )
+}
+
 /// Copies `bytes` to the frames from `pfn` on, starting `offset` bytes into the first.
 fn write_pfns(mem: &mut impl GuestMemory, pfn: u64, offset: usize, bytes: &[u8]) {
     let mut done = 0usize;

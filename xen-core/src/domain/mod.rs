@@ -12,9 +12,13 @@
 //! fixed when it is created.
 
 #[cfg(target_os = "none")]
+pub mod bootdomus;
+#[cfg(target_os = "none")]
 pub mod build;
 #[cfg(target_os = "none")]
 pub mod domctl;
+#[cfg(target_os = "none")]
+mod guest_context;
 #[cfg(target_os = "none")]
 pub mod lifecycle;
 pub mod privregs;
@@ -25,8 +29,8 @@ mod vcpu;
 
 #[cfg(target_os = "none")]
 pub use table::{
-    DomState, Domain, all, find, first_from, for_each, free_id, get, insert, reap, remove,
-    target_domain,
+    DomState, Domain, all, find, first_from, for_each, get, insert, is_free_id, next_free_id, reap,
+    remove, target_domain,
 };
 
 pub use privregs::PrivRegs;
