@@ -244,12 +244,10 @@ fn populate_and_build(
     }
     let got = ctl::populate_into(dom, frames).map_err(|e| format!("populate_physmap: {e:?}"))?;
     if got != nr_pages {
-        let free = ctl::physinfo().map_or(0, |p| p.free_pages);
         return Err(format!(
-            "out of memory: {} MiB asked, {} MiB given ({} MiB free)",
+            "out of memory: {} MiB asked, the machine had {} MiB to give",
             nr_pages >> 8,
-            got >> 8,
-            free >> 8
+            got >> 8
         ));
     }
     let evtchn = |what: &str| {

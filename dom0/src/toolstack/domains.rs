@@ -10,7 +10,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::format;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -146,7 +146,7 @@ impl Toolstack {
             .or_else(|| a.file(&format!("{file}.cfg")))
             .ok_or_else(|| format!("no configuration {file} in dom0's ramdisk"))?;
         let text = core::str::from_utf8(text).map_err(|_| format!("{file} is not text"))?;
-        config::parse(text).map_err(|e| format!("{file}: {e}"))
+        config::parse(text).map_err(|e| e.to_string())
     }
 
     /// Builds a domain from `cfg`, connects its console and XenStore and lets it run.
