@@ -88,6 +88,30 @@ build_images() {
   say "images in $IMAGES: $(cd "$IMAGES" && ls xen-core dom0 pv-guest | tr '\n' ' ')"
 }
 
+# Writes a newc cpio archive (what dom0 reads as its ramdisk: dom0/src/toolstack/archive.rs)
+# to $1 from "name=path" pairs: each file at `path` is stored as `name`.
+write_archive() {
+  local out=$1 tmp="$1.tmp.$$"; shift
+  : >"$tmp"
+  local ino=0 entry name path size mode namesize
+  for entry in "$@" "TRAILER!!!="; do
+    name=${entry%%=*} path=${entry#*=}
+    ino=$((ino + 1)) size=0 mode=0
+    if [ -n "$path" ]; then
+      [ -f "$path" ] || die "no file $path for the guest archive"
+      size=$(stat -c %s "$path") mode=$((0100644))
+    fi
+    namesize=$((${#name} + 1))
+    printf '070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X' \
+      "$ino" "$mode" 0 0 1 0 "$size" 0 0 0 0 "$namesize" 0 >>"$tmp"
+    printf '%s\0' "$name" >>"$tmp"
+    head -c $(((4 - (110 + namesize) % 4) % 4)) /dev/zero >>"$tmp"
+    [ -z "$path" ] || cat "$path" >>"$tmp"
+    head -c $(((4 - size % 4) % 4)) /dev/zero >>"$tmp"
+  done
+  mv -f "$tmp" "$out"
+}
+
 # The QEMU command line for booting by hand; extra modules in "$@" ("path args").
 qemu_cmd() {
   local hv_args=$1 dom0_args=$2; shift 2

@@ -8,15 +8,17 @@
 //!   alone.
 //! - `drivers/`: the machine's devices dom0 drives (the serial line it reads input from; PCI
 //!   and virtio next).
-//! - `toolstack/`: control of the other domains (domctl/sysctl, adopting the boot domUs, the
-//!   measurements dom0's command line asks for; the domain builder and `xl` commands next).
+//! - `toolstack/`: control of the other domains: it builds every domU from an `xl.cfg`-style
+//!   configuration through domctl with the shared builder (`pvbuild`), restarts or keeps them
+//!   as their configuration says, and runs the commands dom0's command line asks for.
 //! - `service.rs`: the rooms dom0 serves domUs with, and the round of work that dispatches to
 //!   them; `ring.rs`: reaching a ring another domain shares (map its grant, bind its port).
 //!
 //! Hardware-free logic compiles on the host and is unit-tested there (`cargo test -p dom0`);
 //! what touches hypercalls or shared memory is built for `x86_64-unknown-none` only. `unsafe`
-//! is confined to single marked calls in `toolstack::ctl` (domctl, sysctl, and populating
-//! another domain's memory).
+//! is confined to single marked calls in `toolstack::ctl` (domctl, sysctl, and the memory and
+//! MMU ops made on another domain's behalf) and to `toolstack::memory` (the byte slices over
+//! the frames it maps into dom0's window, and dom0's ramdisk).
 #![cfg_attr(target_os = "none", no_std)]
 #![deny(unsafe_code)]
 
@@ -29,6 +31,5 @@ pub mod drivers;
 pub mod ring;
 #[cfg(target_os = "none")]
 pub mod service;
-#[cfg(target_os = "none")]
 pub mod toolstack;
 pub mod xenstored;

@@ -1,7 +1,13 @@
 //! `domctl` (hypercall 36): domain management for the privileged domain's toolstack. Xen
 //! treats domctl as a tools interface whose version changes with every release, not as guest
-//! ABI; we keep Xen's envelope and the layouts of the operations we implement, and check our
-//! own [`INTERFACE_VERSION`]. Only a privileged domain may call it.
+//! ABI; we keep Xen 4.17's envelope, numbers and layouts (interface version 0x15) for the
+//! operations we implement. Only a privileged domain may call it.
+//!
+//! What a domain builder in dom0 uses, in order (as Xen's libxenguest): `createdomain` (with
+//! its name in `handle`), `max_vcpus`, `max_mem`, `memory_op(populate_physmap)` on the new
+//! domain's behalf, foreign `mmu_update`s to write its image, `mmuext_op(pin L4)` with the
+//! domain as `foreigndom`, grant-table and event-channel ops on its behalf, `setvcpucontext`
+//! (CR3 = the pinned L4), then `unpausedomain`.
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -22,8 +28,21 @@ pub const XEN_DOMCTL_UNPAUSEDOMAIN: u32 = 4;
 pub const XEN_DOMCTL_GETDOMAININFO: u32 = 5;
 /// Set a domain's memory ceiling ([`MaxMem`]).
 pub const XEN_DOMCTL_MAX_MEM: u32 = 11;
+/// Set a vCPU's register state ([`VcpuContextOp`] naming a `VcpuGuestContext`).
+pub const XEN_DOMCTL_SETVCPUCONTEXT: u32 = 12;
+/// Read a vCPU's register state ([`VcpuContextOp`]).
+pub const XEN_DOMCTL_GETVCPUCONTEXT: u32 = 13;
+/// Bring the vCPUs `createdomain` promised into being ([`MaxVcpus`]).
+pub const XEN_DOMCTL_MAX_VCPUS: u32 = 15;
 /// Get or set scheduling parameters ([`SchedulerOp`]).
 pub const XEN_DOMCTL_SCHEDULER_OP: u32 = 16;
+
+// ---- XEN_DOMCTL_CDF_* flags of CreateDomain::flags ----
+
+/// An HVM guest (refused: PV only).
+pub const XEN_DOMCTL_CDF_HVM: u32 = 1 << 0;
+/// Hardware-assisted paging (refused: PV only).
+pub const XEN_DOMCTL_CDF_HAP: u32 = 1 << 1;
 
 // ---- XEN_DOMINF_* flags of GetDomainInfo::flags ----
 
@@ -65,6 +84,67 @@ pub struct Domctl {
     pub u: [u8; 128],
 }
 
+/// `XEN_DOMCTL_createdomain` (in [`Domctl::u`]): what the new domain may have. Its memory
+/// comes later (`max_mem`, then `populate_physmap` on its behalf).
+#[repr(C)]
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct CreateDomain {
+    /// IN: security label (unused).
+    pub ssidref: u32,
+    /// IN: Xen's toolstack handle (a UUID). xen-core takes the domain's name from it,
+    /// NUL-padded (see [`GetDomainInfo::handle`]).
+    pub handle: [u8; 16],
+    /// IN: `XEN_DOMCTL_CDF_*` (none of them: a PV domain).
+    pub flags: u32,
+    /// IN: IOMMU options (none).
+    pub iommu_opts: u32,
+    /// IN: how many vCPUs it may have (xen-core runs one per domain).
+    pub max_vcpus: u32,
+    /// IN: highest event-channel port (0: the hypervisor's default).
+    pub max_evtchn_port: u32,
+    /// IN: grant-table frames (< 0: the hypervisor's default).
+    pub max_grant_frames: i32,
+    /// IN: maptrack frames (< 0: the hypervisor's default).
+    pub max_maptrack_frames: i32,
+    /// IN: grant-table version in the low 4 bits (0 or 1 here).
+    pub grant_opts: u32,
+    /// IN: per-vCPU trace buffer (0: none).
+    pub vmtrace_size: u32,
+    /// IN: CPU pool (0).
+    pub cpupool_id: u32,
+    /// IN: x86's `xen_arch_domainconfig`: emulation flags (0 for PV).
+    pub arch_emulation_flags: u32,
+    /// IN: x86's `xen_arch_domainconfig`: misc flags (relaxed MSR access; ignored for PV).
+    pub arch_misc_flags: u32,
+}
+
+/// `XEN_DOMCTL_max_vcpus`.
+#[repr(C)]
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct MaxVcpus {
+    /// IN: the domain's vCPU count (must equal `createdomain`'s `max_vcpus`).
+    pub max: u32,
+}
+
+/// `XEN_DOMCTL_setvcpucontext` / `getvcpucontext`: vCPU `vcpu`'s state, in a
+/// `vcpu::VcpuGuestContext` at `ctxt` in the caller's memory.
+#[repr(C)]
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct VcpuContextOp {
+    /// IN: the vCPU.
+    pub vcpu: u32,
+    /// Padding.
+    pub _pad: u32,
+    /// IN: guest handle of the context (read for set, written for get).
+    pub ctxt: u64,
+}
+
 /// `XEN_DOMCTL_getdomaininfo` (in [`Domctl::u`]): the first domain with id >= `domain`.
 #[repr(C)]
 #[derive(
@@ -102,6 +182,8 @@ pub struct GetDomainInfo {
     pub handle: [u8; 16],
     /// OUT: CPU pool (always 0).
     pub cpupool: u32,
+    /// OUT: x86's `xen_arch_domainconfig` (emulation flags, misc flags: 0 for PV).
+    pub arch_config: [u32; 2],
 }
 
 /// `XEN_DOMCTL_max_mem`.
@@ -134,8 +216,27 @@ pub struct SchedulerOp {
 
 crate::assert_layout!(Domctl, size = 144, cmd = 0, interface_version = 4, domain = 8, u = 16);
 crate::assert_layout!(
+    CreateDomain,
+    size = 64,
+    ssidref = 0,
+    handle = 4,
+    flags = 20,
+    iommu_opts = 24,
+    max_vcpus = 28,
+    max_evtchn_port = 32,
+    max_grant_frames = 36,
+    max_maptrack_frames = 40,
+    grant_opts = 44,
+    vmtrace_size = 48,
+    cpupool_id = 52,
+    arch_emulation_flags = 56,
+    arch_misc_flags = 60
+);
+crate::assert_layout!(MaxVcpus, size = 4, max = 0);
+crate::assert_layout!(VcpuContextOp, size = 16, vcpu = 0, ctxt = 8);
+crate::assert_layout!(
     GetDomainInfo,
-    size = 96,
+    size = 104,
     flags = 4,
     tot_pages = 8,
     max_pages = 16,
@@ -144,7 +245,8 @@ crate::assert_layout!(
     nr_online_vcpus = 64,
     max_vcpu_id = 68,
     handle = 76,
-    cpupool = 92
+    cpupool = 92,
+    arch_config = 96
 );
 crate::assert_layout!(MaxMem, size = 8, max_memkb = 0);
 crate::assert_layout!(SchedulerOp, size = 16, sched_id = 0, cmd = 4, weight = 8, cap = 10);

@@ -1,5 +1,8 @@
 //! `sysctl` (hypercall 35): machine-wide information for the privileged domain's toolstack.
-//! Like domctl a tools interface; we keep Xen's envelope and implement `physinfo`.
+//! Like domctl a tools interface; we keep Xen's envelope and implement `physinfo`, plus two
+//! operations of xen-core's own (numbered far from Xen's, which end below 40) through which
+//! dom0's toolstack builds the domUs the hypervisor's command line names (`domu=`): Xen on
+//! x86 has no boot-time domUs, so it has no such operation.
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -7,6 +10,16 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 pub const INTERFACE_VERSION: u32 = 0x0000_0015;
 /// `XEN_SYSCTL_physinfo`.
 pub const XEN_SYSCTL_PHYSINFO: u32 = 3;
+
+/// xen-core's own: the `index`-th domU of the hypervisor's command line ([`BootDomu`]);
+/// `-ESRCH` past the last.
+pub const XEN_SYSCTL_BOOT_DOMU: u32 = 0x7C00;
+/// xen-core's own: bytes and arguments of a boot module a `domu=` names ([`BootModule`]).
+pub const XEN_SYSCTL_BOOT_MODULE: u32 = 0x7C01;
+/// The most one [`XEN_SYSCTL_BOOT_MODULE`] copies (the caller loops for more).
+pub const BOOT_MODULE_CHUNK: u64 = 1 << 20;
+/// [`BootDomu::ramdisk_module`] when it has none.
+pub const BOOT_MODULE_NONE: u32 = u32::MAX;
 
 /// The sysctl envelope (136 bytes): command, version, then a 128-byte union.
 #[repr(C)]
@@ -60,6 +73,83 @@ pub struct Physinfo {
     pub hw_cap: [u32; 8],
 }
 
+/// [`XEN_SYSCTL_BOOT_DOMU`]: `domu=<name>:<module>[:<mem>[:<weight>[:<cap>]]]` and its
+/// `domu_ramdisk=`, as the hypervisor parsed them.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct BootDomu {
+    /// IN: which one (from 0, in command-line order).
+    pub index: u32,
+    /// OUT: the module holding its kernel (its arguments are the domain's command line).
+    pub kernel_module: u32,
+    /// OUT: the module holding its ramdisk, or [`BOOT_MODULE_NONE`].
+    pub ramdisk_module: u32,
+    /// OUT: credit-scheduler weight.
+    pub weight: u32,
+    /// OUT: credit-scheduler cap (percent of a CPU, 0 = none).
+    pub cap: u32,
+    /// Padding.
+    pub _pad: u32,
+    /// OUT: memory in bytes.
+    pub mem_bytes: u64,
+    /// OUT: its name, NUL-padded.
+    pub name: [u8; 64],
+}
+
+impl Default for BootDomu {
+    fn default() -> Self {
+        <Self as zerocopy::FromZeros>::new_zeroed()
+    }
+}
+
+/// [`XEN_SYSCTL_BOOT_MODULE`]: copies up to `len` bytes of module `index` from `offset` to
+/// `buffer`, and its arguments (what follows its name on the boot loader's line) to
+/// `cmdline`. Only modules a `domu=` names are given out.
+#[repr(C)]
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct BootModule {
+    /// IN: module number (0 is dom0's kernel, never given).
+    pub index: u32,
+    /// Padding.
+    pub _pad: u32,
+    /// OUT: the module's size in bytes.
+    pub size: u64,
+    /// IN: where to read from.
+    pub offset: u64,
+    /// IN: guest handle of the destination (0: sizes only).
+    pub buffer: u64,
+    /// IN: bytes wanted (at most [`BOOT_MODULE_CHUNK`] are copied); OUT: bytes copied.
+    pub len: u64,
+    /// IN: guest handle for the module's arguments (0: not wanted).
+    pub cmdline: u64,
+    /// IN: that buffer's size; OUT: the arguments' length (copied if it fits).
+    pub cmdline_len: u64,
+}
+
+crate::assert_layout!(
+    BootDomu,
+    size = 96,
+    index = 0,
+    kernel_module = 4,
+    ramdisk_module = 8,
+    weight = 12,
+    cap = 16,
+    mem_bytes = 24,
+    name = 32
+);
+crate::assert_layout!(
+    BootModule,
+    size = 56,
+    index = 0,
+    size = 8,
+    offset = 16,
+    buffer = 24,
+    len = 32,
+    cmdline = 40,
+    cmdline_len = 48
+);
 crate::assert_layout!(Sysctl, size = 136, cmd = 0, interface_version = 4, u = 8);
 // Xen's layout at interface version 0x15 (arch_capabilities and its pad arrived with it).
 crate::assert_layout!(

@@ -318,6 +318,28 @@ impl Run {
     }
 }
 
+/// dom0's ramdisk for guests its toolstack builds: a newc cpio archive of `files` (name in
+/// the archive, bytes), written to `target/test-archives/<name>.cpio` (aside, then renamed:
+/// tests running beside each other each write their own).
+pub fn guest_archive(name: &str, files: &[(&str, Vec<u8>)]) -> PathBuf {
+    let mut cpio = linux::Cpio::default();
+    for (n, bytes) in files {
+        cpio.file(n, 0o644, bytes);
+    }
+    let dir = root().join("target/test-archives");
+    std::fs::create_dir_all(&dir).expect("target/ is writable");
+    let path = dir.join(format!("{name}.cpio"));
+    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+    std::fs::write(&tmp, cpio.finish()).expect("target/ is writable");
+    std::fs::rename(&tmp, &path).expect("target/ is writable");
+    path
+}
+
+/// The pv-guest image, as a file of a guest archive.
+pub fn pv_guest_file() -> (&'static str, Vec<u8>) {
+    ("pv-guest", std::fs::read(image("pv-guest")).expect("pv-guest is built"))
+}
+
 /// Where `shared/tools/xen-reference` (real Xen 4.17 under the same QEMU) is: `$XEN_REFERENCE`,
 /// else `shared/tools/` next to the checkout or next to the folder of worktrees it is in.
 pub fn xen_reference_tool() -> Option<PathBuf> {

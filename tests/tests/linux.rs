@@ -1,7 +1,9 @@
 //! Debian bookworm's own Linux (`linux-image-amd64`, 6.1), unmodified, as a 256 MiB domU with a
 //! busybox initramfs (`tests::linux`), beside our dom0 (its xenstored, its console back end and
 //! the serial routing a user types into). What the builder reads from the real image and lays
-//! out for it is checked on the host; the boots run a shell session, power off and reboot.
+//! out for it is checked on the host; the boots (dom0's toolstack builds the domain, from the
+//! `domu=` boot modules or from a configuration in its ramdisk) run a shell session, power off
+//! and reboot.
 //!
 //! The image comes from apt-get (cached once per machine). Without apt-get or a network these
 //! tests say so and skip, except under CI (`CI` set) or `REQUIRE_LINUX`, where that fails.
@@ -13,11 +15,11 @@
 use std::collections::HashMap;
 
 use hypercall_abi::{EvtchnPort, Mfn, PAddr};
+use pvbuild::bzimage::{self, Payload};
+use pvbuild::image::{self, EMULATES_WRITABLE_PAGE_TABLES, ImageError};
+use pvbuild::{self, BuildParams, GuestMemory};
 use tests::linux::{self, INIT_SHELL, INIT_UP, LinuxGuest, TLS_PASS};
 use tests::*;
-use xen_core::domain::pvbuild::bzimage::{self, Payload};
-use xen_core::domain::pvbuild::image::{self, EMULATES_WRITABLE_PAGE_TABLES, ImageError};
-use xen_core::domain::pvbuild::{self, BuildParams, GuestMemory};
 
 const VIRT_BASE: u64 = 0xFFFF_FFFF_8000_0000;
 const INIT_P2M: u64 = 0x80_0000_0000;
@@ -224,17 +226,55 @@ fn debians_linux_boots_to_a_shell_and_runs_user_space() {
     run.expect_status(EXIT_POWEROFF);
 }
 
-/// `reboot` inside Linux restarts it, as Xen's `on_reboot=restart` does: the hypervisor
-/// destroys the domain and builds it again from the same images (kept from boot), and dom0
-/// adopts the new domain; its shell comes up again.
+/// Debian's Linux from an xl.cfg configuration in dom0's ramdisk (kernel, initramfs and
+/// config in one archive, as `./scripts/run` makes from a folder): dom0's toolstack unpacks the
+/// bzImage in its own memory, builds the domain through domctl, and Linux reaches its shell.
+#[test]
+fn debians_linux_from_a_config_in_dom0s_ramdisk_reaches_its_shell() {
+    let Some(g) = guest() else { return };
+    let _machine = shared();
+    let config = "# Debian's Linux\nname = \"debian\"\nkernel = \"boot/vmlinuz\"\n\
+                  ramdisk = \"boot/initramfs.cpio\"\nmemory = 256\n\
+                  extra = \"console=hvc0 earlyprintk=xen\"\n";
+    let archive = guest_archive(
+        "linux-config",
+        &[
+            ("boot/vmlinuz", std::fs::read(&g.kernel).unwrap()),
+            ("boot/initramfs.cpio", std::fs::read(&g.initramfs).unwrap()),
+            ("debian.cfg", config.as_bytes().to_vec()),
+        ],
+    );
+    let run = Boot::new("linux-config", "dom0", "create=debian")
+        .hv_args("loglvl=info smap=0")
+        .module(archive, "")
+        .memory_mib(1024)
+        .timeout_secs(400)
+        .type_after(INIT_SHELL, "route 1\n")
+        .type_after("console input now goes to d1", "echo CFG-$((6*7))\n")
+        .until("CFG-42")
+        .run();
+    run.expect("dom0: debian: bzImage:");
+    let layout = run.line("debian: layout:");
+    assert_eq!(hex_after(layout, "kernel "), VIRT_BASE + 0x100_0000, "{layout}");
+    assert!(layout.contains("ramdisk pfn") && layout.contains("P2M 0x8000000000-"), "{layout}");
+    run.expect(
+        "dom0: d1 (debian) created: 256 MiB, kernel boot/vmlinuz, ramdisk boot/initramfs.cpio",
+    );
+    run.expect(INIT_UP);
+    run.expect(TLS_PASS);
+    run.expect("CFG-42");
+}
+
+/// `reboot` inside Linux restarts it, as Xen's `on_reboot=restart` does: dom0's toolstack
+/// destroys the domain and builds it again from the same images (the boot modules the
+/// hypervisor kept), its console and XenStore connected anew; its shell comes up again.
 #[test]
 fn reboot_inside_linux_restarts_it() {
     let Some(g) = guest() else { return };
     let _machine = shared();
-    // The rebuilt domain has a new id (2: id 1 is held until dom0 lets go of the old one's
-    // rings, which it learns of after the rebuild), so the console is routed to it anew, as
-    // `xl console` attaches to the new domain. The second INIT_SHELL line answers the second
-    // entry for it.
+    // The rebuilt domain has a new id (2: createdomain hands out ids in turn, as Xen's does),
+    // so the console is routed to it anew, as `xl console` attaches to the new domain. The
+    // second INIT_SHELL line answers the second entry for it.
     let run = linux_boot("linux-reboot", &g, LINUX_HV)
         .type_after(INIT_SHELL, "route 1\n")
         .type_after("console input now goes to d1", "reboot -f\n")
@@ -243,7 +283,7 @@ fn reboot_inside_linux_restarts_it() {
         .until("AGAIN-42")
         .run();
     run.expect("domain 1 (linux) shut down: reboot");
-    run.expect("domain 2 (linux) rebuilt after its reboot");
+    run.expect("dom0: domain 2 (linux) rebuilt after its reboot");
     run.expect("AGAIN-42");
     let ups = run.matching(INIT_UP);
     assert_eq!(ups.len(), 2, "Linux came up {} times:\n{}", ups.len(), run.text());

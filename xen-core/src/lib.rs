@@ -8,7 +8,7 @@
 //!   TSC, serial, guest-memory copies. Mirrors the generic folders; names none of them.
 //! - `mm`: frame table, page types and validation (host); the memory core (direct map, the
 //!   global `Mm`, the heap); `mmu_update`, `update_va_mapping`, `mmuext_op`, `memory_op`.
-//! - `domain`: domain and vCPU data and the domain table; the PV builder `pvbuild` (host);
+//! - `domain`: domain and vCPU data and the domain table; the PV builder is the `pvbuild` crate;
 //!   building, shutdown, crash and destruction across subsystems; `domctl`.
 //! - `sched`: the credit policy (host); run state, context switch, the hardware timer, guest
 //!   time; `sched_op`, `set_timer_op`, `vcpu_op`.

@@ -1,14 +1,16 @@
 //! The dom0 kernel binary: what dom0 does once the runtime has booted it. It reports what the
 //! hypervisor told it, runs the self-tests its command line names (`test=...`, `selftest`),
-//! runs the toolstack commands it names (`frames=`, `cpushare=`), serves the domUs until they
-//! are all gone, and powers the machine off. The serving loop only dispatches: to the
-//! toolstack when domains come and go, to the services for a round of work, then it sleeps
-//! until an event or the next look at the serial line.
+//! builds the domUs the hypervisor's command line names (`domu=`) and those its own names
+//! (`create=<cfg>[+<cfg>...]`, configurations in its ramdisk), runs the toolstack commands it
+//! names (`cycles=`, `frames=`, `cpushare=`), serves the domUs until they are all gone, and
+//! powers the machine off. The serving loop only dispatches: to the toolstack when domains
+//! shut down, come or go, to the services for a round of work, then it sleeps until an event
+//! or the next look at the serial line.
 
 mod selftest;
 
 use dom0::service::{Config, Services};
-use dom0::toolstack::{commands, domains};
+use dom0::toolstack::{Toolstack, commands, domains};
 use hypercall_abi::guest;
 use hypercall_abi::sched::SHUTDOWN_POWEROFF;
 use hypercall_abi::start_info::StartInfo;
@@ -26,7 +28,22 @@ fn main(si: &'static StartInfo) -> ! {
         commands::frame_accounting(rounds);
     }
     domains::watch();
-    serve(line, cmdline_param(line, "cpushare", 0u64));
+    let cfg = Config {
+        vcons: cmdline_param(line, "vcons", 0u64) != 0,
+        vcons_restart_after: cmdline_param(line, "vcons_restart_after", 0u64),
+        serve: cmdline_param(line, "serve", 0u64) != 0,
+    };
+    let mut svc = Services::new(cfg);
+    let wait_for = cmdline_value(line, "wait_for").and_then(|v| v.parse::<u16>().ok());
+    let mut ts = Toolstack::new(wait_for);
+    ts.create_boot_domus(&mut svc);
+    if let Some(list) = cmdline_value(line, "create") {
+        commands::create_all(&mut ts, &mut svc, list);
+    }
+    if let Some(arg) = cmdline_value(line, "cycles") {
+        commands::cycles(&mut ts, &mut svc, arg);
+    }
+    serve(line, &mut ts, &mut svc, cmdline_param(line, "cpushare", 0u64));
     println!("dom0: powering off");
     pv_guest::shutdown(SHUTDOWN_POWEROFF)
 }
@@ -34,20 +51,12 @@ fn main(si: &'static StartInfo) -> ! {
 /// Serves the domUs (XenStore, consoles) until they are all gone. `wait_for=<domid>`: once
 /// that one is gone, the others (CPU hogs) are destroyed. `serve=1`: never stop.
 /// `cpushare=<s>`: measure the CPU shares once the domUs run.
-fn serve(line: &str, cpushare_s: u64) {
-    let cfg = Config {
-        vcons: cmdline_param(line, "vcons", 0u64) != 0,
-        vcons_restart_after: cmdline_param(line, "vcons_restart_after", 0u64),
-        serve: cmdline_param(line, "serve", 0u64) != 0,
-    };
-    let serve_forever = cfg.serve;
-    let wait_for = cmdline_value(line, "wait_for").and_then(|v| v.parse::<u16>().ok());
+fn serve(line: &str, ts: &mut Toolstack, svc: &mut Services, cpushare_s: u64) {
+    let serve_forever = cmdline_param(line, "serve", 0u64) != 0;
     let limit = time::now_ns() + cmdline_param(line, "domu_timeout_s", 120u64) * 1_000_000_000;
-    let mut svc = Services::new(cfg);
-    let mut boot_domains = domains::BootDomains::new(wait_for);
     let mut measured = cpushare_s == 0;
     loop {
-        if boot_domains.update(&mut svc) == Some(0) && !serve_forever {
+        if ts.update(svc) == Some(0) && !serve_forever {
             println!("dom0: all domUs are gone");
             return;
         }

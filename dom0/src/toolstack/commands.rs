@@ -1,12 +1,72 @@
-//! Commands dom0's command line can give the toolstack, which measure the hypervisor's
-//! bookkeeping from the privileged domain and print `RESULT` lines the system tests parse:
-//! `frames=<rounds>` creates and destroys domains and checks every frame comes back,
-//! `cpushare=<seconds>` measures how the CPU is shared among the running domUs.
+//! Commands dom0's command line can give the toolstack, printing lines the system tests
+//! parse: `create=<cfg>[+<cfg>...]` builds domains from configurations in dom0's ramdisk (each
+//! failure one line, and a `RESULT create` line saying whether any failure kept a frame);
+//! `cycles=<cfg>:<n>` creates and destroys a domain `n` times and checks every frame comes
+//! back; `frames=<rounds>` does so for empty domains built by hand; `cpushare=<seconds>`
+//! measures how the CPU is shared among the running domUs.
 
 use hypercall_abi::{DomId, guest};
 use pv_guest::{println, time};
 
-use super::ctl;
+use super::{Toolstack, ctl};
+use crate::service::Services;
+
+fn free_frames() -> u64 {
+    ctl::physinfo().map(|p| p.free_pages).unwrap_or(0)
+}
+
+/// Creates a domain from each configuration file of `list` (`+`-separated) in order.
+pub fn create_all(ts: &mut Toolstack, svc: &mut Services, list: &str) {
+    let (mut created, mut failed, mut leaked) = (0, 0, 0i64);
+    for file in list.split('+').filter(|f| !f.is_empty()) {
+        let before = free_frames();
+        match ts.create_file(svc, file) {
+            Ok(_) => created += 1,
+            Err(e) => {
+                failed += 1;
+                println!("dom0: create {file}: {e}");
+                leaked += before as i64 - free_frames() as i64;
+            }
+        }
+    }
+    println!(
+        "RESULT create: {created} created, {failed} failed, {leaked} frames kept by the failures"
+    );
+}
+
+/// Creates a domain from `cfg` and destroys it, `rounds` times, and reports the machine's
+/// free frames before and after.
+pub fn cycles(ts: &mut Toolstack, svc: &mut Services, arg: &str) {
+    let Some((file, rounds)) =
+        arg.rsplit_once(':').and_then(|(f, n)| Some((f, n.parse::<u64>().ok()?)))
+    else {
+        println!("RESULT cycles: FAIL bad argument {arg:?} (want <cfg>:<rounds>)");
+        return;
+    };
+    let start = free_frames();
+    let mut lowest = start;
+    let t0 = time::now_ns();
+    for i in 0..rounds {
+        let d = match ts.create_file(svc, file) {
+            Ok(d) => d,
+            Err(e) => {
+                println!("RESULT cycles: FAIL round {i}: {e}");
+                return;
+            }
+        };
+        lowest = lowest.min(free_frames());
+        if let Err(e) = ts.destroy(svc, d) {
+            println!("RESULT cycles: FAIL round {i}: destroy: {e}");
+            return;
+        }
+    }
+    let end = free_frames();
+    println!(
+        "RESULT cycles: {rounds} domains of {file} created and destroyed in {} ms; free frames {start} -> {end} (lowest {lowest}), {} leaked",
+        (time::now_ns() - t0) / 1_000_000,
+        start as i64 - end as i64
+    );
+}
 
 /// Measures how the CPU is shared among the domUs over `secs` seconds, reports it beside
 /// their weights, then destroys them.
@@ -37,7 +97,7 @@ pub fn cpu_share(secs: u64) {
 /// Creates and destroys domains `rounds` times, each with memory, a grant table and an
 /// event channel, and checks the machine's free frames come back to where they started.
 pub fn frame_accounting(rounds: u64) {
-    let free = || ctl::physinfo().map(|p| p.free_pages).unwrap_or(0);
+    let free = free_frames;
     let start = free();
     let mut lowest = start;
     for i in 0..rounds {
@@ -59,9 +119,7 @@ pub fn frame_accounting(rounds: u64) {
             );
         }
         let _ = ctl::destroy(d);
-        while ctl::domains().iter().any(|x| x.domain == d) {
-            time::sleep_ns(1_000_000);
-        }
+        ctl::wait_gone(d);
     }
     let end = free();
     println!(

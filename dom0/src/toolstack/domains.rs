@@ -1,27 +1,38 @@
-//! The domUs dom0 looks after. The hypervisor builds the boot domUs (`domu=` on its command
-//! line) paused, and raises `VIRQ_DOM_EXC` whenever a domain appears or goes. On each, dom0
-//! lists the live domUs, adopts the new ones into its services and unpauses them (everything
-//! they need is connected by then), and forgets the ones that are gone. With
-//! `wait_for=<domid>` on dom0's command line, the others (CPU hogs) are destroyed once that
-//! one is gone.
+//! The domUs dom0's toolstack looks after, and what a user (or a test) asks of them: create
+//! one from a configuration (in dom0's ramdisk archive, or a `domu=` the hypervisor's command
+//! line names), destroy, pause, unpause, shut down, list, scheduling parameters; and, when a
+//! domain shuts down (the hypervisor raises `VIRQ_DOM_EXC`), what its configuration says to
+//! do: destroy it, build it again from its configuration (its console and XenStore connected
+//! anew), or keep it for inspection. These are the functions the interactive shell calls.
+//!
+//! With `wait_for=<domid>` on dom0's command line, the other domUs (CPU hogs) are destroyed
+//! once that one is gone.
 
-use alloc::string::String;
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use hypercall_abi::DomId;
-use hypercall_abi::domctl::{GetDomainInfo, XEN_DOMINF_DYING};
+use hypercall_abi::domctl::{
+    GetDomainInfo, XEN_DOMINF_BLOCKED, XEN_DOMINF_DYING, XEN_DOMINF_PAUSED, XEN_DOMINF_RUNNING,
+    XEN_DOMINF_SHUTDOWN, XEN_DOMINF_SHUTDOWN_SHIFT,
+};
 use hypercall_abi::event_channel::VIRQ_DOM_EXC;
-use hypercall_abi::guest;
-use pv_guest::events;
+use hypercall_abi::sched::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT, SHUTDOWN_SUSPEND};
+use hypercall_abi::sysctl::BOOT_MODULE_NONE;
+use hypercall_abi::{DomId, guest};
+use pv_guest::{events, println, time};
 
-use super::ctl;
+use super::archive::Archive;
+use super::config::{self, Action, DomainConfig, Image};
+use super::{builder, ctl, memory};
 use crate::service::Services;
 
 /// `VIRQ_DOM_EXC` events seen so far.
 static DOM_EXC: AtomicU64 = AtomicU64::new(0);
 
-/// Binds `VIRQ_DOM_EXC`, so [`BootDomains::update`] knows when to look again.
+/// Binds `VIRQ_DOM_EXC`, so [`Toolstack::update`] knows when to look again.
 pub fn watch() {
     if let Ok(port) = guest::evtchn_bind_virq(hypercall_abi::event_channel::Virq(VIRQ_DOM_EXC), 0) {
         events::on(port, |_| {
@@ -40,43 +51,226 @@ pub fn live_domus() -> Vec<GetDomainInfo> {
 }
 
 /// A domain's name, which the hypervisor passes in getdomaininfo's handle (`d<id>` if none).
-fn domain_name(d: &GetDomainInfo) -> String {
+pub fn domain_name(d: &GetDomainInfo) -> String {
     let end = d.handle.iter().position(|&b| b == 0).unwrap_or(d.handle.len());
     match core::str::from_utf8(&d.handle[..end]) {
         Ok(n) if !n.is_empty() => n.into(),
-        _ => alloc::format!("d{}", d.domain.0),
+        _ => format!("d{}", d.domain.0),
     }
 }
 
-/// Keeps dom0's services in step with the domains that exist.
-pub struct BootDomains {
+/// One line of `list`: what xl list shows.
+#[derive(Clone, Debug)]
+pub struct DomainSummary {
+    pub id: DomId,
+    pub name: String,
+    pub mem_kib: u64,
+    pub vcpus: u32,
+    /// xl's state letters: r(unning) b(locked) p(aused) s(hutdown) c(rashed) d(ying).
+    pub state: String,
+    pub cpu_time_ns: u64,
+}
+
+fn state_letters(flags: u32) -> String {
+    let reason = (flags >> XEN_DOMINF_SHUTDOWN_SHIFT) & 0xFF;
+    let shut = flags & XEN_DOMINF_SHUTDOWN != 0;
+    [
+        (flags & XEN_DOMINF_RUNNING != 0, 'r'),
+        (flags & XEN_DOMINF_BLOCKED != 0, 'b'),
+        (flags & XEN_DOMINF_PAUSED != 0, 'p'),
+        (shut && reason != SHUTDOWN_CRASH, 's'),
+        (shut && reason == SHUTDOWN_CRASH, 'c'),
+        (flags & XEN_DOMINF_DYING != 0, 'd'),
+    ]
+    .iter()
+    .map(|&(on, c)| if on { c } else { '-' })
+    .collect()
+}
+
+fn reason_name(reason: u32) -> &'static str {
+    match reason {
+        SHUTDOWN_POWEROFF => "poweroff",
+        SHUTDOWN_REBOOT => "reboot",
+        SHUTDOWN_SUSPEND => "suspend",
+        SHUTDOWN_CRASH => "crash",
+        _ => "watchdog",
+    }
+}
+
+/// A domain this toolstack built.
+struct Managed {
+    cfg: DomainConfig,
+    /// Shut down and kept (on_*=preserve): nothing more is done until it is destroyed.
+    preserved: bool,
+}
+
+/// dom0's toolstack: the ramdisk archive it builds from, and the domains it built.
+pub struct Toolstack {
+    archive: Option<Archive<'static>>,
+    managed: BTreeMap<u16, Managed>,
     seen_exc: u64,
     wait_for: Option<u16>,
 }
 
-impl BootDomains {
-    /// `wait_for`: once that domain is gone, destroy the rest.
+impl Toolstack {
+    /// Opens dom0's ramdisk as the archive of kernels and configurations (a ramdisk that is
+    /// not one is reported and left unused).
     pub fn new(wait_for: Option<u16>) -> Self {
-        BootDomains { seen_exc: u64::MAX, wait_for }
+        let rd = memory::ramdisk();
+        let archive = if rd.is_empty() {
+            None
+        } else {
+            match Archive::open(rd) {
+                Ok(a) => {
+                    let files = a.entries().filter(|e| e.is_file()).count();
+                    println!(
+                        "dom0: ramdisk: an archive of {files} files ({} KiB)",
+                        rd.len() / 1024
+                    );
+                    Some(a)
+                }
+                Err(e) => {
+                    println!("dom0: ramdisk ({} KiB) is not a guest archive: {e}", rd.len() / 1024);
+                    None
+                }
+            }
+        };
+        Toolstack { archive, managed: BTreeMap::new(), seen_exc: u64::MAX, wait_for }
     }
 
-    /// If a domain appeared or went since the last call (and on the first), adopts the new
-    /// domUs, forgets the gone ones, and returns how many are alive; None if nothing changed.
+    /// The configuration file `file` (or `file.cfg`) of the archive, parsed.
+    pub fn config(&self, file: &str) -> Result<DomainConfig, String> {
+        let a = self.archive.as_ref().ok_or("dom0 has no guest archive as its ramdisk")?;
+        let text = a
+            .file(file)
+            .or_else(|| a.file(&format!("{file}.cfg")))
+            .ok_or_else(|| format!("no configuration {file} in dom0's ramdisk"))?;
+        let text = core::str::from_utf8(text).map_err(|_| format!("{file} is not text"))?;
+        config::parse(text).map_err(|e| e.to_string())
+    }
+
+    /// Builds a domain from `cfg`, connects its console and XenStore and lets it run.
+    pub fn create(&mut self, svc: &mut Services, cfg: DomainConfig) -> Result<DomId, String> {
+        let taken = self.managed.values().any(|m| m.cfg.name == cfg.name)
+            || live_domus().iter().any(|d| domain_name(d) == cfg.name);
+        if taken {
+            return Err(format!("a domain named {} exists already", cfg.name));
+        }
+        let t0 = time::now_ns();
+        let c = builder::build(self.archive.as_ref(), &cfg)
+            .map_err(|e| format!("{}: {e}", cfg.name))?;
+        svc.adopt(c.dom, &cfg.name);
+        let _ = ctl::unpause(c.dom);
+        println!(
+            "dom0: d{} ({}) created: {} MiB, kernel {}{}, entry {:#x}, in {} ms",
+            c.dom.0,
+            cfg.name,
+            cfg.memory_kib >> 10,
+            cfg.kernel,
+            cfg.ramdisk.as_ref().map_or(String::new(), |r| format!(", ramdisk {r}")),
+            c.built.entry,
+            (time::now_ns() - t0) / 1_000_000
+        );
+        self.managed.insert(c.dom.0, Managed { cfg, preserved: false });
+        Ok(c.dom)
+    }
+
+    /// [`config`](Self::config) then [`create`](Self::create).
+    pub fn create_file(&mut self, svc: &mut Services, file: &str) -> Result<DomId, String> {
+        let cfg = self.config(file)?;
+        self.create(svc, cfg)
+    }
+
+    /// Builds the domUs the hypervisor's command line names (`domu=`), from the boot modules
+    /// it kept, in order; each failure is reported and the rest built.
+    pub fn create_boot_domus(&mut self, svc: &mut Services) {
+        let mut i = 0;
+        while let Some(b) = ctl::boot_domu(i) {
+            i += 1;
+            let end = b.name.iter().position(|&c| c == 0).unwrap_or(b.name.len());
+            let name = String::from_utf8_lossy(&b.name[..end]).into_owned();
+            let mut cfg = DomainConfig::new(&name, Image::BootModule(b.kernel_module));
+            if b.ramdisk_module != BOOT_MODULE_NONE {
+                cfg.ramdisk = Some(Image::BootModule(b.ramdisk_module));
+            }
+            cfg.cmdline =
+                ctl::boot_module_info(b.kernel_module).map(|(_, a)| a).unwrap_or_default();
+            cfg.memory_kib = b.mem_bytes >> 10;
+            cfg.maxmem_kib = cfg.memory_kib;
+            (cfg.weight, cfg.cap) = (b.weight, b.cap);
+            if let Err(e) = self.create(svc, cfg) {
+                println!("dom0: cannot build domU {name}: {e}");
+            }
+        }
+    }
+
+    /// Destroys `dom`: its memory goes back once dom0 lets go of its rings, which happens here.
+    pub fn destroy(&mut self, svc: &mut Services, dom: DomId) -> Result<(), String> {
+        ctl::destroy(dom).map_err(|e| format!("d{}: {e:?}", dom.0))?;
+        svc.forget(dom);
+        self.managed.remove(&dom.0);
+        ctl::wait_gone(dom);
+        Ok(())
+    }
+
+    pub fn pause(&self, dom: DomId) -> Result<(), String> {
+        ctl::pause(dom).map_err(|e| format!("d{}: {e:?}", dom.0))
+    }
+
+    pub fn unpause(&self, dom: DomId) -> Result<(), String> {
+        ctl::unpause(dom).map_err(|e| format!("d{}: {e:?}", dom.0))
+    }
+
+    /// Shuts `dom` down with a `SHUTDOWN_*` reason, as if it had asked; its configuration's
+    /// `on_*` action follows.
+    pub fn shutdown(&self, dom: DomId, reason: u32) -> Result<(), String> {
+        ctl::remote_shutdown(dom, reason).map_err(|e| format!("d{}: {e:?}", dom.0))
+    }
+
+    /// (weight, cap) of `dom`.
+    pub fn sched_get(&self, dom: DomId) -> Result<(u16, u16), String> {
+        ctl::sched_get(dom).map_err(|e| format!("d{}: {e:?}", dom.0))
+    }
+
+    pub fn sched_set(&self, dom: DomId, weight: u16, cap: u16) -> Result<(), String> {
+        ctl::sched_set(dom, weight, cap).map_err(|e| format!("d{}: {e:?}", dom.0))
+    }
+
+    /// Every domain, dom0 included, as xl list shows them.
+    pub fn list(&self) -> Vec<DomainSummary> {
+        ctl::domains()
+            .iter()
+            .map(|d| DomainSummary {
+                id: d.domain,
+                name: if d.domain == DomId(0) { "Domain-0".into() } else { domain_name(d) },
+                mem_kib: d.tot_pages * 4,
+                vcpus: d.nr_online_vcpus,
+                state: state_letters(d.flags),
+                cpu_time_ns: d.cpu_time,
+            })
+            .collect()
+    }
+
+    /// If a domain appeared or went since the last call (and on the first), acts on the
+    /// managed domains that shut down, forgets the gone ones, and returns how many domUs are
+    /// alive; None if nothing changed.
     pub fn update(&mut self, svc: &mut Services) -> Option<usize> {
         let exc = DOM_EXC.load(Ordering::SeqCst);
         if exc == self.seen_exc {
             return None;
         }
         self.seen_exc = exc;
-        let live = live_domus();
-        for d in &live {
-            if !svc.serves(d.domain) {
-                let name = domain_name(d);
-                svc.adopt(d.domain, &name);
-                // Everything it needs is connected: let it run.
-                let _ = ctl::unpause(d.domain);
+        let all = ctl::domains();
+        for d in &all {
+            let Some(m) = self.managed.get(&d.domain.0) else { continue };
+            if d.flags & XEN_DOMINF_SHUTDOWN == 0 || d.flags & XEN_DOMINF_DYING != 0 || m.preserved
+            {
+                continue;
             }
+            let reason = (d.flags >> XEN_DOMINF_SHUTDOWN_SHIFT) & 0xFF;
+            self.on_shutdown(svc, d.domain, reason);
         }
+        let live = live_domus();
         let gone: Vec<u16> = svc
             .guest_ids()
             .into_iter()
@@ -84,14 +278,45 @@ impl BootDomains {
             .collect();
         for id in gone {
             svc.forget(DomId(id));
+            self.managed.remove(&id);
         }
         if let Some(id) = self.wait_for
             && !live.iter().any(|d| d.domain.0 == id)
         {
             for d in &live {
-                let _ = ctl::destroy(d.domain);
+                let _ = self.destroy(svc, d.domain);
             }
         }
-        Some(live.len())
+        Some(live_domus().len())
+    }
+
+    /// What the configuration says to do now that `dom` shut down for `reason`.
+    fn on_shutdown(&mut self, svc: &mut Services, dom: DomId, reason: u32) {
+        let Some(m) = self.managed.get_mut(&dom.0) else { return };
+        let action = match reason {
+            SHUTDOWN_POWEROFF => m.cfg.on_poweroff,
+            SHUTDOWN_REBOOT => m.cfg.on_reboot,
+            SHUTDOWN_SUSPEND => Action::Preserve,
+            _ => m.cfg.on_crash,
+        };
+        let how = reason_name(reason);
+        let name = m.cfg.name.clone();
+        match action {
+            Action::Preserve => {
+                m.preserved = true;
+                println!("dom0: d{} ({name}) shut down ({how}): preserved for inspection", dom.0);
+            }
+            Action::Destroy => {
+                let _ = self.destroy(svc, dom);
+            }
+            Action::Restart => {
+                let cfg = m.cfg.clone();
+                let _ = self.destroy(svc, dom);
+                match self.create(svc, cfg) {
+                    Ok(new) => println!("dom0: domain {} ({name}) rebuilt after its {how}", new.0),
+                    Err(e) => println!("dom0: cannot rebuild {name} after its {how}: {e}"),
+                }
+            }
+        }
     }
 }

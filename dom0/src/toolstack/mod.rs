@@ -1,9 +1,31 @@
-//! dom0's toolstack: the privileged domain's control of the others. `ctl` wraps the `domctl`
-//! and `sysctl` hypercalls; `domains` keeps dom0's services in step with the domains that
-//! exist (adopting the boot domUs the hypervisor built, unpausing them, forgetting gone ones);
-//! `commands` are the measurements dom0's command line can ask for. The domain builder and the
-//! `xl`-style commands (create, list, console, destroy, ...) go here next.
+//! dom0's toolstack: the privileged domain's control of the others, which builds every domU
+//! (the hypervisor builds only dom0), as Xen's does.
+//!
+//! - `config` (host-tested): the `xl.cfg` subset a domain is described with;
+//! - `archive` (host-tested): dom0's ramdisk, a newc cpio archive of kernels and configs;
+//! - `ctl`: the `domctl`, `sysctl` and on-behalf-of hypercalls, thin wrappers;
+//! - `memory`: dom0's window for mapping its spare frames and a new domain's frames;
+//! - `builder`: one domU from a configuration, through domctl and the shared builder
+//!   (`pvbuild`);
+//! - `domains`: the [`Toolstack`] (create, destroy, pause, unpause, shutdown, list,
+//!   scheduling, and the `on_poweroff`/`on_reboot`/`on_crash` actions when a domain shuts
+//!   down): the functions the interactive shell calls;
+//! - `commands`: what dom0's command line asks for at boot (`create=`, `cycles=`, `frames=`,
+//!   `cpushare=`), printing the `RESULT` lines the system tests read.
 
+pub mod archive;
+pub mod config;
+
+#[cfg(target_os = "none")]
+pub mod builder;
+#[cfg(target_os = "none")]
 pub mod commands;
+#[cfg(target_os = "none")]
 pub mod ctl;
+#[cfg(target_os = "none")]
 pub mod domains;
+#[cfg(target_os = "none")]
+pub mod memory;
+
+#[cfg(target_os = "none")]
+pub use domains::Toolstack;

@@ -61,7 +61,7 @@ fn parse_domu_ramdisk(v: &str) -> Option<(&str, usize)> {
 pub fn parse_options(line: &str) -> Options {
     let mut o = Options {
         loglvl: LevelFilter::Info,
-        dom0_mem: 128 << 20,
+        dom0_mem: 256 << 20,
         dom0_weight: 256,
         smep: true,
         smap: true,

@@ -1,11 +1,12 @@
 //! The boot sequence, from the first Rust instruction to the first guest: command line and
 //! log, memory map, the hypervisor's page tables, frame table and heap, processor tables,
-//! time, then dom0 and the domUs named on the command line. Ends by entering the first guest
+//! time, then dom0; the domUs named on the command line are recorded for dom0's toolstack,
+//! which builds them (`domain::bootdomus`). Ends by entering the first guest
 //! (`traps::exit::start`); a panic ends here too (`panic`).
 
 use alloc::vec::Vec;
 
-use hypercall_abi::{DomId, Mfn};
+use hypercall_abi::Mfn;
 use log::{LevelFilter, error, info};
 
 use super::cmdline;
@@ -14,7 +15,7 @@ use super::multiboot::{self, BootInfo};
 use super::options::{CMDLINE, DomuSpec, Options, command_line, parse_options};
 use crate::arch::{apic, cpu, irq, paging, percpu::PerCpu, power, time};
 use crate::console::logging;
-use crate::domain::{self, build};
+use crate::domain::{bootdomus, build};
 use crate::mm::{heap, machine};
 use crate::sched::credit::Params;
 use crate::sched::{self, clock};
@@ -90,15 +91,9 @@ pub fn start(mbi: u64) -> ! {
         error!("cannot build dom0: {e}");
         power::exit(power::ExitCode::HypervisorFailure);
     }
-    let mut keep = Vec::new();
-    for spec in &opts.domus {
-        match build_domu(&boot, spec, &opts.force_features) {
-            Ok(kept) => keep.extend(kept),
-            Err(e) => error!("cannot build domU {}: {e}", spec.name),
-        }
-    }
-    // The boot modules were copied into the domains: their memory is free RAM again, but for
-    // the images of boot domUs, which are built again when they reboot.
+    let keep = record_domus(&boot, &opts.domus);
+    // dom0's modules were copied into it: their memory is free RAM again, but for the images
+    // of boot domUs, which dom0's toolstack builds (and builds again when they reboot).
     machine::release_modules(boot.modules.iter().map(|m| (m.start, m.end)), &keep);
     let (heap_used, _, _) = heap::heap_stats();
     let free_frames = machine::with_mm(|mm| mm.free_frames());
@@ -156,19 +151,15 @@ fn build_dom0(boot: &BootInfo, opts: &Options) -> Result<(), alloc::string::Stri
         _ => &[][..],
     };
     let spec = build::DomainSpec {
-        id: DomId(0),
         name: "Domain-0".into(),
         kernel,
         ramdisk,
         cmdline: args,
         mem_bytes: opts.dom0_mem,
-        privileged: true,
-        with_rings: false,
         sched: Params { weight: opts.dom0_weight, cap_pct: 0 },
-        auto_destroy: false,
         force_features: &opts.force_features,
     };
-    let (_, built) = build::create(&spec)?;
+    let (_, built) = build::create_dom0(&spec)?;
     info!(
         "dom0: kernel {:#x}-{:#x}, entry {:#x}, start_info {:#x}, {} MiB, ramdisk {} KiB",
         built.layout.kernel.0,
@@ -181,67 +172,53 @@ fn build_dom0(boot: &BootInfo, opts: &Options) -> Result<(), alloc::string::Stri
     Ok(())
 }
 
-/// Builds a domU named on the command line from its module (and its ramdisk module).
-/// Builds a domU named on the command line from its module; returns the module ranges to
-/// keep for rebuilding it when it reboots.
-fn build_domu(
-    boot: &BootInfo,
-    spec: &DomuSpec,
-    force_features: &[alloc::string::String],
-) -> Result<Vec<(u64, u64)>, alloc::string::String> {
-    let module = |i: usize| {
-        if i == 0 {
-            return Err(alloc::string::String::from("module 0 is dom0's kernel"));
+/// Records the domUs named on the command line for dom0's toolstack, with the modules they
+/// name (a bad module number is reported here and the domU left out); returns the modules'
+/// byte ranges, to keep.
+fn record_domus(boot: &BootInfo, specs: &[DomuSpec]) -> Vec<(u64, u64)> {
+    let mut domus = Vec::new();
+    let mut modules: Vec<bootdomus::KeptModule> = Vec::new();
+    for spec in specs {
+        let usable = |i: usize| i != 0 && i < boot.modules.len();
+        let bad = [Some(spec.module), spec.ramdisk].into_iter().flatten().find(|&i| !usable(i));
+        if let Some(i) = bad {
+            error!("domU {}: no module {i} for it (module 0 is dom0's kernel)", spec.name);
+            continue;
         }
-        boot.modules.get(i).ok_or_else(|| alloc::format!("no module {i}"))
-    };
-    let m = module(spec.module)?;
-    let ramdisk = match spec.ramdisk {
-        Some(i) => module(i).map(|r| machine::module_bytes(r.start, r.end))?,
-        None => &[][..],
-    };
-    let (_, args) = cmdline::split_module_cmdline(&m.cmdline);
-    let id = domain::free_id().ok_or("no free domain id")?;
-    let s = build::DomainSpec {
-        id,
-        name: spec.name.clone(),
-        kernel: machine::module_bytes(m.start, m.end),
-        ramdisk,
-        cmdline: args,
-        mem_bytes: spec.mem,
-        privileged: false,
-        with_rings: true,
-        sched: Params { weight: spec.weight, cap_pct: spec.cap },
-        auto_destroy: true,
-        force_features,
-    };
-    let (d, built) = build::create(&s)?;
-    let rd = spec.ramdisk.and_then(|i| boot.modules.get(i)).map(|r| (r.start, r.end));
-    d.rebuild.call_once(|| build::RebuildSpec {
-        name: spec.name.clone(),
-        kernel: (m.start, m.end),
-        ramdisk: rd,
-        cmdline: args.into(),
-        mem_bytes: spec.mem,
-        sched: Params { weight: spec.weight, cap_pct: spec.cap },
-        force_features: force_features.to_vec(),
-    });
-    info!(
-        "d{} ({}): {} MiB, entry {:#x}, ramdisk {} KiB, weight {}, cap {}%, store mfn {:#x}, \
-         console mfn {:#x}",
-        id.0,
-        spec.name,
-        spec.mem >> 20,
-        built.entry,
-        ramdisk.len() / 1024,
-        spec.weight,
-        spec.cap,
-        built.store_mfn.map_or(0, |m| m.0),
-        built.console_mfn.map_or(0, |m| m.0)
-    );
-    let mut keep = alloc::vec![(m.start, m.end)];
-    keep.extend(rd);
-    Ok(keep)
+        for i in [Some(spec.module), spec.ramdisk].into_iter().flatten() {
+            if !modules.iter().any(|k| k.index == i) {
+                let m = &boot.modules[i];
+                let (_, args) = cmdline::split_module_cmdline(&m.cmdline);
+                modules.push(bootdomus::KeptModule {
+                    index: i,
+                    start: m.start,
+                    end: m.end,
+                    args: args.into(),
+                });
+            }
+        }
+        info!(
+            "domU {}: module {}{}, {} MiB, weight {}, cap {}%: for dom0's toolstack to build",
+            spec.name,
+            spec.module,
+            spec.ramdisk
+                .map_or(alloc::string::String::new(), |r| alloc::format!(", ramdisk module {r}")),
+            spec.mem >> 20,
+            spec.weight,
+            spec.cap
+        );
+        domus.push(bootdomus::BootDomu {
+            name: spec.name.clone(),
+            kernel_module: spec.module,
+            ramdisk_module: spec.ramdisk,
+            mem_bytes: spec.mem,
+            weight: spec.weight,
+            cap: spec.cap,
+        });
+    }
+    let keep = modules.iter().map(|m| (m.start, m.end)).collect();
+    bootdomus::record(domus, modules);
+    keep
 }
 
 fn print_boot_info(boot: &BootInfo) {

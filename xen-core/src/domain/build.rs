@@ -1,8 +1,9 @@
-//! Creating a domain: from a PV kernel image inside the hypervisor (dom0, and domUs named on
-//! the command line: allocate its memory, run the builder (`pvbuild`) over it, have the
-//! validator type the bootstrap page tables, and make vCPU 0 ready at the entry point), or
-//! empty for the toolstack (`domctl` createdomain). Like `lifecycle`, it sits above the
-//! subsystems it registers the new domain with (scheduler, grants, time).
+//! Creating a domain: dom0 from its PV kernel image inside the hypervisor (allocate its
+//! memory, run the builder (the `pvbuild` crate) over it, have the validator type the
+//! bootstrap page tables, and make vCPU 0 ready at the entry point), or an empty one for the
+//! toolstack (`domctl` createdomain), which builds every domU itself with the same builder,
+//! as Xen's does. Like `lifecycle`, it sits above the subsystems it registers the new domain
+//! with (scheduler, grants, time).
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -14,39 +15,32 @@ use hypercall_abi::start_info::{SIF_INITDOMAIN, SIF_PRIVILEGED};
 use hypercall_abi::{DomId, Mfn, PAddr};
 use spin::Mutex;
 
-use super::pvbuild::bzimage::{self, Payload};
-use super::pvbuild::{self, BuildParams, GuestMemory};
 use crate::arch::cpu::{GUEST_CS64, GUEST_DS};
 use crate::arch::time;
 use crate::console::console_io::MAX_CONSOLE_LINE;
 use crate::console::ratelimit::RateLimit;
 use crate::domain::{self, DomState, Domain, VI_UPCALL_MASK, Vcpu, VcpuContext};
 use crate::event::ports::{EvtchnTable, MAX_PORTS_DOM0, MAX_PORTS_DOMU};
+use crate::grant;
 use crate::grant::table::{GrantTable, MAX_MAPS_DOM0, MAX_MAPS_DOMU};
-use crate::grant::{self, map};
 use crate::mm::PageType;
 use crate::mm::machine::{self, DirectPageMem, with_mm};
 use crate::mm::quota::{DOM0_HEAP_QUOTA, DOMU_HEAP_QUOTA, HeapQuota};
 use crate::mm::scratch::Scratch;
 use crate::sched::credit::Params;
 use crate::sched::{self, clock};
+use pvbuild::bzimage::{self, Payload};
+use pvbuild::{BuildParams, GuestMemory};
 
-/// What to build.
+/// What to build: dom0.
 pub struct DomainSpec<'a> {
-    pub id: DomId,
     pub name: String,
     /// A PV kernel: an ELF, or a Linux bzImage (unpacked into scratch memory first).
     pub kernel: &'a [u8],
     pub ramdisk: &'a [u8],
     pub cmdline: &'a str,
     pub mem_bytes: u64,
-    pub privileged: bool,
-    /// Give the domain a XenStore and a console ring, with event channels waiting for dom0 and
-    /// grant refs 0 (console) and 1 (XenStore) granted to dom0, as Xen's toolstack does.
-    pub with_rings: bool,
     pub sched: Params,
-    /// Destroy it as soon as it shuts down (no toolstack is there to do it).
-    pub auto_destroy: bool,
     /// Required image features to accept although the hypervisor lacks them (the
     /// `force_features=` option: bringing a kernel up, never production).
     pub force_features: &'a [String],
@@ -154,45 +148,8 @@ impl GuestMemory for Frames {
     }
 }
 
-/// What the hypervisor needs to build a boot domain again (it reboots): its kernel and
-/// ramdisk stay where they were loaded (boot modules kept from release), the rest as given.
-#[derive(Clone, Debug)]
-pub struct RebuildSpec {
-    pub name: String,
-    /// Byte ranges of the kept boot modules.
-    pub kernel: (u64, u64),
-    pub ramdisk: Option<(u64, u64)>,
-    pub cmdline: String,
-    pub mem_bytes: u64,
-    pub sched: Params,
-    pub force_features: Vec<String>,
-}
-
-impl RebuildSpec {
-    /// Builds the domain again, under a new id, with the same name, memory and images.
-    pub fn build(&self) -> Result<(Arc<Domain>, pvbuild::Built), String> {
-        let id = domain::free_id().ok_or("no free domain id")?;
-        let spec = DomainSpec {
-            id,
-            name: self.name.clone(),
-            kernel: machine::module_bytes(self.kernel.0, self.kernel.1),
-            ramdisk: self.ramdisk.map_or(&[][..], |(s, e)| machine::module_bytes(s, e)),
-            cmdline: &self.cmdline,
-            mem_bytes: self.mem_bytes,
-            privileged: false,
-            with_rings: true,
-            sched: self.sched,
-            auto_destroy: true,
-            force_features: &self.force_features,
-        };
-        let built = create(&spec)?;
-        built.0.rebuild.call_once(|| self.clone());
-        Ok(built)
-    }
-}
-
-/// Builds and registers a domain; it starts running at the next scheduling decision.
-pub fn create(spec: &DomainSpec<'_>) -> Result<(Arc<Domain>, pvbuild::Built), String> {
+/// Builds and registers dom0; it starts running at the next scheduling decision.
+pub fn create_dom0(spec: &DomainSpec<'_>) -> Result<(Arc<Domain>, pvbuild::Built), String> {
     let elf = kernel_elf(spec)?;
     let forced: Vec<&str> = spec.force_features.iter().map(String::as_str).collect();
     let img = pvbuild::image::parse_forcing(elf.bytes(), &forced)
@@ -206,8 +163,8 @@ pub fn create(spec: &DomainSpec<'_>) -> Result<(Arc<Domain>, pvbuild::Built), St
         }
     }
     let nr_pages = spec.mem_bytes / 4096;
-    let id = spec.id;
-    with_mm(|mm| mm.domain_create(id, nr_pages, spec.privileged))
+    let id = DomId(0);
+    with_mm(|mm| mm.domain_create(id, nr_pages, true))
         .map_err(|e| format!("{}: {e:?}", spec.name))?;
     let result = populate(spec, &img, elf.bytes(), nr_pages);
     if result.is_err() {
@@ -225,7 +182,7 @@ fn populate(
     kernel: &[u8],
     nr_pages: u64,
 ) -> Result<(Arc<Domain>, pvbuild::Built), String> {
-    let id = spec.id;
+    let id = DomId(0);
     let mut p2m = Frames::new(nr_pages)
         .ok_or_else(|| format!("{}: no memory for the build's P2M table", spec.name))?;
     let t0 = time::now_ns();
@@ -239,29 +196,15 @@ fn populate(
     let shared_info =
         new_shared_info(id).map_err(|e| format!("{}: shared_info: {e:?}", spec.name))?;
 
-    let mut flags = 0;
-    if spec.privileged {
-        flags |= SIF_PRIVILEGED | SIF_INITDOMAIN;
-    }
-    // Event channels first: the ring ports go into start_info.
-    let quota =
-        Arc::new(HeapQuota::new(if spec.privileged { DOM0_HEAP_QUOTA } else { DOMU_HEAP_QUOTA }));
-    let max_ports = if spec.privileged { MAX_PORTS_DOM0 } else { MAX_PORTS_DOMU };
-    let mut evtchn = EvtchnTable::new(id, 1, max_ports, quota.clone())
+    let quota = Arc::new(HeapQuota::new(DOM0_HEAP_QUOTA));
+    let evtchn = EvtchnTable::new(id, 1, MAX_PORTS_DOM0, quota.clone())
         .map_err(|e| format!("{}: event channels: {e:?}", spec.name))?;
-    let (store_evtchn, console_evtchn) = if spec.with_rings {
-        let s = evtchn.alloc_unbound(DomId(0)).map_err(|e| format!("{}: {e:?}", spec.name))?;
-        let c = evtchn.alloc_unbound(DomId(0)).map_err(|e| format!("{}: {e:?}", spec.name))?;
-        (Some(s), Some(c))
-    } else {
-        (None, None)
-    };
     let params = BuildParams {
         cmdline: spec.cmdline,
-        flags,
+        flags: SIF_PRIVILEGED | SIF_INITDOMAIN,
         shared_info: PAddr(shared_info.0 << 12),
-        store_evtchn,
-        console_evtchn,
+        store_evtchn: None,
+        console_evtchn: None,
     };
     let mut frames = p2m;
     let built = pvbuild::build(&mut frames, img, kernel, spec.ramdisk, &params)
@@ -289,38 +232,13 @@ fn populate(
     ctx.regs.ss = u64::from(GUEST_DS);
     ctx.kernel_ss = u64::from(GUEST_DS);
     ctx.kernel_sp = built.stack_top;
-    let (d, vcpu) = new_domain(
-        id,
-        &spec.name,
-        spec.privileged,
-        shared_info,
-        nr_pages,
-        evtchn,
-        quota,
-        ctx,
-        spec.sched,
-        spec.auto_destroy,
-    )
-    .map_err(|e| format!("{}: records: {e:?}", spec.name))?;
+    let (d, vcpu) =
+        new_domain(id, &spec.name, true, shared_info, nr_pages, evtchn, quota, ctx, spec.sched)
+            .map_err(|e| format!("{}: records: {e:?}", spec.name))?;
     // vcpu_info's time is valid before the first instruction (Linux divides by its
     // tsc_to_system_mul straight away); every switch to the vCPU refreshes it.
     clock::publish(&vcpu);
     vcpu.is_up.store(true, core::sync::atomic::Ordering::Release);
-    // A domU starts paused: dom0 unpauses it once its XenStore and console are connected, as
-    // Xen's toolstack does, so nothing it prints is lost.
-    if spec.with_rings {
-        d.is_paused.store(true, core::sync::atomic::Ordering::Release);
-    }
-    if let (Some(console), Some(store)) = (built.console_mfn, built.store_mfn) {
-        let seed = map::seed_entry(&d, 0, DomId(0), console, false).and(map::seed_entry(
-            &d,
-            1,
-            DomId(0),
-            store,
-            false,
-        ));
-        seed.map_err(|s| format!("{}: cannot seed grant table: {s}", spec.name))?;
-    }
     clock::publish_wallclock(&d);
     domain::insert(d.clone());
     sched::add_vcpu(vcpu);
@@ -329,30 +247,7 @@ fn populate(
 
 /// What the builder made, where: the line a bring-up reads first.
 fn log_layout(name: &str, b: &pvbuild::Built) {
-    let l = &b.layout;
-    let ramdisk = match (l.ramdisk_pfns.1, l.ramdisk_unmapped) {
-        (0, _) => alloc::string::String::from("none"),
-        (n, true) => format!("pfn {:#x} (+{n}, unmapped)", l.ramdisk_pfns.0),
-        (_, false) => format!("{:#x}-{:#x}", l.ramdisk.0, l.ramdisk.1),
-    };
-    log::info!(
-        "{name}: layout: kernel {:#x}-{:#x}, ramdisk {ramdisk}, P2M {:#x}-{:#x} (pfn {:#x}+{}), \
-         start_info {:#x}, page tables {:#x}-{:#x}, stack top {:#x}, mapped to {:#x}, \
-         {} pages used, entry {:#x}",
-        l.kernel.0,
-        l.kernel.1,
-        l.p2m.0,
-        l.p2m.1,
-        l.p2m_pfns.0,
-        l.p2m_part.1.max(l.p2m_pfns.1),
-        l.start_info,
-        l.pt.0,
-        l.pt.1,
-        l.stack_top,
-        l.v_end,
-        l.nr_used,
-        b.entry
-    );
+    log::info!("{name}: layout: {}", pvbuild::describe(b));
 }
 
 /// A zeroed shared_info page shared with `id`, every vCPU's events masked (all 32 legacy
@@ -382,7 +277,6 @@ fn new_domain(
     quota: Arc<HeapQuota>,
     ctx: VcpuContext,
     sched_params: Params,
-    auto_destroy: bool,
 ) -> Result<(Arc<Domain>, Arc<Vcpu>), hypercall_abi::Errno> {
     let max_maps = if privileged { MAX_MAPS_DOM0 } else { MAX_MAPS_DOMU };
     let mut grants = GrantTable::new(quota.clone(), max_maps)?;
@@ -401,7 +295,7 @@ fn new_domain(
         name: name.to_string(),
         is_privileged: privileged,
         shared_info,
-        nr_pages,
+        nr_pages: AtomicU64::new(nr_pages),
         state: Mutex::new(DomState::Running),
         is_paused: AtomicBool::new(false),
         vcpus: alloc::vec![vcpu.clone()],
@@ -414,17 +308,15 @@ fn new_domain(
         grants: Mutex::new(grants),
         quota,
         record_charge,
-        auto_destroy,
-        rebuild: spin::Once::new(),
-        restart_pending: AtomicBool::new(false),
     });
     Ok((d, vcpu))
 }
 
-/// XEN_DOMCTL_createdomain: an empty, paused domain with no memory yet (the toolstack gives it
-/// some with memory_op on its behalf and builds it) and one vCPU that is not up.
-pub fn create_empty(id: DomId, max_pages: u64) -> Result<Arc<Domain>, hypercall_abi::Errno> {
-    with_mm(|mm| mm.domain_create(id, max_pages, false))?;
+/// XEN_DOMCTL_createdomain: an empty, paused domain named `name`, with no memory yet (the
+/// toolstack sets its ceiling with max_mem, populates its memory on its behalf and builds it)
+/// and one vCPU that is not up until the toolstack sets its context.
+pub fn create_empty(id: DomId, name: &str) -> Result<Arc<Domain>, hypercall_abi::Errno> {
+    with_mm(|mm| mm.domain_create(id, 0, false))?;
     let shared_info = match new_shared_info(id) {
         Ok(s) => s,
         Err(e) => {
@@ -436,7 +328,7 @@ pub fn create_empty(id: DomId, max_pages: u64) -> Result<Arc<Domain>, hypercall_
     let made = EvtchnTable::new(id, 1, MAX_PORTS_DOMU, quota.clone()).and_then(|evtchn| {
         new_domain(
             id,
-            &format!("domain-{}", id.0),
+            name,
             false,
             shared_info,
             0,
@@ -444,7 +336,6 @@ pub fn create_empty(id: DomId, max_pages: u64) -> Result<Arc<Domain>, hypercall_
             quota,
             VcpuContext::new(),
             Params::default(),
-            false,
         )
     });
     let (d, vcpu) = match made {
@@ -457,6 +348,8 @@ pub fn create_empty(id: DomId, max_pages: u64) -> Result<Arc<Domain>, hypercall_
             return Err(e);
         }
     };
+    // Paused until the toolstack has built it and connected its console and XenStore, as on
+    // Xen, so nothing it prints is lost.
     d.is_paused.store(true, core::sync::atomic::Ordering::Release);
     clock::publish_wallclock(&d);
     domain::insert(d.clone());

@@ -51,14 +51,11 @@ pub fn shutdown(d: &Arc<Domain>, reason: u32) {
         info!("dom0 is gone: ending the machine ({how})");
         power::exit(code);
     }
+    // dom0's toolstack decides what follows (destroy, restart, keep it for inspection), as
+    // Xen's does: it hears of the change through VIRQ_DOM_EXC and reads the reason with
+    // getdomaininfo.
     sched::domain_stopped(d);
     notify_dom0();
-    if d.auto_destroy {
-        if reason == SHUTDOWN_REBOOT && d.rebuild.get().is_some() {
-            d.restart_pending.store(true, Ordering::Release);
-        }
-        request_destroy(d);
-    }
 }
 
 /// Crashes `d` because of something it did: logged, then shut down with reason crash. The
@@ -140,13 +137,5 @@ fn destroy(d: &Arc<Domain>) {
     domain::remove(d.id);
     info!("domain {} ({}) destroyed: {} pages returned", d.id.0, d.name, after - before);
     domain::reap();
-    if d.restart_pending.load(Ordering::Acquire)
-        && let Some(spec) = d.rebuild.get()
-    {
-        match spec.build() {
-            Ok((n, _)) => info!("domain {} ({}) rebuilt after its reboot", n.id.0, n.name),
-            Err(e) => error!("domain {}: cannot rebuild it after its reboot: {e}", d.name),
-        }
-    }
     notify_dom0();
 }

@@ -3,7 +3,7 @@
 //! From the bottom up: `vcpu` and `table` are data (a vCPU's context and atomics, the domain
 //! record and the table of live domains) and import no subsystem, so the scheduler, event
 //! channels, grants and memory can all build on them; `build` (a domain from a PV kernel
-//! image, through the hardware-free builder `pvbuild`) and `lifecycle` (shutdown, crash,
+//! image, through the hardware-free builder, the `pvbuild` crate) and `lifecycle` (shutdown, crash,
 //! destruction) sit above those subsystems and call down into each; `domctl` is the
 //! toolstack's hypercall. What is re-exported here is the data layer only.
 //!
@@ -12,13 +12,16 @@
 //! fixed when it is created.
 
 #[cfg(target_os = "none")]
+pub mod bootdomus;
+#[cfg(target_os = "none")]
 pub mod build;
 #[cfg(target_os = "none")]
 pub mod domctl;
 #[cfg(target_os = "none")]
+mod guest_context;
+#[cfg(target_os = "none")]
 pub mod lifecycle;
 pub mod privregs;
-pub mod pvbuild;
 #[cfg(target_os = "none")]
 mod table;
 #[cfg(target_os = "none")]
@@ -26,8 +29,8 @@ mod vcpu;
 
 #[cfg(target_os = "none")]
 pub use table::{
-    DomState, Domain, all, find, first_from, for_each, free_id, get, insert, reap, remove,
-    target_domain,
+    DomState, Domain, all, find, first_from, for_each, get, insert, is_free_id, next_free_id, reap,
+    remove, target_domain,
 };
 
 pub use privregs::PrivRegs;

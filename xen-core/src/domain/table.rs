@@ -40,7 +40,9 @@ pub struct Domain {
     pub name: String,
     pub is_privileged: bool,
     pub shared_info: Mfn,
-    pub nr_pages: u64,
+    /// Its pseudo-physical size in pages (one past the highest pfn populated): what its
+    /// memory map shows and `maximum_gpfn` answers.
+    pub nr_pages: AtomicU64,
     pub state: Mutex<DomState>,
     /// Paused by the toolstack (domctl), independently of its own state.
     pub is_paused: AtomicBool,
@@ -60,14 +62,6 @@ pub struct Domain {
     pub quota: Arc<HeapQuota>,
     /// Bytes of `quota` this record holds (its vCPUs, console line).
     pub record_charge: usize,
-    /// Destroyed by the hypervisor as soon as it shuts down (domains it built itself at boot);
-    /// otherwise the toolstack destroys it.
-    pub auto_destroy: bool,
-    /// How to build it again when it reboots (domains the hypervisor built at boot: Xen's
-    /// `on_reboot=restart`); unset for the others.
-    pub rebuild: spin::Once<super::build::RebuildSpec>,
-    /// It asked to reboot and will be rebuilt once destroyed.
-    pub restart_pending: core::sync::atomic::AtomicBool,
 }
 
 impl Drop for Domain {
@@ -77,6 +71,16 @@ impl Drop for Domain {
 }
 
 impl Domain {
+    /// Its pseudo-physical size in pages.
+    pub fn nr_pages(&self) -> u64 {
+        self.nr_pages.load(Ordering::Acquire)
+    }
+
+    /// Records that pfn `pfn` was populated: the domain is at least that large.
+    pub fn note_pfn(&self, pfn: u64) {
+        self.nr_pages.fetch_max(pfn.saturating_add(1), Ordering::AcqRel);
+    }
+
     pub fn state(&self) -> DomState {
         *self.state.lock()
     }
@@ -125,16 +129,33 @@ pub fn insert(d: Arc<Domain>) {
     DOMAINS.write().insert(d.id, d);
 }
 
-/// The lowest domain id not in use (1..DOMID_FIRST_RESERVED).
-pub fn free_id() -> Option<DomId> {
-    let t = DOMAINS.read();
-    // Nor one whose frames are still coming back (a destroyed domain another domain still
-    // maps): its accounting keeps the id until `reap` forgets it.
-    with_mm(|mm| {
-        (1..DomId::FIRST_RESERVED.0)
-            .map(DomId)
-            .find(|id| !t.contains_key(id) && mm.domain(*id).is_none())
-    })
+/// Whether `id` names no live domain, nor one whose frames are still coming back (a
+/// destroyed domain another domain still maps: its accounting keeps the id until `reap`
+/// forgets it).
+pub fn is_free_id(id: DomId) -> bool {
+    (1..DomId::FIRST_RESERVED.0).contains(&id.0)
+        && !DOMAINS.read().contains_key(&id)
+        && with_mm(|mm| mm.domain(id).is_none())
+}
+
+/// The last id [`next_free_id`] gave.
+static ROVER: spin::Mutex<u16> = spin::Mutex::new(0);
+
+/// The next free domain id after the last one given, wrapping below DOMID_FIRST_RESERVED, as
+/// Xen's createdomain picks them: a domain built again (a reboot) gets a new id, and an id is
+/// not reused while a toolstack may still hold the old one's.
+pub fn next_free_id() -> Option<DomId> {
+    let mut rover = ROVER.lock();
+    let last = DomId::FIRST_RESERVED.0 - 1;
+    let mut id = *rover;
+    for _ in 0..last {
+        id = if id >= last { 1 } else { id + 1 };
+        if is_free_id(DomId(id)) {
+            *rover = id;
+            return Some(DomId(id));
+        }
+    }
+    None
 }
 
 /// Forgets `d`: it is no longer live (its frames may still be on their way back; see

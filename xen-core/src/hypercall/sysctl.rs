@@ -1,11 +1,17 @@
-//! `sysctl` for dom0's toolstack: machine-wide facts (physinfo: CPUs, memory, free frames).
+//! `sysctl` for dom0's toolstack: machine-wide facts (physinfo: CPUs, memory, free frames), and
+//! the domUs the hypervisor's command line names with the boot modules they come from
+//! (xen-core's own operations: dom0's toolstack builds those domains, `domain::bootdomus`).
 
 use hypercall_abi::Errno;
-use hypercall_abi::sysctl::{INTERFACE_VERSION, Physinfo, Sysctl, XEN_SYSCTL_PHYSINFO};
+use hypercall_abi::sysctl::{
+    BOOT_MODULE_CHUNK, BOOT_MODULE_NONE, BootDomu, BootModule, INTERFACE_VERSION, Physinfo, Sysctl,
+    XEN_SYSCTL_BOOT_DOMU, XEN_SYSCTL_BOOT_MODULE, XEN_SYSCTL_PHYSINFO,
+};
 
 use super::{Hc, HcResult, copy_in, copy_out};
-use crate::arch::time;
-use crate::mm::machine::with_mm;
+use crate::arch::{time, uaccess};
+use crate::domain::bootdomus;
+use crate::mm::machine::{self, with_mm};
 
 pub fn sysctl(_hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     let mut op: Sysctl = copy_in(a[0])?;
@@ -28,6 +34,42 @@ pub fn sysctl(_hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
                 ..Default::default()
             };
             op.set_op(&p);
+            copy_out(a[0], &op)?;
+            Ok(Some(0))
+        }
+        XEN_SYSCTL_BOOT_DOMU => {
+            let mut b: BootDomu = op.op();
+            let d = bootdomus::domu(b.index as usize).ok_or(Errno::ESRCH)?;
+            b.kernel_module = d.kernel_module as u32;
+            b.ramdisk_module = d.ramdisk_module.map_or(BOOT_MODULE_NONE, |m| m as u32);
+            b.weight = d.weight;
+            b.cap = d.cap;
+            b.mem_bytes = d.mem_bytes;
+            b.name = [0; 64];
+            let n = d.name.len().min(63);
+            b.name[..n].copy_from_slice(&d.name.as_bytes()[..n]);
+            op.set_op(&b);
+            copy_out(a[0], &op)?;
+            Ok(Some(0))
+        }
+        XEN_SYSCTL_BOOT_MODULE => {
+            let mut b: BootModule = op.op();
+            let m = bootdomus::module(b.index as usize).ok_or(Errno::ESRCH)?;
+            let bytes = machine::module_bytes(m.start, m.end);
+            b.size = bytes.len() as u64;
+            let from = b.offset.min(b.size) as usize;
+            let n = b.len.min(BOOT_MODULE_CHUNK).min(b.size - from as u64) as usize;
+            b.len = 0;
+            if b.buffer != 0 && n > 0 {
+                uaccess::copy_to_guest(b.buffer, &bytes[from..from + n])?;
+                b.len = n as u64;
+            }
+            let args = m.args.as_bytes();
+            if b.cmdline != 0 && args.len() as u64 <= b.cmdline_len {
+                uaccess::copy_to_guest(b.cmdline, args)?;
+            }
+            b.cmdline_len = args.len() as u64;
+            op.set_op(&b);
             copy_out(a[0], &op)?;
             Ok(Some(0))
         }

@@ -48,6 +48,7 @@ pub fn memory_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
                             Ok(mfn) => {
                                 machine::zero_frame(mfn);
                                 with_mm(|mm| mm.set_m2p(mfn, gpfn));
+                                d.note_pfn(gpfn);
                                 copy_out(slot, &mfn.0).is_ok()
                             }
                             Err(_) => false,
@@ -78,7 +79,7 @@ pub fn memory_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
         XENMEM_MAXIMUM_GPFN => {
             let dom: DomId = copy_in(arg)?;
             let d = target_domain(hc.dom, dom)?;
-            Ok(Some(d.nr_pages.saturating_sub(1)))
+            Ok(Some(d.nr_pages().saturating_sub(1)))
         }
         XENMEM_MACHPHYS_MAPPING => {
             let max_mfn = with_mm(|mm| mm.nr_frames()) - 1;
@@ -96,7 +97,7 @@ pub fn memory_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
             if map.nr_entries < 1 {
                 return Err(Errno::EINVAL);
             }
-            let e = E820Entry { addr: 0, size: hc.dom.nr_pages * 4096, kind: E820_RAM };
+            let e = E820Entry { addr: 0, size: hc.dom.nr_pages() * 4096, kind: E820_RAM };
             copy_out(map.buffer.raw(), &e)?;
             map.nr_entries = 1;
             copy_out(arg, &map)?;

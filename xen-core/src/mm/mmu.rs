@@ -175,7 +175,7 @@ pub fn update_va_mapping_otherdomain(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
 pub fn mmuext_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     let (ops, count_arg, done_ptr, foreigndom) = (a[0], a[1], a[2], a[3]);
     let count = count_arg & !PREEMPTED & 0xFFFF_FFFF;
-    foreign_ctx(hc, foreigndom)?;
+    let ctx = foreign_ctx(hc, foreigndom)?;
     let mut done_before = 0u32;
     if count_arg & PREEMPTED != 0 && done_ptr != 0 {
         done_before = copy_in::<u32>(done_ptr)?;
@@ -192,7 +192,7 @@ pub fn mmuext_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
                 break;
             }
         };
-        if let Err(e) = apply_ext(hc, &op) {
+        if let Err(e) = apply_ext(hc, &op, ctx.foreign) {
             result = Err(e);
             break;
         }
@@ -229,14 +229,17 @@ pub fn new_baseptr(ctx: &mut domain::VcpuContext, dom: DomId, mfn: Mfn) -> Resul
     Ok(())
 }
 
-fn apply_ext(hc: &mut Hc<'_>, op: &MmuextOp) -> Result<(), Errno> {
+/// One extended op; pins and unpins act on `foreign`'s tables when the (privileged) caller
+/// named a foreign domain, as Xen's toolstack pins a new domain's L4.
+fn apply_ext(hc: &mut Hc<'_>, op: &MmuextOp, foreign: Option<DomId>) -> Result<(), Errno> {
     let dom = hc.dom.id;
+    let owner = foreign.filter(|&f| f != DomId::IO).unwrap_or(dom);
     let mfn = Mfn(op.arg1);
     match op.cmd {
-        c @ MMUEXT_PIN_L1_TABLE..=MMUEXT_PIN_L4_TABLE => {
-            with_mm(|mm| mm.pin(&mut DirectPageMem, mfn, (c - MMUEXT_PIN_L1_TABLE + 1) as u8, dom))
-        }
-        MMUEXT_UNPIN_TABLE => with_mm(|mm| mm.unpin(&mut DirectPageMem, mfn, dom)),
+        c @ MMUEXT_PIN_L1_TABLE..=MMUEXT_PIN_L4_TABLE => with_mm(|mm| {
+            mm.pin(&mut DirectPageMem, mfn, (c - MMUEXT_PIN_L1_TABLE + 1) as u8, owner)
+        }),
+        MMUEXT_UNPIN_TABLE => with_mm(|mm| mm.unpin(&mut DirectPageMem, mfn, owner)),
         MMUEXT_NEW_BASEPTR => new_baseptr(hc.ctx, dom, mfn),
         MMUEXT_NEW_USER_BASEPTR => {
             if mfn.0 != 0 {

@@ -159,7 +159,7 @@ pub fn fpu_taskswitch(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
 /// writable_pagetables (emulated: `emulate::fault`), pae_extended_cr3, architectural_iopl,
 /// runstate_update_flag and m2p_strict. Only writable_pagetables and architectural_iopl change
 /// what this hypervisor does.
-const VM_ASSIST_VALID: u64 = 0x3F | (1 << 32);
+pub const VM_ASSIST_VALID: u64 = 0x3F | (1 << 32);
 
 /// `vm_assist(cmd, type)`: records which assists the guest turned on.
 pub fn vm_assist(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {

@@ -11,6 +11,13 @@
 //! at the address it asked for by tables of its own (Xen's choice for Linux: `layout`).
 //!
 //! A Linux bzImage is unpacked to its ELF first (`bzimage`), into memory the caller finds.
+//!
+//! A crate of its own, hardware-free and host-tested (`cargo test -p pvbuild`), so the
+//! hypervisor (dom0) and dom0's toolstack (every domU) run the same code.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+
+extern crate alloc;
 
 pub mod bzimage;
 pub mod image;
@@ -152,6 +159,36 @@ pub fn build(
         console_mfn,
         layout: lay,
     })
+}
+
+/// What the builder made, where, in one line (`kernel ..., ramdisk ..., P2M ..., start_info
+/// ..., page tables ..., stack top ..., mapped to ..., N pages used, entry ...`): the line a
+/// bring-up reads first.
+pub fn describe(b: &Built) -> alloc::string::String {
+    use alloc::format;
+    let l = &b.layout;
+    let ramdisk = match (l.ramdisk_pfns.1, l.ramdisk_unmapped) {
+        (0, _) => alloc::string::String::from("none"),
+        (n, true) => format!("pfn {:#x} (+{n}, unmapped)", l.ramdisk_pfns.0),
+        (_, false) => format!("{:#x}-{:#x}", l.ramdisk.0, l.ramdisk.1),
+    };
+    format!(
+        "kernel {:#x}-{:#x}, ramdisk {ramdisk}, P2M {:#x}-{:#x} (pfn {:#x}+{}), start_info {:#x}, \
+         page tables {:#x}-{:#x}, stack top {:#x}, mapped to {:#x}, {} pages used, entry {:#x}",
+        l.kernel.0,
+        l.kernel.1,
+        l.p2m.0,
+        l.p2m.1,
+        l.p2m_pfns.0,
+        l.p2m_part.1.max(l.p2m_pfns.1),
+        l.start_info,
+        l.pt.0,
+        l.pt.1,
+        l.stack_top,
+        l.v_end,
+        l.nr_used,
+        b.entry
+    )
 }
 
 /// Copies `bytes` to the frames from `pfn` on, starting `offset` bytes into the first.
