@@ -137,6 +137,9 @@ pub struct Mm<'f> {
     hv_reserve: u64,
     /// The hypervisor's L4 entries (slots 256-271) written into every validated L4.
     pub(super) xen_l4: [u64; 16],
+    /// Device frames the hypervisor drives itself (local APIC, IOAPIC): I/O memory no
+    /// domain may map, dom0 included.
+    denied_io: [Option<Mfn>; 4],
 }
 
 impl<'f> Mm<'f> {
@@ -161,7 +164,20 @@ impl<'f> Mm<'f> {
             work: 0,
             hv_reserve: 0,
             xen_l4,
+            denied_io: [None; 4],
         }
+    }
+
+    /// Keeps `mfn` (a device page the hypervisor drives) from every guest mapping.
+    pub fn deny_io(&mut self, mfn: Mfn) {
+        if let Some(slot) = self.denied_io.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(mfn);
+        }
+    }
+
+    /// Whether `mfn` is a device page no guest may map.
+    pub fn is_denied_io(&self, mfn: Mfn) -> bool {
+        self.denied_io.contains(&Some(mfn))
     }
 
     /// Number of machine frames the table covers.

@@ -185,6 +185,20 @@ fn foreign_hypervisor_and_io_frames() {
     mm.update_entry(&mut mem, l1p, 0, pte(Mfn(1000), PTE_PRESENT | PTE_RW), p, false).unwrap();
     mm.mark_io(Mfn(5));
     mm.update_entry(&mut mem, l1p, 1, pte(Mfn(5), PTE_PRESENT), p, false).unwrap();
+    // The same through foreigndom = DOMID_IO, as Xen's dom0 maps device memory.
+    let io = MapCtx { dom: DomId(0), foreign: Some(DomId::IO) };
+    mm.update_entry(&mut mem, l1p, 2, pte(Mfn(1001), PTE_PRESENT | PTE_RW), io, false).unwrap();
+    // DOMID_IO names no RAM, not even the caller's own.
+    let own = mm.domain_alloc(DomId(0)).unwrap();
+    assert_eq!(
+        mm.update_entry(&mut mem, l1p, 3, pte(own, PTE_PRESENT), io, false),
+        Err(Errno::EPERM)
+    );
+    // The device pages the hypervisor drives are nobody's, dom0's neither.
+    mm.deny_io(Mfn(0xFEE00));
+    let apic = pte(Mfn(0xFEE00), PTE_PRESENT | PTE_RW);
+    assert_eq!(mm.update_entry(&mut mem, l1p, 4, apic, io, false), Err(Errno::EPERM));
+    assert_eq!(mm.update_entry(&mut mem, l1p, 4, apic, p, false), Err(Errno::EPERM));
 }
 
 #[test]
