@@ -1,6 +1,7 @@
 //! The dom0 kernel binary: what dom0 does once the runtime has booted it. It reports what the
 //! hypervisor told it, runs the self-tests its command line names (`test=...`, `selftest`),
-//! runs the toolstack commands it names (`frames=`, `cpushare=`), serves the domUs until they
+//! runs the toolstack commands it names (`frames=`, `cpushare=`), brings up the devices it
+//! drives (with their self-tests and benchmarks: `devtest=1`, `devbench=1`), serves the domUs until they
 //! are all gone, and powers the machine off. The serving loop only dispatches: to the
 //! toolstack when domains come and go, to the services for a round of work, then it sleeps
 //! until an event or the next look at the serial line.
@@ -25,8 +26,15 @@ fn main(si: &'static StartInfo) -> ! {
     if rounds > 0 {
         commands::frame_accounting(rounds);
     }
+    let mut devices = dom0::drivers::Devices::probe();
+    if cmdline_param(line, "devtest", 0u64) != 0 {
+        dom0::drivers::devtest::selftest(&mut devices.virtio);
+    }
+    if cmdline_param(line, "devbench", 0u64) != 0 {
+        dom0::drivers::devtest::bench(&mut devices.virtio);
+    }
     domains::watch();
-    serve(line, cmdline_param(line, "cpushare", 0u64));
+    serve(line, cmdline_param(line, "cpushare", 0u64), devices);
     println!("dom0: powering off");
     pv_guest::shutdown(SHUTDOWN_POWEROFF)
 }
@@ -34,7 +42,7 @@ fn main(si: &'static StartInfo) -> ! {
 /// Serves the domUs (XenStore, consoles) until they are all gone. `wait_for=<domid>`: once
 /// that one is gone, the others (CPU hogs) are destroyed. `serve=1`: never stop.
 /// `cpushare=<s>`: measure the CPU shares once the domUs run.
-fn serve(line: &str, cpushare_s: u64) {
+fn serve(line: &str, cpushare_s: u64, devices: dom0::drivers::Devices) {
     let cfg = Config {
         vcons: cmdline_param(line, "vcons", 0u64) != 0,
         vcons_restart_after: cmdline_param(line, "vcons_restart_after", 0u64),
@@ -44,6 +52,7 @@ fn serve(line: &str, cpushare_s: u64) {
     let wait_for = cmdline_value(line, "wait_for").and_then(|v| v.parse::<u16>().ok());
     let limit = time::now_ns() + cmdline_param(line, "domu_timeout_s", 120u64) * 1_000_000_000;
     let mut svc = Services::new(cfg);
+    svc.attach_devices(devices);
     let mut boot_domains = domains::BootDomains::new(wait_for);
     let mut measured = cpushare_s == 0;
     loop {
