@@ -99,8 +99,11 @@ pub fn attach(gsi: u32, isr: u64) -> Result<DeviceIrq, Errno> {
 }
 
 impl DeviceIrq {
-    /// Whether the device interrupted since the last call (and forgets that it did).
+    /// Whether the device interrupted since the last call (and forgets that it did). Events
+    /// already pending are handled first: an interrupt that arrived while dom0 ran is taken
+    /// (its line acknowledged and EOI'd) now rather than at dom0's next sleep.
     pub fn take(&self) -> bool {
+        events::dispatch();
         self.status.swap(0, Ordering::SeqCst) != 0
     }
 
