@@ -67,8 +67,8 @@ fn mac_str(m: [u8; 6]) -> alloc::string::String {
 
 fn disk_selftest(d: &mut Disk) -> Result<u64, &'static str> {
     let sectors = d.sectors();
-    if sectors < 8 {
-        return Err("disk smaller than 4 KiB");
+    if sectors < 16 {
+        return Err("disk smaller than 8 KiB");
     }
     if d.is_read_only() {
         return Err("disk is read-only");
@@ -84,11 +84,12 @@ fn disk_selftest(d: &mut Disk) -> Result<u64, &'static str> {
         }
         d.write(at, buf(&pattern)).map_err(|_| "writing the pattern failed")?;
         d.flush().map_err(|_| "flush failed")?;
-        // Read into a heap buffer too (not machine-contiguous in general: bounced or not).
-        let mut heap = alloc::vec![0u8; 4096];
-        d.read(at, &mut heap).map_err(|_| "reading back failed")?;
+        // Read into a heap buffer too, 8 KiB ending with the scratch area: two pages or three,
+        // handed over in place if machine-contiguous, bounced through the pool if not.
+        let mut heap = alloc::vec![0u8; 8192];
+        d.read(at - 8, &mut heap).map_err(|_| "reading back into the heap failed")?;
         d.read(at, buf(&check)).map_err(|_| "reading back failed")?;
-        if heap != buf(&pattern) || buf(&check) != buf(&pattern) {
+        if heap[4096..] != *buf(&pattern) || buf(&check) != buf(&pattern) {
             return Err("read back differs from what was written");
         }
         // Out-of-range and badly sized requests are refused before the device sees them.

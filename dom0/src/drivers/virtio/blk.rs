@@ -6,12 +6,13 @@
 //!
 //! This is what blkback will sit on: [`Disk::read`], [`Disk::write`] and [`Disk::flush`] on
 //! 512-byte sectors, with buffers anywhere in dom0's memory (given to the device in place
-//! when machine-contiguous, bounced otherwise; `dma::alloc` buffers are always in place).
+//! when machine-contiguous, bounced otherwise up to `hal::BOUNCE_MAX`; `dma::alloc` buffers
+//! are always in place).
 
 use virtio_drivers::device::blk::{BlkReq, BlkResp, SECTOR_SIZE, VirtIOBlk};
 use virtio_drivers::transport::pci::PciTransport;
 
-use super::hal::XenHal;
+use super::hal::{self, XenHal};
 use crate::drivers::irq::DeviceIrq;
 use crate::drivers::pci::Bdf;
 
@@ -25,6 +26,8 @@ pub enum DiskError {
     BadLength,
     /// Beyond the end of the disk.
     OutOfRange,
+    /// Neither machine-contiguous nor small enough to bounce (`hal::BOUNCE_MAX`).
+    BadBuffer,
     /// The device answered with an error.
     Device(virtio_drivers::Error),
     /// No completion within `REQUEST_TIMEOUT_NS`.
@@ -66,12 +69,15 @@ impl Disk {
         &self.irq
     }
 
-    fn check(&self, sector: u64, len: usize) -> Result<(), DiskError> {
+    fn check(&self, sector: u64, va: u64, len: usize) -> Result<(), DiskError> {
         if self.stopped {
             return Err(DiskError::Stopped);
         }
         if len == 0 || !len.is_multiple_of(SECTOR_SIZE) {
             return Err(DiskError::BadLength);
+        }
+        if !hal::can_share(va, len) {
+            return Err(DiskError::BadBuffer);
         }
         let n = (len / SECTOR_SIZE) as u64;
         if sector.checked_add(n).is_none_or(|end| end > self.sectors()) {
@@ -103,7 +109,7 @@ impl Disk {
 
     /// Reads sectors from `sector` into `buf` (a whole number of sectors).
     pub fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), DiskError> {
-        self.check(sector, buf.len())?;
+        self.check(sector, buf.as_ptr() as u64, buf.len())?;
         let (mut req, mut resp) = (BlkReq::default(), BlkResp::default());
         #[allow(unsafe_code)]
         // SAFETY: `req`, `buf` and `resp` stay borrowed here, untouched, until the request
@@ -123,7 +129,7 @@ impl Disk {
 
     /// Writes `buf` (a whole number of sectors) at `sector`.
     pub fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), DiskError> {
-        self.check(sector, buf.len())?;
+        self.check(sector, buf.as_ptr() as u64, buf.len())?;
         let (mut req, mut resp) = (BlkReq::default(), BlkResp::default());
         #[allow(unsafe_code)]
         // SAFETY: as in `read`.

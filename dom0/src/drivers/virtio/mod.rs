@@ -15,7 +15,6 @@ use virtio_drivers::transport::pci::{PciTransport, virtio_device_type};
 
 use self::blk::Disk;
 use self::net::Nic;
-use super::dma;
 use super::irq::{self, DeviceIrq};
 use super::pci::{self, CMD_BUS_MASTER, CMD_MEMORY, Function, PortCam};
 
@@ -66,7 +65,7 @@ fn irq_of(root: &PciRoot<PortCam>, f: &Function, df: DeviceFunction) -> Option<D
         log::warn!("virtio {}: no interrupt line routed", f.bdf);
         return None;
     }
-    let Some(isr) = isr_address(root, f, df).and_then(|a| dma::map_mmio(a, 1)) else {
+    let Some(isr) = isr_address(root, f, df).and_then(|a| hal::mapped(a, 1)) else {
         log::warn!("virtio {}: no interrupt status register", f.bdf);
         return None;
     };
@@ -82,6 +81,9 @@ fn irq_of(root: &PciRoot<PortCam>, f: &Function, df: DeviceFunction) -> Option<D
 /// Brings up every virtio-blk and virtio-net function of `functions`.
 pub fn probe(functions: &[Function]) -> Virtio {
     let mut found = Virtio::default();
+    if functions.iter().any(|f| device_type(f).is_some()) && !hal::reserve_bounce_pool() {
+        log::warn!("virtio: no contiguous bounce pool: buffers must be machine-contiguous");
+    }
     for f in functions {
         let Some(ty) = device_type(f) else { continue };
         if !matches!(ty, DeviceType::Block | DeviceType::Network) {
@@ -89,6 +91,10 @@ pub fn probe(functions: &[Function]) -> Virtio {
         }
         // Memory decoding for its registers, bus mastering for its DMA.
         pci::enable(&mut PortCam, f.bdf, CMD_MEMORY | CMD_BUS_MASTER);
+        if !hal::map_bars(f.memory_ranges()) {
+            log::warn!("virtio {}: cannot map its registers", f.bdf);
+            continue;
+        }
         let mut root = PciRoot::new(PortCam);
         let df = DeviceFunction { bus: f.bdf.bus, device: f.bdf.device, function: f.bdf.function };
         let Some(line) = irq_of(&root, f, df) else { continue };
