@@ -6,8 +6,8 @@
 //! - `backends/`: dom0's halves of the split devices (console, secondary consoles; block and
 //!   network next), each bounding its work per domain and disconnecting a hostile frontend
 //!   alone.
-//! - `drivers/`: the machine's devices dom0 drives (the serial line it reads input from; PCI
-//!   and virtio next).
+//! - `drivers/`: the machine's devices dom0 drives (the serial line it reads input from; PCI,
+//!   device interrupts as event channels, DMA and MMIO, QEMU's virtio disk and NIC).
 //! - `toolstack/`: control of the other domains (domctl/sysctl, adopting the boot domUs, the
 //!   measurements dom0's command line asks for; the domain builder and `xl` commands next).
 //! - `service.rs`: the rooms dom0 serves domUs with, and the round of work that dispatches to
@@ -16,7 +16,8 @@
 //! Hardware-free logic compiles on the host and is unit-tested there (`cargo test -p dom0`);
 //! what touches hypercalls or shared memory is built for `x86_64-unknown-none` only. `unsafe`
 //! is confined to single marked calls in `toolstack::ctl` (domctl, sysctl, and populating
-//! another domain's memory).
+//! another domain's memory) and in the low-level drivers (port I/O, DMA memory, device
+//! mappings: `drivers::{pci, dma, irq, virtio, devtest}`).
 #![cfg_attr(target_os = "none", no_std)]
 #![deny(unsafe_code)]
 
