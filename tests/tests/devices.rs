@@ -28,6 +28,7 @@ fn dom0_drives_virtio_blk_and_net_by_interrupts() {
     assert!(blk.contains("as pirq") && blk.contains("on port"), "{blk}");
     run.expect("selftest ok: 4096 bytes written at sector 65528, flushed, read back identical");
     run.expect("gateway 10.0.2.2 is at 52:55:0a:00:02:02");
+    run.expect("dom0: dma selftest ok: XENMEM_exchange gave 4 machine-contiguous pages");
     let net = run.line("virtio-net 00:04.0 selftest").to_string();
     assert!(net.contains("selftest ok") && net.contains("5/5 echo replies"), "{net}");
     run.expect_not("FAILED");

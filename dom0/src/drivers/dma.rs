@@ -5,9 +5,11 @@
 //! spanning pages is handed to a device directly only when its frames are machine-contiguous
 //! ([`machine_span`]); otherwise it is bounced through a contiguous DMA buffer (what
 //! swiotlb-xen does). DMA buffers are dom0's own pages (`pv_guest::memory::pages`), zeroed,
-//! single pages reused; a multi-page buffer is taken only where its frames happen to be
-//! machine-contiguous (the builder lays dom0 out in order), and refused (logged) otherwise:
-//! `XENMEM_exchange` is the way to make one contiguous and is not offered yet.
+//! single pages reused; a multi-page buffer (a power of two of pages) is used as it is where
+//! its frames happen to be machine-contiguous (the builder lays dom0 out in order), and made
+//! contiguous otherwise with `XENMEM_exchange`, as Linux's `xen_create_contiguous_region`:
+//! its pages are unmapped, exchanged for a machine-contiguous run, remapped, and dom0's P2M
+//! updated.
 //!
 //! MMIO: a device's BAR frames are mapped into dom0 with `mmu_update` and `foreigndom =
 //! DOMID_IO`, uncached (PCD|PWT), in mapping slots of dom0's address space. The hypervisor
@@ -38,8 +40,9 @@ mod machine {
     use alloc::vec::Vec;
 
     use hypercall_abi::guest;
-    use hypercall_abi::mmu::{MMU_NORMAL_PT_UPDATE, MmuUpdate, MmuextOp};
-    use hypercall_abi::{DomId, Mfn};
+    use hypercall_abi::memory::{XENMEM_EXCHANGE, XenMemoryExchange, XenMemoryReservation};
+    use hypercall_abi::mmu::{MMU_NORMAL_PT_UPDATE, MmuUpdate, MmuextOp, UVMF_INVLPG, Uvmf};
+    use hypercall_abi::{DomId, GuestHandle, Mfn, VAddr};
     use pv_guest::memory::pages;
 
     use super::{contiguous_maddr, page_span};
@@ -84,7 +87,8 @@ mod machine {
         };
     }
 
-    /// `n` zeroed, machine-contiguous pages, or `None` (logged) when none can be had.
+    /// `n` zeroed, machine-contiguous pages (`n` rounded up to a power of two when more than
+    /// one), or `None` (logged) when none can be had.
     pub fn alloc(n: usize) -> Option<DmaBuf> {
         if n == 0 {
             return None;
@@ -95,6 +99,7 @@ mod machine {
             zero(&b);
             return Some(b);
         }
+        let n = n.next_power_of_two();
         let mut taken: Vec<pages::OwnPage> = Vec::with_capacity(n);
         for _ in 0..n {
             let Some(p) = pages::alloc_page() else {
@@ -105,16 +110,124 @@ mod machine {
             taken.push(p);
         }
         let va = taken[0].va();
-        let consecutive = taken.iter().enumerate().all(|(i, p)| p.va() == va + 4096 * i as u64);
+        if taken.iter().enumerate().any(|(i, p)| p.va() != va + 4096 * i as u64) {
+            log::warn!("dma: own pages not virtually consecutive");
+            FREE.lock().extend(taken.iter().map(|p| single(*p)));
+            return None;
+        }
         let mfns: Vec<u64> = taken.iter().map(|p| p.mfn().0).collect();
-        match contiguous_maddr(va, &mfns) {
-            Some(maddr) if consecutive => Some(DmaBuf { va, maddr, pages: n }),
-            _ => {
+        let maddr = match contiguous_maddr(va, &mfns) {
+            Some(m) => Some(m),
+            None => make_contiguous(va, &mfns),
+        };
+        match maddr {
+            Some(maddr) => Some(DmaBuf { va, maddr, pages: n }),
+            None => {
                 log::warn!("dma: no machine-contiguous run of {n} pages");
                 FREE.lock().extend(taken.iter().map(|p| single(*p)));
                 None
             }
         }
+    }
+
+    /// `n` (a power of two) fresh pages made machine-contiguous by `XENMEM_exchange` whether
+    /// or not they were already: the self-test of that path.
+    pub fn alloc_exchanged(n: usize) -> Option<DmaBuf> {
+        let n = n.next_power_of_two();
+        let taken: Vec<pages::OwnPage> = (0..n).map_while(|_| pages::alloc_page()).collect();
+        let va = taken.first()?.va();
+        let ok = taken.len() == n
+            && taken.iter().enumerate().all(|(i, p)| p.va() == va + 4096 * i as u64);
+        let mfns: Vec<u64> = taken.iter().map(|p| p.mfn().0).collect();
+        match ok.then(|| make_contiguous(va, &mfns)).flatten() {
+            Some(maddr) => Some(DmaBuf { va, maddr, pages: n }),
+            None => {
+                FREE.lock().extend(taken.iter().map(|p| single(*p)));
+                None
+            }
+        }
+    }
+
+    /// PTE bits of dom0's data pages: present, writable, user, accessed, dirty, no-execute.
+    const DATA_PTE: u64 = 0x67 | (1 << 63);
+
+    fn remap(va: u64, mfn: u64) -> bool {
+        #[allow(unsafe_code)]
+        // SAFETY: `va` is one of dom0's own pages being exchanged, referenced by nothing else
+        // (fresh from `alloc_page`); mapping it again to one of dom0's frames.
+        let r = unsafe {
+            guest::update_va_mapping(VAddr(va), (mfn << 12) | DATA_PTE, Uvmf(UVMF_INVLPG))
+        };
+        r.is_ok()
+    }
+
+    /// `XENMEM_exchange`: the pages at `va` (frames `mfns`, a power of two of them) for one
+    /// machine-contiguous run, remapped at the same addresses and recorded in the P2M.
+    fn make_contiguous(va: u64, mfns: &[u64]) -> Option<u64> {
+        let order = mfns.len().trailing_zeros();
+        let si = pv_guest::start_info();
+        let pfn0 = (va - pv_guest::arch::VIRT_BASE) >> 12;
+        if pfn0 + mfns.len() as u64 > si.nr_pages {
+            return None;
+        }
+        // Given up frames must be mapped nowhere (the hypervisor takes only unused ones).
+        for i in 0..mfns.len() {
+            #[allow(unsafe_code)]
+            // SAFETY: as in `remap`; the page is not touched until remapped below.
+            let r = unsafe {
+                guest::update_va_mapping(VAddr(va + 4096 * i as u64), 0, Uvmf(UVMF_INVLPG))
+            };
+            if r.is_err() {
+                for (j, &m) in mfns[..i].iter().enumerate() {
+                    remap(va + 4096 * j as u64, m);
+                }
+                return None;
+            }
+        }
+        let mut input: Vec<u64> = mfns.to_vec();
+        let mut output = [pfn0];
+        let mut x = XenMemoryExchange {
+            input: XenMemoryReservation {
+                extent_start: GuestHandle::from_mut_slice(&mut input),
+                nr_extents: mfns.len() as u64,
+                extent_order: 0,
+                domid: DomId::SELF_,
+                ..Default::default()
+            },
+            output: XenMemoryReservation {
+                extent_start: GuestHandle::from_mut_slice(&mut output),
+                nr_extents: 1,
+                extent_order: order,
+                domid: DomId::SELF_,
+                ..Default::default()
+            },
+            nr_exchanged: 0,
+        };
+        #[allow(unsafe_code)]
+        // SAFETY: the exchange reads `input` and writes `output` and `x` (borrowed here); the
+        // frames it takes are unmapped above and referenced by nothing.
+        let r = unsafe { guest::memory_op(XENMEM_EXCHANGE, &mut x) };
+        let base = match r {
+            Ok(_) if x.nr_exchanged == mfns.len() as u64 => output[0],
+            _ => {
+                log::warn!("dma: XENMEM_exchange of {} pages failed: {r:?}", mfns.len());
+                // All or nothing per chunk, and one chunk here: the old frames are still ours.
+                for (j, &m) in mfns.iter().enumerate() {
+                    remap(va + 4096 * j as u64, m);
+                }
+                return None;
+            }
+        };
+        for k in 0..mfns.len() as u64 {
+            remap(va + 4096 * k, base + k);
+            #[allow(unsafe_code)]
+            // SAFETY: the P2M list lies in dom0's boot mapping (nr_pages entries from mfn_list,
+            // bounds checked above) and only dom0 writes it.
+            unsafe {
+                ((si.mfn_list.0 + (pfn0 + k) * 8) as *mut u64).write_volatile(base + k)
+            };
+        }
+        Some(base << 12)
     }
 
     fn single(p: pages::OwnPage) -> DmaBuf {
