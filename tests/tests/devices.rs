@@ -50,3 +50,22 @@ fn without_devices_dom0_finds_none_and_serves_on() {
     run.expect("0 virtio disk(s), 0 virtio NIC(s)");
     run.expect("dom0: devtest: no virtio devices");
 }
+
+#[test]
+fn dom0_serves_domus_while_driving_its_devices() {
+    let _g = shared();
+    let disk = scratch_disk("devices-domus", 16);
+    let run = Boot::new("devices-domus", "dom0", "devtest=1")
+        .hv_args("loglvl=info domu=guest1:1:16M")
+        .domus(&["scenario=ticker count=3 period_ms=100"])
+        .disk(&disk)
+        .nic(Some((0, 7)))
+        .run();
+    run.expect_status(EXIT_POWEROFF);
+    run.expect("IOAPIC 24 pins");
+    run.expect("virtio-blk 00:03.0 selftest ok");
+    run.expect("virtio-net 00:04.0 selftest ok");
+    run.expect("[guest1] RESULT ticker: done");
+    run.expect("dom0: d1 (guest1) is gone");
+    run.expect_not("FAILED");
+}

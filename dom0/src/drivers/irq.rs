@@ -99,11 +99,15 @@ pub fn attach(gsi: u32, isr: u64) -> Result<DeviceIrq, Errno> {
 }
 
 impl DeviceIrq {
-    /// Whether the device interrupted since the last call (and forgets that it did). Events
-    /// already pending are handled first: an interrupt that arrived while dom0 ran is taken
-    /// (its line acknowledged and EOI'd) now rather than at dom0's next sleep.
+    /// Whether the device interrupted since the last call (and forgets that it did). A line
+    /// whose port is already pending is handled first: an interrupt that arrived while dom0
+    /// ran is taken (the line acknowledged and EOI'd) now rather than at dom0's next sleep.
+    /// Only this port: other services' ports stay pending for the serving loop.
     pub fn take(&self) -> bool {
-        events::dispatch();
+        if events::is_pending(self.port) {
+            events::clear(self.port);
+            fired(self.port);
+        }
         self.status.swap(0, Ordering::SeqCst) != 0
     }
 
