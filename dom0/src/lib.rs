@@ -6,8 +6,8 @@
 //! - `backends/`: dom0's halves of the split devices (console, secondary consoles; block and
 //!   network next), each bounding its work per domain and disconnecting a hostile frontend
 //!   alone.
-//! - `drivers/`: the machine's devices dom0 drives (the serial line it reads input from; PCI
-//!   and virtio next).
+//! - `drivers/`: the machine's devices dom0 drives (the serial line it reads input from; PCI,
+//!   device interrupts as event channels, DMA and MMIO, QEMU's virtio disk and NIC).
 //! - `toolstack/`: control of the other domains: it builds every domU from an `xl.cfg`-style
 //!   configuration through domctl with the shared builder (`pvbuild`), restarts or keeps them
 //!   as their configuration says, and runs the commands dom0's command line asks for.
@@ -17,8 +17,9 @@
 //! Hardware-free logic compiles on the host and is unit-tested there (`cargo test -p dom0`);
 //! what touches hypercalls or shared memory is built for `x86_64-unknown-none` only. `unsafe`
 //! is confined to single marked calls in `toolstack::ctl` (domctl, sysctl, and the memory and
-//! MMU ops made on another domain's behalf) and to `toolstack::memory` (the byte slices over
-//! the frames it maps into dom0's window, and dom0's ramdisk).
+//! MMU ops made on another domain's behalf), to `toolstack::memory` (the byte slices over
+//! the frames it maps into dom0's window, and dom0's ramdisk) and to the low-level drivers
+//! (port I/O, DMA memory, device mappings: `drivers::{pci, dma, irq, virtio, devtest}`).
 #![cfg_attr(target_os = "none", no_std)]
 #![deny(unsafe_code)]
 

@@ -1,7 +1,8 @@
 //! dom0's services, one round of work at a time: [`Services`] owns the rooms and only
 //! dispatches to them. Each round, for every domU served: its XenStore ring (`xenstored`), its
 //! console (`backends::console`), its secondary consoles (`backends::vcons`); then dom0's own
-//! XenStore events and its serial input (`drivers::serial`, routed by the console back end).
+//! XenStore events and its serial input (`drivers::serial`, routed by the console back end);
+//! then the devices' interrupts and received frames (`drivers`, within a budget).
 //! Adopting a domU connects each room to it and publishes its rings in XenStore; forgetting it
 //! lets each room go of it. Which domains to adopt or forget, and when, is the toolstack's
 //! (`toolstack::domains`).
@@ -17,6 +18,7 @@ use pv_guest::{events, println, time};
 
 use crate::backends::console::Consoles;
 use crate::backends::vcons::VconsBackend;
+use crate::drivers::Devices;
 use crate::drivers::serial::Serial;
 use crate::xenstored::server::Xenstored;
 
@@ -37,6 +39,8 @@ pub struct Services {
     consoles: Consoles,
     vcons: VconsBackend,
     serial: Serial,
+    /// The machine's devices dom0 drives (found at start).
+    devices: Option<Devices>,
     /// The domUs served, by id: their names.
     guests: BTreeMap<u16, String>,
     cfg: Config,
@@ -63,9 +67,15 @@ impl Services {
             consoles: Consoles::default(),
             vcons: VconsBackend::new(cfg.vcons_restart_after),
             serial: Serial::default(),
+            devices: None,
             guests: BTreeMap::new(),
             cfg,
         }
+    }
+
+    /// Hands over the devices dom0 found, served each round from now on.
+    pub fn attach_devices(&mut self, devices: Devices) {
+        self.devices = Some(devices);
     }
 
     /// Whether `dom` is being served.
@@ -142,5 +152,8 @@ impl Services {
         self.xenstored.flush_local_events();
         let consoles = &mut self.consoles;
         self.serial.poll(|line| consoles.input_line(line));
+        if let Some(d) = &mut self.devices {
+            d.round();
+        }
     }
 }

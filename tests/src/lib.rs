@@ -13,6 +13,16 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// A raw disk image of `mib` MiB under target/ (sparse, created afresh), for [`Boot::disk`].
+pub fn scratch_disk(name: &str, mib: u64) -> PathBuf {
+    let dir = root().join("target/disks");
+    std::fs::create_dir_all(&dir).expect("target/disks");
+    let p = dir.join(format!("{name}.img"));
+    let f = std::fs::File::create(&p).expect("a disk image");
+    f.set_len(mib << 20).expect("disk image size");
+    p
+}
+
 /// QEMU exit statuses the hypervisor produces (isa-debug-exit: 2v + 1).
 pub const EXIT_POWEROFF: i32 = 33;
 pub const EXIT_REBOOT: i32 = 35;
@@ -108,6 +118,34 @@ impl Boot {
     /// Ends the run as soon as a line contains `marker` (or any other `until` marker).
     pub fn until(mut self, marker: &str) -> Self {
         self.until.push(marker.into());
+        self
+    }
+
+    /// Gives dom0 a virtio-blk disk backed by `image` (a raw file), as `./scripts/run` does.
+    pub fn disk(mut self, image: &Path) -> Self {
+        let id = format!(
+            "disk{}",
+            self.extra_qemu.iter().filter(|a| a.starts_with("virtio-blk")).count()
+        );
+        self.extra_qemu.extend([
+            "-drive".into(),
+            format!("file={},format=raw,if=none,id={id}", image.display()),
+            "-device".into(),
+            format!("virtio-blk-pci,drive={id}"),
+        ]);
+        self
+    }
+
+    /// Gives dom0 a virtio-net NIC on QEMU's user network (gateway 10.0.2.2), with host port
+    /// `fwd.0` forwarded to the guest's port `fwd.1` if given.
+    pub fn nic(mut self, fwd: Option<(u16, u16)>) -> Self {
+        let fwd = fwd.map(|(h, g)| format!(",hostfwd=tcp:127.0.0.1:{h}-:{g}")).unwrap_or_default();
+        self.extra_qemu.extend([
+            "-netdev".into(),
+            format!("user,id=n0{fwd}"),
+            "-device".into(),
+            "virtio-net-pci,netdev=n0".into(),
+        ]);
         self
     }
 

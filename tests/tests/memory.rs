@@ -32,6 +32,17 @@ fn a_hostile_guest_is_refused_everything_and_the_victim_is_untouched() {
         "out-port",
         "lgdt",
         "invlpg",
+        "map-mmio-domid-io",
+        "map-mmio",
+        "map-ioapic",
+        "map-local-apic",
+        "map-own-ram-as-domid-io",
+        "physdev-map-pirq",
+        "physdev-map-pirq-for-dom0",
+        "physdev-setup-gsi",
+        "physdev-unmap-pirq",
+        "evtchn-bind-pirq",
+        "physdev-eoi",
     ];
     for name in expected {
         run.expect(&format!("ATTACK {name}: REFUSED"));

@@ -2,10 +2,11 @@
 //! hypervisor told it, runs the self-tests its command line names (`test=...`, `selftest`),
 //! builds the domUs the hypervisor's command line names (`domu=`) and those its own names
 //! (`create=<cfg>[+<cfg>...]`, configurations in its ramdisk), runs the toolstack commands it
-//! names (`cycles=`, `frames=`, `cpushare=`), serves the domUs until they are all gone, and
-//! powers the machine off. The serving loop only dispatches: to the toolstack when domains
-//! shut down, come or go, to the services for a round of work, then it sleeps until an event
-//! or the next look at the serial line.
+//! names (`cycles=`, `frames=`, `cpushare=`), brings up the devices it drives (with their
+//! self-tests and benchmarks: `devtest=1`, `devbench=1`), serves the domUs until they are all
+//! gone, and powers the machine off. The serving loop only dispatches: to the toolstack when
+//! domains shut down, come or go, to the services for a round of work, then it sleeps until an
+//! event or the next look at the serial line.
 
 mod selftest;
 
@@ -27,6 +28,13 @@ fn main(si: &'static StartInfo) -> ! {
     if rounds > 0 {
         commands::frame_accounting(rounds);
     }
+    let mut devices = dom0::drivers::Devices::probe();
+    if cmdline_param(line, "devtest", 0u64) != 0 {
+        dom0::drivers::devtest::selftest(&mut devices.virtio);
+    }
+    if cmdline_param(line, "devbench", 0u64) != 0 {
+        dom0::drivers::devtest::bench(&mut devices.virtio);
+    }
     domains::watch();
     let cfg = Config {
         vcons: cmdline_param(line, "vcons", 0u64) != 0,
@@ -34,6 +42,7 @@ fn main(si: &'static StartInfo) -> ! {
         serve: cmdline_param(line, "serve", 0u64) != 0,
     };
     let mut svc = Services::new(cfg);
+    svc.attach_devices(devices);
     let wait_for = cmdline_value(line, "wait_for").and_then(|v| v.parse::<u16>().ok());
     let mut ts = Toolstack::new(wait_for);
     ts.create_boot_domus(&mut svc);

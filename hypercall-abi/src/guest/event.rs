@@ -5,10 +5,10 @@ use super::{ptr_of_mut, raw};
 use crate::Errno;
 use crate::errno::{HcResult, ret_to_result};
 use crate::event_channel::{
-    EVTCHNOP_ALLOC_UNBOUND, EVTCHNOP_BIND_INTERDOMAIN, EVTCHNOP_BIND_IPI, EVTCHNOP_BIND_VCPU,
-    EVTCHNOP_BIND_VIRQ, EVTCHNOP_CLOSE, EVTCHNOP_SEND, EVTCHNOP_STATUS, EVTCHNOP_UNMASK,
-    EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi, EvtchnBindVcpu, EvtchnBindVirq,
-    EvtchnPortOp, EvtchnStatus, EvtchnStatusDetail, Virq,
+    EVTCHNOP_ALLOC_UNBOUND, EVTCHNOP_BIND_INTERDOMAIN, EVTCHNOP_BIND_IPI, EVTCHNOP_BIND_PIRQ,
+    EVTCHNOP_BIND_VCPU, EVTCHNOP_BIND_VIRQ, EVTCHNOP_CLOSE, EVTCHNOP_SEND, EVTCHNOP_STATUS,
+    EVTCHNOP_UNMASK, EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi, EvtchnBindPirq,
+    EvtchnBindVcpu, EvtchnBindVirq, EvtchnPortOp, EvtchnStatus, EvtchnStatusDetail, Virq,
 };
 use crate::nr;
 use crate::types::{DomId, EvtchnPort};
@@ -54,6 +54,14 @@ pub fn evtchn_bind_virq(virq: Virq, vcpu: u32) -> Result<EvtchnPort, Errno> {
     let mut op = EvtchnBindVirq { virq, vcpu, ..Default::default() };
     // SAFETY: `op` is the struct of EVTCHNOP_bind_virq.
     unsafe { event_channel_op(EVTCHNOP_BIND_VIRQ, &mut op) }?;
+    Ok(op.port)
+}
+
+/// Bind a port to physical IRQ `pirq` (mapped to this domain first); returns the port.
+pub fn evtchn_bind_pirq(pirq: u32, flags: u32) -> Result<EvtchnPort, Errno> {
+    let mut op = EvtchnBindPirq { pirq, flags, ..Default::default() };
+    // SAFETY: `op` is the struct of EVTCHNOP_bind_pirq.
+    unsafe { event_channel_op(EVTCHNOP_BIND_PIRQ, &mut op) }?;
     Ok(op.port)
 }
 

@@ -7,7 +7,12 @@ use super::{ptr_of_mut, raw};
 use crate::Errno;
 use crate::errno::{HcResult, ret_to_result};
 use crate::nr;
-use crate::physdev::{PHYSDEVOP_SET_IOPL, PhysdevSetIopl};
+use crate::physdev::{
+    MAP_PIRQ_TYPE_GSI, PHYSDEVOP_EOI, PHYSDEVOP_IRQ_STATUS_QUERY, PHYSDEVOP_MAP_PIRQ,
+    PHYSDEVOP_SET_IOPL, PHYSDEVOP_SETUP_GSI, PHYSDEVOP_UNMAP_PIRQ, PhysdevEoi,
+    PhysdevIrqStatusQuery, PhysdevMapPirq, PhysdevSetIopl, PhysdevSetupGsi, PhysdevUnmapPirq,
+};
+use crate::types::DomId;
 use crate::vcpu::{
     VCPUOP_GET_RUNSTATE_INFO, VCPUOP_IS_UP, VCPUOP_SET_PERIODIC_TIMER, VCPUOP_SET_SINGLESHOT_TIMER,
     VCPUOP_STOP_PERIODIC_TIMER, VCPUOP_STOP_SINGLESHOT_TIMER, VcpuRunstateInfo,
@@ -91,6 +96,56 @@ pub fn physdev_set_iopl(iopl: u32) -> HcResult {
     let mut op = PhysdevSetIopl { iopl };
     // SAFETY: PHYSDEVOP_set_iopl only reads this struct.
     unsafe { physdev_op(PHYSDEVOP_SET_IOPL, &mut op) }
+}
+
+/// Tell the hypervisor how `gsi` signals (ACPI's encoding: `level` 1 = level-triggered,
+/// `active_low` 1 = active low). `EEXIST` when it was set up before.
+pub fn physdev_setup_gsi(gsi: u32, level: bool, active_low: bool) -> HcResult {
+    let mut op = PhysdevSetupGsi {
+        gsi: gsi as i32,
+        triggering: level.into(),
+        polarity: active_low.into(),
+        _pad: 0,
+    };
+    // SAFETY: PHYSDEVOP_setup_gsi only reads this struct.
+    unsafe { physdev_op(PHYSDEVOP_SETUP_GSI, &mut op) }
+}
+
+/// Map `gsi` to a pirq of `dom` (`pirq`: the number wanted, `None` to let the hypervisor
+/// choose); returns the pirq.
+pub fn physdev_map_pirq_gsi(dom: DomId, gsi: u32, pirq: Option<u32>) -> Result<u32, Errno> {
+    let mut op = PhysdevMapPirq {
+        domid: dom,
+        kind: MAP_PIRQ_TYPE_GSI,
+        index: gsi as i32,
+        pirq: pirq.map_or(-1, |p| p as i32),
+        ..Default::default()
+    };
+    // SAFETY: PHYSDEVOP_map_pirq reads and writes only this struct.
+    unsafe { physdev_op(PHYSDEVOP_MAP_PIRQ, &mut op) }?;
+    Ok(op.pirq as u32)
+}
+
+/// Unmap `pirq` of `dom`.
+pub fn physdev_unmap_pirq(dom: DomId, pirq: u32) -> HcResult {
+    let mut op = PhysdevUnmapPirq { domid: dom, _pad: 0, pirq: pirq as i32 };
+    // SAFETY: PHYSDEVOP_unmap_pirq only reads this struct.
+    unsafe { physdev_op(PHYSDEVOP_UNMAP_PIRQ, &mut op) }
+}
+
+/// End of interrupt for `pirq`: the hypervisor unmasks its line.
+pub fn physdev_eoi(pirq: u32) -> HcResult {
+    let mut op = PhysdevEoi { irq: pirq };
+    // SAFETY: PHYSDEVOP_eoi only reads this struct.
+    unsafe { physdev_op(PHYSDEVOP_EOI, &mut op) }
+}
+
+/// `XENIRQSTAT_*` flags of `pirq` (whether it needs [`physdev_eoi`]).
+pub fn physdev_irq_status_query(pirq: u32) -> Result<u32, Errno> {
+    let mut op = PhysdevIrqStatusQuery { irq: pirq, flags: 0 };
+    // SAFETY: PHYSDEVOP_irq_status_query reads and writes only this struct.
+    unsafe { physdev_op(PHYSDEVOP_IRQ_STATUS_QUERY, &mut op) }?;
+    Ok(op.flags)
 }
 
 // ---- platform_op ----

@@ -122,6 +122,18 @@ pub fn alloc_slot() -> Option<u64> {
     Some(va)
 }
 
+/// `n` consecutive mapping slots (for a device's MMIO, mapped page by page): the lowest VA.
+/// They are never given back.
+pub fn alloc_slots(n: u64) -> Option<u64> {
+    let size = n.checked_mul(4096)?;
+    let va = NEXT_SLOT.fetch_sub(size, Ordering::Relaxed).checked_sub(size)?;
+    if va < NEXT_OWN.load(Ordering::Relaxed) {
+        NEXT_SLOT.fetch_add(size, Ordering::Relaxed);
+        return None;
+    }
+    Some(va)
+}
+
 /// Gives back a slot from [`alloc_slot`] whose mapping is gone (a grant unmap leaves it
 /// empty), so a kernel that maps and unmaps in a loop does not run out of slack.
 pub fn free_slot(va: u64) {

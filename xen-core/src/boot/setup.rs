@@ -13,7 +13,7 @@ use super::cmdline;
 use super::memmap::{FreeRanges, Range};
 use super::multiboot::{self, BootInfo};
 use super::options::{CMDLINE, DomuSpec, Options, command_line, parse_options};
-use crate::arch::{apic, cpu, irq, paging, percpu::PerCpu, power, time};
+use crate::arch::{apic, cpu, ioapic, irq, paging, percpu::PerCpu, power, time};
 use crate::console::logging;
 use crate::domain::{bootdomus, build};
 use crate::mm::{heap, machine};
@@ -73,10 +73,13 @@ pub fn start(mbi: u64) -> ! {
     irq::mask_legacy_pic();
     let hz = time::calibrate();
     let apic_hz = apic::init();
+    let pins = ioapic::init(apic::id());
+    crate::event::irq::init(pins);
     info!(
-        "TSC {} MHz, APIC timer {} kHz; SMEP {}, SMAP {}",
+        "TSC {} MHz, APIC timer {} kHz, IOAPIC {} pins; SMEP {}, SMAP {}",
         hz / 1_000_000,
         apic_hz / 1000,
+        pins,
         opts.smep && smep_hw,
         opts.smap && smap_hw
     );

@@ -107,6 +107,7 @@ pub fn destroy_pending(current: Option<&Arc<Vcpu>>) {
 /// still maps, which stay until that domain lets go.
 fn destroy(d: &Arc<Domain>) {
     interdomain::close_all(d);
+    crate::event::irq::release(d.id);
     map::domain_destroyed(d);
     for v in &d.vcpus {
         sched::remove_vcpu(v);

@@ -2,14 +2,15 @@
 //! bookkeeping (`ports`) with the tables locked, and the result copied back.
 
 use hypercall_abi::event_channel::{
-    EVTCHNOP_ALLOC_UNBOUND, EVTCHNOP_BIND_INTERDOMAIN, EVTCHNOP_BIND_IPI, EVTCHNOP_BIND_VCPU,
-    EVTCHNOP_BIND_VIRQ, EVTCHNOP_CLOSE, EVTCHNOP_RESET, EVTCHNOP_SEND, EVTCHNOP_STATUS,
-    EVTCHNOP_UNMASK, EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi, EvtchnBindVcpu,
-    EvtchnBindVirq, EvtchnPortOp, EvtchnReset, EvtchnStatus,
+    EVTCHNOP_ALLOC_UNBOUND, EVTCHNOP_BIND_INTERDOMAIN, EVTCHNOP_BIND_IPI, EVTCHNOP_BIND_PIRQ,
+    EVTCHNOP_BIND_VCPU, EVTCHNOP_BIND_VIRQ, EVTCHNOP_CLOSE, EVTCHNOP_RESET, EVTCHNOP_SEND,
+    EVTCHNOP_STATUS, EVTCHNOP_UNMASK, EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi,
+    EvtchnBindPirq, EvtchnBindVcpu, EvtchnBindVirq, EvtchnPortOp, EvtchnReset, EvtchnStatus,
 };
 use hypercall_abi::{DomId, Errno};
 
 use super::interdomain::{self, with_pair};
+use super::irq;
 use super::ports::{self, Tables};
 use crate::domain::{self, target_domain};
 use crate::event;
@@ -50,6 +51,19 @@ pub fn event_channel_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
         EVTCHNOP_BIND_VIRQ => {
             let mut op: EvtchnBindVirq = copy_in(arg)?;
             op.port = d.evtchn.lock().bind_virq(op.virq.0, op.vcpu)?;
+            copy_out(arg, &op)?;
+        }
+        EVTCHNOP_BIND_PIRQ => {
+            // Only a pirq the domain was given (`PHYSDEVOP_map_pirq`, dom0's): `EPERM` for
+            // any other, as Xen answers a domain without access to the IRQ.
+            let mut op: EvtchnBindPirq = copy_in(arg)?;
+            irq::can_bind(d.id, op.pirq)?;
+            let port = d.evtchn.lock().bind_pirq(op.pirq)?;
+            if let Err(e) = irq::bind(d.id, op.pirq, port) {
+                let _ = interdomain::close(&d, port);
+                return Err(e);
+            }
+            op.port = port;
             copy_out(arg, &op)?;
         }
         EVTCHNOP_BIND_IPI => {
@@ -95,7 +109,14 @@ pub fn event_channel_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
         }
         EVTCHNOP_BIND_VCPU => {
             let op: EvtchnBindVcpu = copy_in(arg)?;
-            d.evtchn.lock().bind_vcpu(op.port, op.vcpu)?;
+            let binding = {
+                let mut t = d.evtchn.lock();
+                t.bind_vcpu(op.port, op.vcpu)?;
+                t.get(op.port)?.binding
+            };
+            if let ports::Binding::Pirq { pirq } = binding {
+                irq::set_vcpu(d.id, pirq, op.vcpu);
+            }
         }
         EVTCHNOP_UNMASK => {
             let op: EvtchnPortOp = copy_in(arg)?;

@@ -27,9 +27,13 @@ pub fn with_pair<R>(a: &Domain, b: &Domain, f: impl FnOnce(ports::Tables<'_>) ->
     }
 }
 
-/// Closes `port` of `d`, unbinding the peer's end if it is another live domain.
+/// Closes `port` of `d`, unbinding the peer's end if it is another live domain, or the
+/// physical IRQ it was bound to (whose pin is masked again).
 pub fn close(d: &Arc<Domain>, port: EvtchnPort) -> Result<(), Errno> {
     let binding = d.evtchn.lock().get(port)?.binding;
+    if let Binding::Pirq { pirq } = binding {
+        super::irq::unbind(d.id, pirq);
+    }
     if let Binding::Interdomain { remote, .. } = binding
         && remote != d.id
         && let Some(peer) = domain::get(remote)

@@ -6,6 +6,8 @@
 //! bitmaps and waking whoever should hear it (`pending`, re-exported here: what the rest of
 //! the hypervisor calls, e.g. to raise a VIRQ), operations that reach a peer domain's table
 //! under the two-table lock order (`interdomain`), and the `event_channel_op` hypercall.
+//! Physical IRQs: which domain owns each GSI and which port it raises (`pirq`, host-tested),
+//! and the same on the hardware, with the IOAPIC pins masked and unmasked (`irq`).
 //!
 //! Events sit above the scheduler: raising one calls down into it to wake a vCPU, and the
 //! scheduler never calls back. The upcall itself is delivered on the way back to the guest
@@ -17,7 +19,10 @@ pub mod event_channel_op;
 #[cfg(target_os = "none")]
 pub mod interdomain;
 #[cfg(target_os = "none")]
+pub mod irq;
+#[cfg(target_os = "none")]
 mod pending;
+pub mod pirq;
 pub mod ports;
 
 #[cfg(target_os = "none")]

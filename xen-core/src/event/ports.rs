@@ -31,6 +31,10 @@ pub enum Binding {
         virq: u32,
     },
     Ipi,
+    /// A physical IRQ the domain was given (`event::pirq`).
+    Pirq {
+        pirq: u32,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,6 +157,12 @@ impl EvtchnTable {
         Ok(port)
     }
 
+    /// EVTCHNOP_bind_pirq: a port for `pirq` (which the caller checked the domain may bind),
+    /// notifying vCPU 0 until moved.
+    pub fn bind_pirq(&mut self, pirq: u32) -> Result<EvtchnPort, Errno> {
+        self.alloc(Binding::Pirq { pirq }, 0)
+    }
+
     /// EVTCHNOP_bind_ipi.
     pub fn bind_ipi(&mut self, vcpu: u32) -> Result<EvtchnPort, Errno> {
         self.check_vcpu(vcpu)?;
@@ -199,6 +209,7 @@ impl EvtchnTable {
             }
             Binding::Virq { virq } => EvtchnStatusDetail::Virq(virq),
             Binding::Ipi => EvtchnStatusDetail::Ipi,
+            Binding::Pirq { pirq } => EvtchnStatusDetail::Pirq(pirq),
         };
         Ok((d, p.vcpu))
     }
@@ -315,7 +326,7 @@ pub fn send_target(
         }
         Binding::Ipi => Ok(Some(Target { dom: local.dom, port, vcpu: p.vcpu })),
         Binding::Unbound { .. } => Ok(None),
-        Binding::Virq { .. } | Binding::Free => Err(Errno::EINVAL),
+        Binding::Virq { .. } | Binding::Pirq { .. } | Binding::Free => Err(Errno::EINVAL),
     }
 }
 
@@ -393,6 +404,16 @@ mod tests {
         close(&mut a, t1, None).unwrap();
         assert_eq!(a.virq_port(0, 1), None);
         a.bind_virq(0, 1).unwrap();
+    }
+
+    #[test]
+    fn pirq_ports() {
+        let mut a = table(A, 1, 64);
+        let p = a.bind_pirq(11).unwrap();
+        assert_eq!(a.status(p).unwrap(), (EvtchnStatusDetail::Pirq(11), 0));
+        assert_eq!(send_target(&a, p, None), Err(Errno::EINVAL), "a pirq port is not sent on");
+        close(&mut a, p, None).unwrap();
+        assert_eq!(a.status(p).unwrap().0, EvtchnStatusDetail::Closed);
     }
 
     #[test]

@@ -120,6 +120,20 @@ pub struct DomMem {
     head: u32,
 }
 
+/// Takes frame `i` out of the doubly linked list starting at `head` (the free list or a
+/// domain's page list).
+fn unlink(frames: &mut [FrameInfo], head: &mut u32, i: u32) {
+    let (prev, next) = (frames[i as usize].prev, frames[i as usize].next);
+    if prev == NO_FRAME {
+        *head = next;
+    } else {
+        frames[prev as usize].next = next;
+    }
+    if next != NO_FRAME {
+        frames[next as usize].prev = prev;
+    }
+}
+
 /// The frame table, the free list, the M2P table and per-domain accounting.
 pub struct Mm<'f> {
     pub(super) frames: &'f mut [FrameInfo],
@@ -137,6 +151,9 @@ pub struct Mm<'f> {
     hv_reserve: u64,
     /// The hypervisor's L4 entries (slots 256-271) written into every validated L4.
     pub(super) xen_l4: [u64; 16],
+    /// Device frames the hypervisor drives itself (local APIC, IOAPIC): I/O memory no
+    /// domain may map, dom0 included.
+    denied_io: [Option<Mfn>; 4],
 }
 
 impl<'f> Mm<'f> {
@@ -161,7 +178,20 @@ impl<'f> Mm<'f> {
             work: 0,
             hv_reserve: 0,
             xen_l4,
+            denied_io: [None; 4],
         }
+    }
+
+    /// Keeps `mfn` (a device page the hypervisor drives) from every guest mapping.
+    pub fn deny_io(&mut self, mfn: Mfn) {
+        if let Some(slot) = self.denied_io.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(mfn);
+        }
+    }
+
+    /// Whether `mfn` is a device page no guest may map.
+    pub fn is_denied_io(&self, mfn: Mfn) -> bool {
+        self.denied_io.contains(&Some(mfn))
     }
 
     /// Number of machine frames the table covers.
@@ -221,8 +251,71 @@ impl<'f> Mm<'f> {
             ..FrameInfo::RESERVED
         };
         self.m2p[i as usize] = M2P_INVALID;
+        // Doubly linked, so a run of free frames can be taken out of the middle (`exchange`).
+        if self.free_head != NO_FRAME {
+            self.frames[self.free_head as usize].prev = i;
+        }
         self.free_head = i;
         self.free_count += 1;
+    }
+
+    /// Takes free frame `i` out of the free list wherever it is.
+    fn unlink_free(&mut self, i: u32) {
+        unlink(self.frames, &mut self.free_head, i);
+        self.free_count -= 1;
+        self.tlb.flush_stale(self.frames[i as usize].tlb_stamp);
+    }
+
+    fn is_free(&self, i: usize) -> bool {
+        self.frames[i].owner == DomId::INVALID && self.frames[i].ref_count == 0
+    }
+
+    /// `XENMEM_exchange`'s core: gives `dom` a free, naturally aligned run of `2^order`
+    /// machine-contiguous frames for `old` (as many frames, each the domain's own, allocated
+    /// and used by nothing else: unmapped, untyped), which go back to the free list. All or
+    /// nothing: `EINVAL` for a frame that cannot be given up, `ENOMEM` when no run is free.
+    /// The caller sets the new frames' M2P entries.
+    pub fn exchange(&mut self, dom: DomId, old: &[Mfn], order: u32) -> Result<Mfn, Errno> {
+        let n = 1usize.checked_shl(order).ok_or(Errno::EINVAL)?;
+        if old.len() != n {
+            return Err(Errno::EINVAL);
+        }
+        for (k, &m) in old.iter().enumerate() {
+            let f = self.frame(m).ok_or(Errno::EINVAL)?;
+            let stealable = f.owner == dom
+                && f.flags == flags::ALLOCATED
+                && f.ref_count == 1
+                && f.type_count == 0;
+            if !stealable || old[..k].contains(&m) {
+                return Err(Errno::EINVAL);
+            }
+        }
+        if self.free_count < self.hv_reserve + n as u64 {
+            return Err(Errno::ENOMEM);
+        }
+        let nr = self.frames.len();
+        let start = (0..nr.saturating_sub(n - 1))
+            .step_by(n)
+            .find(|&s| (s..s + n).all(|i| self.is_free(i)))
+            .ok_or(Errno::ENOMEM)?;
+        self.work = self.work.wrapping_add(nr as u64 / 8);
+        for i in start..start + n {
+            self.unlink_free(i as u32);
+        }
+        for &m in old {
+            self.domain_release(dom, m)?;
+        }
+        for i in start..start + n {
+            self.frames[i] = FrameInfo {
+                owner: dom,
+                flags: flags::ALLOCATED,
+                ref_count: 1,
+                tlb_stamp: self.frames[i].tlb_stamp,
+                ..FrameInfo::RESERVED
+            };
+            self.list_insert(dom, i as u32);
+        }
+        Ok(Mfn(start as u64))
     }
 
     /// Takes a frame off the free list for a new owner: first out of every TLB that may still
@@ -233,6 +326,9 @@ impl<'f> Mm<'f> {
             return None;
         }
         self.free_head = self.frames[i as usize].next;
+        if self.free_head != NO_FRAME {
+            self.frames[self.free_head as usize].prev = NO_FRAME;
+        }
         self.free_count -= 1;
         self.tlb.flush_stale(self.frames[i as usize].tlb_stamp);
         Some(i)
@@ -440,17 +536,9 @@ impl<'f> Mm<'f> {
     }
 
     fn list_remove(&mut self, dom: DomId, i: u32) {
-        let (prev, next) = (self.frames[i as usize].prev, self.frames[i as usize].next);
         let is_xen = self.frames[i as usize].has(flags::XEN_HEAP);
         let d = self.doms.get_mut(&dom).expect("domain accounted");
-        if prev == NO_FRAME {
-            d.head = next;
-        } else {
-            self.frames[prev as usize].next = next;
-        }
-        if next != NO_FRAME {
-            self.frames[next as usize].prev = prev;
-        }
+        unlink(self.frames, &mut d.head, i);
         if is_xen {
             d.xen_pages -= 1;
         } else {

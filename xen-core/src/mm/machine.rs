@@ -72,7 +72,11 @@ pub fn init_mm(ft_pa: u64, m2p_pa: u64, nr_frames: u64, xen_l4: [u64; 16]) {
             core::slice::from_raw_parts_mut(phys_to_virt(m2p_pa) as *mut u64, nr_frames as usize),
         )
     };
-    *MM.lock() = Some(Mm::new(frames, m2p, xen_l4, &CpuTlbs));
+    let mut mm = Mm::new(frames, m2p, xen_l4, &CpuTlbs);
+    for mfn in crate::arch::layout::HYPERVISOR_DEVICE_FRAMES {
+        mm.deny_io(Mfn(mfn));
+    }
+    *MM.lock() = Some(mm);
 }
 
 /// Runs `f` on the global [`Mm`] with its lock held.

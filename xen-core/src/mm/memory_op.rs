@@ -1,5 +1,6 @@
-//! `memory_op`: ballooning (increase/decrease reservation, populate_physmap), reservation
-//! queries, the domain's memory map and where the M2P table is. Every array is a guest
+//! `memory_op`: ballooning (increase/decrease reservation, populate_physmap), exchanging
+//! frames for machine-contiguous ones (`XENMEM_exchange`, what a PV kernel's DMA needs),
+//! reservation queries, the domain's memory map and where the M2P table is. Every array is a guest
 //! pointer, read and written one entry at a time; long requests restart (continuation).
 
 use hypercall_abi::memory::*;
@@ -69,6 +70,7 @@ pub fn memory_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
             }
             Ok(Some(done))
         }
+        XENMEM_EXCHANGE => exchange(hc, arg),
         XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION => {
             let dom: DomId = copy_in(arg)?;
             let d = target_domain(hc.dom, dom)?;
@@ -105,4 +107,80 @@ pub fn memory_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
         }
         _ => Err(Errno::ENOSYS),
     }
+}
+
+/// Largest extent order `XENMEM_exchange` hands out (2 MiB), as Xen's default for a domain.
+const MAX_EXCHANGE_ORDER: u32 = 9;
+/// Chunks exchanged per hypercall entry before restarting.
+const EXCHANGE_BATCH: u64 = 16;
+
+/// `XENMEM_exchange` for a PV domain: in chunks of `2^max(in order, out order)` pages, the
+/// input frames (GMFNs, the domain's own, unused) are given up for a machine-contiguous run;
+/// each output extent's GPFN is read from `out.extent_start`, its frames' M2P entries set,
+/// and its first MFN written back there. `nr_exchanged` counts input extents done (the
+/// caller remaps its pages and updates its P2M itself, as on Xen).
+fn exchange(hc: &mut Hc<'_>, arg: u64) -> HcResult {
+    let mut x: XenMemoryExchange = copy_in(arg)?;
+    let d = target_domain(hc.dom, x.input.domid)?;
+    let (io, oo) = (x.input.extent_order, x.output.extent_order);
+    if io > MAX_EXCHANGE_ORDER || oo > MAX_EXCHANGE_ORDER {
+        return Err(Errno::EPERM);
+    }
+    let pages = x.input.nr_extents.checked_shl(io).ok_or(Errno::EINVAL)?;
+    if x.input.nr_extents > 1 << 32
+        || x.output.nr_extents > 1 << 32
+        || pages != x.output.nr_extents << oo
+        || x.nr_exchanged > x.input.nr_extents
+    {
+        return Err(Errno::EINVAL);
+    }
+    let chunk = io.max(oo);
+    let (in_per, out_per) = (1u64 << (chunk - io), 1u64 << (chunk - oo));
+    if !x.nr_exchanged.is_multiple_of(in_per) {
+        return Err(Errno::EINVAL);
+    }
+    let mut batch = 0;
+    while x.nr_exchanged < x.input.nr_extents {
+        if batch == EXCHANGE_BATCH {
+            copy_out(arg, &x)?;
+            return restart(hc, hypercall_abi::nr::MEMORY_OP, &[u64::from(XENMEM_EXCHANGE), arg]);
+        }
+        let c = x.nr_exchanged / in_per;
+        let mut old = alloc::vec::Vec::new();
+        for e in 0..in_per {
+            let gmfn: u64 = copy_in(x.input.extent_start.raw() + (c * in_per + e) * 8)?;
+            old.extend((0..1u64 << io).map(|k| Mfn(gmfn.wrapping_add(k))));
+        }
+        let mut gpfns = alloc::vec::Vec::new();
+        for j in 0..out_per {
+            let gpfn: u64 = copy_in(x.output.extent_start.raw() + (c * out_per + j) * 8)?;
+            if gpfn >= 1 << 40 {
+                return Err(Errno::EINVAL);
+            }
+            gpfns.push(gpfn);
+        }
+        let base = match with_mm(|mm| mm.exchange(d.id, &old, chunk)) {
+            Ok(b) => b,
+            Err(e) => {
+                copy_out(arg, &x)?;
+                return Err(e);
+            }
+        };
+        for (j, &gpfn) in gpfns.iter().enumerate() {
+            let mfn = base.0 + ((j as u64) << oo);
+            with_mm(|mm| {
+                for k in 0..1u64 << oo {
+                    mm.set_m2p(Mfn(mfn + k), gpfn + k);
+                }
+            });
+            for k in 0..1u64 << oo {
+                machine::zero_frame(Mfn(mfn + k));
+            }
+            copy_out(x.output.extent_start.raw() + (c * out_per + j as u64) * 8, &mfn)?;
+        }
+        x.nr_exchanged += in_per;
+        batch += 1;
+    }
+    copy_out(arg, &x)?;
+    Ok(Some(0))
 }

@@ -185,6 +185,20 @@ fn foreign_hypervisor_and_io_frames() {
     mm.update_entry(&mut mem, l1p, 0, pte(Mfn(1000), PTE_PRESENT | PTE_RW), p, false).unwrap();
     mm.mark_io(Mfn(5));
     mm.update_entry(&mut mem, l1p, 1, pte(Mfn(5), PTE_PRESENT), p, false).unwrap();
+    // The same through foreigndom = DOMID_IO, as Xen's dom0 maps device memory.
+    let io = MapCtx { dom: DomId(0), foreign: Some(DomId::IO) };
+    mm.update_entry(&mut mem, l1p, 2, pte(Mfn(1001), PTE_PRESENT | PTE_RW), io, false).unwrap();
+    // DOMID_IO names no RAM, not even the caller's own.
+    let own = mm.domain_alloc(DomId(0)).unwrap();
+    assert_eq!(
+        mm.update_entry(&mut mem, l1p, 3, pte(own, PTE_PRESENT), io, false),
+        Err(Errno::EPERM)
+    );
+    // The device pages the hypervisor drives are nobody's, dom0's neither.
+    mm.deny_io(Mfn(0xFEE00));
+    let apic = pte(Mfn(0xFEE00), PTE_PRESENT | PTE_RW);
+    assert_eq!(mm.update_entry(&mut mem, l1p, 4, apic, io, false), Err(Errno::EPERM));
+    assert_eq!(mm.update_entry(&mut mem, l1p, 4, apic, p, false), Err(Errno::EPERM));
 }
 
 #[test]
@@ -389,4 +403,51 @@ fn descriptor_pages_are_checked_and_read_only() {
         "a writable mapping of a descriptor page"
     );
     mm.update_entry(&mut mem, l1, 1, pte(gdt, PTE_PRESENT), ctx, false).unwrap();
+}
+
+#[test]
+fn exchange_gives_a_contiguous_run_for_scattered_frames() {
+    let (mut mm, mut mem) = (mm(64), FakeMem::default());
+    // Take every frame, give back every other one: the free frames are scattered.
+    let all: Vec<Mfn> = (0..64).map_while(|_| mm.domain_alloc(D1).ok()).collect();
+    for m in all.iter().step_by(2) {
+        mm.domain_release(D1, *m).unwrap();
+    }
+    let mine: Vec<Mfn> = all.iter().skip(1).step_by(2).copied().collect();
+    assert_eq!(mm.exchange(D1, &mine[..4], 2), Err(Errno::ENOMEM), "no free run of 4");
+    // Give back a block of four (frames 24..28 are all free then) and ask again.
+    let run: Vec<Mfn> = mine.iter().filter(|m| (24..28).contains(&m.0)).copied().collect();
+    for m in &run {
+        mm.domain_release(D1, *m).unwrap();
+    }
+    let free_before = mm.free_frames();
+    let tot_before = mm.domain(D1).unwrap().tot_pages;
+    let old: Vec<Mfn> = mine.iter().filter(|m| m.0 >= 40).take(4).copied().collect();
+    let base = mm.exchange(D1, &old, 2).unwrap();
+    assert_eq!(base, Mfn(24), "the naturally aligned free run");
+    for k in 0..4 {
+        let f = mm.frame(Mfn(24 + k)).unwrap();
+        assert_eq!((f.owner, f.ref_count, f.flags), (D1, 1, flags::ALLOCATED));
+    }
+    for m in &old {
+        assert_eq!(mm.frame(*m).unwrap().owner, DomId::INVALID, "given back");
+    }
+    assert_eq!(mm.free_frames(), free_before);
+    assert_eq!(mm.domain(D1).unwrap().tot_pages, tot_before);
+    // The free list is intact: every free frame can still be allocated, and no other.
+    let again: Vec<Mfn> = (0..64).map_while(|_| mm.domain_alloc(D1).ok()).collect();
+    assert_eq!(again.len() as u64, free_before);
+    assert!(again.iter().all(|m| !(24..28).contains(&m.0)));
+    // Frames in use are not given up; nothing changes then.
+    let l1 = again[0];
+    mm.pin(&mut mem, l1, 1, D1).unwrap();
+    let busy = [l1, again[1], again[2], again[3]];
+    for m in &again[4..] {
+        mm.domain_release(D1, *m).unwrap();
+    }
+    assert_eq!(mm.exchange(D1, &busy, 2), Err(Errno::EINVAL), "a pinned table");
+    assert_eq!(mm.exchange(D1, &[again[1], again[1]], 1), Err(Errno::EINVAL), "twice");
+    assert_eq!(mm.exchange(D1, &[again[1]], 1), Err(Errno::EINVAL), "wrong count");
+    assert_eq!(mm.exchange(D2, &[again[1]], 0), Err(Errno::EINVAL), "not its frame");
+    assert_eq!(mm.frame(again[1]).unwrap().owner, D1);
 }

@@ -11,7 +11,9 @@
 //! - L1 entries name data frames the domain owns (a general reference; plus a `Writable` type
 //!   reference when RW, which a frame typed as a page table cannot get: invariant 2), frames it
 //!   was explicitly allowed to map (`foreign`: dom0 mapping a guest's frames), or, for a
-//!   privileged domain, I/O memory (frames the table marks `DOMID_IO` or beyond RAM).
+//!   privileged domain, I/O memory (frames the table marks `DOMID_IO` or beyond RAM), with or
+//!   without `foreigndom = DOMID_IO`, except the device pages the hypervisor drives itself
+//!   (`Mm::deny_io`: the local APIC and IOAPIC). `DOMID_IO` never names RAM.
 //! - L4 slots 256-271 belong to the hypervisor: validation writes the hypervisor's entries
 //!   there whatever the guest put (invariant 3), and they are never taken as guest entries.
 //! - Present entries get `_PAGE_USER` forced, as Xen does for 64-bit PV guests (the guest
@@ -232,12 +234,21 @@ impl Mm<'_> {
             self.get_page_and_type(mem, target, ty, ctx.dom)?;
             return Ok(stored);
         }
-        let Some(f) = self.frame(target).copied() else {
-            // Beyond RAM: device memory, for a privileged domain only. Not reference counted.
-            return if self.is_privileged(ctx.dom) { Ok(stored) } else { Err(Errno::EPERM) };
-        };
-        if f.owner == DomId::IO {
-            return if self.is_privileged(ctx.dom) { Ok(stored) } else { Err(Errno::EPERM) };
+        let f = self.frame(target).copied();
+        if f.is_none_or(|f| f.owner == DomId::IO) {
+            // I/O memory (beyond RAM, or marked DOMID_IO): as on Xen, whether the request
+            // named DOMID_IO or not, the caller's own I/O privilege decides, and the device
+            // pages the hypervisor drives are nobody's. Not reference counted.
+            return if self.is_privileged(ctx.dom) && !self.is_denied_io(target) {
+                Ok(stored)
+            } else {
+                Err(Errno::EPERM)
+            };
+        }
+        let Some(f) = f else { return Err(Errno::EPERM) };
+        if ctx.foreign == Some(DomId::IO) {
+            // DOMID_IO names I/O memory only, never a domain's RAM.
+            return Err(Errno::EPERM);
         }
         let owner = if f.owner == ctx.dom { ctx.dom } else { ctx.foreign.ok_or(Errno::EPERM)? };
         self.get_page(target, owner)?;

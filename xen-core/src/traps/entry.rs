@@ -148,10 +148,13 @@ fn guest_exception(cur: &Arc<Vcpu>, d: &Arc<Domain>, regs: &mut GuestRegs, vecto
     bounce_exception(d, cur, &mut ctx, regs, vector, ec);
 }
 
-/// A hardware interrupt. The timer's deadlines are run on the way back to the guest.
+/// A hardware interrupt. The timer's deadlines are run on the way back to the guest; a
+/// device's interrupt becomes an event on the port its owner bound (`event::irq`).
 fn interrupt(vector: u64) {
-    if irq::handle(vector) {
-        timer::on_interrupt();
+    match irq::handle(vector) {
+        irq::Interrupt::Timer => timer::on_interrupt(),
+        irq::Interrupt::Device(gsi) => crate::event::irq::fire(gsi),
+        irq::Interrupt::None => {}
     }
 }
 

@@ -132,9 +132,58 @@ pub fn run() {
     wild_pointers();
     // 8. Privileged instructions are reflected to us as #GP.
     privileged();
+    // 9. Devices: MMIO, physical IRQs, the hypervisor's own device pages.
+    devices(slot);
     // Still alive, tables intact: prove it by a hypercall and a page-table walk.
     let ok = guest::xen_version(0).is_ok() && pages::l1_slot_of(slot).is_some();
     println!("ATTACK done: hostile domain still running: {ok}");
+}
+
+/// Refused with exactly Xen's errno `want`.
+fn refused_with(r: Result<u64, Errno>, want: Errno) -> Result<String, String> {
+    match r {
+        Err(e) if e == want => Ok(e.name().unwrap_or("errno").to_string()),
+        Err(e) => Err(format!("refused, but with {e:?} where Xen says {want:?}")),
+        Ok(v) => Err(format!("returned {v}")),
+    }
+}
+
+/// What dom0 does with devices, tried by a domU: each refused with the errno Xen gives.
+fn devices(slot: u64) {
+    // Device memory (a PCI BAR's page, the IOAPIC, the local APIC), through DOMID_IO as
+    // dom0 maps it and as a plain entry: the domain has no I/O memory.
+    let (l1, idx) = pages::l1_slot_of(slot).expect("slot is mapped");
+    let io_map = |mfn: u64, dom: DomId| {
+        let req = [MmuUpdate::normal(PAddr((l1.0 << 12) + idx as u64 * 8), (mfn << 12) | 0x7F)];
+        #[allow(unsafe_code)]
+        // SAFETY: the request names this kernel's own L1 slot; the hypervisor refuses it.
+        let (r, _) = unsafe { guest::mmu_update(&req, dom) };
+        r
+    };
+    report("map-mmio-domid-io", refused_with(io_map(0xFE000, DomId::IO), Errno::EPERM));
+    report("map-mmio", refused_with(io_map(0xFE000, DomId::SELF_), Errno::EPERM));
+    report("map-ioapic", refused_with(io_map(0xFEC00, DomId::IO), Errno::EPERM));
+    report("map-local-apic", refused_with(io_map(0xFEE00, DomId::IO), Errno::EPERM));
+    // DOMID_IO names no RAM, not even our own page.
+    let own = pages::virt_to_mfn(pv_guest::start_info().pt_base.0 + 4096 * 8).map_or(0, |m| m.0);
+    report("map-own-ram-as-domid-io", refused_with(io_map(own, DomId::IO), Errno::EPERM));
+    let _ = write_pte(slot, 0);
+    // Physical IRQs: QEMU's PCI line (GSI 11) and the timer's (2).
+    let map = guest::physdev_map_pirq_gsi(DomId::SELF_, 11, Some(11)).map(u64::from);
+    report("physdev-map-pirq", refused_with(map, Errno::EPERM));
+    let map0 = guest::physdev_map_pirq_gsi(DomId(0), 2, None).map(u64::from);
+    report("physdev-map-pirq-for-dom0", refused_with(map0, Errno::EPERM));
+    report(
+        "physdev-setup-gsi",
+        refused_with(guest::physdev_setup_gsi(11, true, true), Errno::EPERM),
+    );
+    report(
+        "physdev-unmap-pirq",
+        refused_with(guest::physdev_unmap_pirq(DomId::SELF_, 11), Errno::EPERM),
+    );
+    let bind = guest::evtchn_bind_pirq(11, 0).map(|p| u64::from(p.0));
+    report("evtchn-bind-pirq", refused_with(bind, Errno::EPERM));
+    report("physdev-eoi", refused_with(guest::physdev_eoi(11), Errno::EINVAL));
 }
 
 fn pin(cmd: u32, mfn: Mfn) -> Result<u64, Errno> {

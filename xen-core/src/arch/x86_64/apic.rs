@@ -7,6 +7,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use super::layout::FIXMAP_APIC;
 use super::time;
 
+const REG_ID: u64 = 0x20;
 const REG_EOI: u64 = 0xB0;
 const REG_SVR: u64 = 0xF0;
 const REG_TPR: u64 = 0x80;
@@ -95,4 +96,9 @@ pub fn set_oneshot(delta_ns: u64) {
 /// Signals end of interrupt.
 pub fn eoi() {
     write(REG_EOI, 0);
+}
+
+/// This CPU's local APIC id (where the IOAPIC sends device interrupts).
+pub fn id() -> u32 {
+    read(REG_ID) >> 24
 }

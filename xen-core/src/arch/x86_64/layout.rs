@@ -6,7 +6,7 @@
 //! | 256 | `0xFFFF_8000_0000_0000` | read-only M2P table, readable by guests (Xen's `RO_MPT_VIRT_START`) |
 //! | 261 | `0xFFFF_82D0_8000_0000` | the hypervisor image (Xen's `XEN_VIRT_START`), physical = virtual - `VOFF` |
 //! | 262 | `0xFFFF_8300_0000_0000` | direct map of all RAM (Xen's `DIRECTMAP_VIRT_START`) |
-//! | 263 | `0xFFFF_8380_0000_0000` | fixed uncached mappings of device pages (the local APIC) |
+//! | 263 | `0xFFFF_8380_0000_0000` | fixed uncached mappings of device pages (local APIC, IOAPIC) |
 //! | 264 | `0xFFFF_8400_0000_0000` | the heap's growth window, mapped page by page at run time |
 //! | 265 | `0xFFFF_8480_0000_0000` | scratch buffers (large, temporary, virtually contiguous), mapped at run time |
 
@@ -29,6 +29,13 @@ pub const FIXMAP_BASE: u64 = 0xFFFF_8380_0000_0000;
 pub const FIXMAP_APIC: u64 = FIXMAP_BASE;
 /// Physical address of the local APIC.
 pub const APIC_PHYS: u64 = 0xFEE0_0000;
+/// The IOAPIC's registers.
+pub const FIXMAP_IOAPIC: u64 = FIXMAP_BASE + 0x1000;
+/// Physical address of the (first) IOAPIC: the PC's standard place, where QEMU's is.
+pub const IOAPIC_PHYS: u64 = 0xFEC0_0000;
+/// Device pages the hypervisor drives itself: no guest may map them, dom0 included (Xen
+/// denies dom0 the local APIC and IOAPIC pages the same way).
+pub const HYPERVISOR_DEVICE_FRAMES: [u64; 2] = [APIC_PHYS >> 12, IOAPIC_PHYS >> 12];
 /// Where the heap grows: frames taken at run time are mapped here one after the other, so the
 /// heap stays one contiguous range however scattered its frames are (slot 264).
 pub const HEAP_WINDOW: u64 = 0xFFFF_8400_0000_0000;

@@ -9,6 +9,7 @@ pub mod cpu;
 pub mod entry;
 pub mod fpu;
 pub mod io;
+pub mod ioapic;
 pub mod irq;
 pub mod layout;
 pub mod paging;

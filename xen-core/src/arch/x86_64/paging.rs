@@ -14,7 +14,8 @@ use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::PhysFrame;
 
 use super::layout::{
-    APIC_PHYS, DIRECTMAP_BASE, FIXMAP_APIC, M2P_BASE, VOFF, XEN_L4_END, XEN_L4_FIRST,
+    APIC_PHYS, DIRECTMAP_BASE, FIXMAP_APIC, FIXMAP_IOAPIC, IOAPIC_PHYS, M2P_BASE, VOFF, XEN_L4_END,
+    XEN_L4_FIRST,
 };
 use crate::boot::memmap::FreeRanges;
 
@@ -164,6 +165,7 @@ pub fn build(free: &mut FreeRanges, ram_end: u64, m2p_pa: u64, m2p_len: u64) -> 
         TABLE | US,
     );
     b.map_4k(l4, FIXMAP_APIC, APIC_PHYS, P | RW | PCD | PWT | G | NX);
+    b.map_4k(l4, FIXMAP_IOAPIC, IOAPIC_PHYS, P | RW | PCD | PWT | G | NX);
     let mut xen_l4 = [0u64; 16];
     for (i, e) in xen_l4.iter_mut().enumerate() {
         *e = b.read(l4, XEN_L4_FIRST + i);
