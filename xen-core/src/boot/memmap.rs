@@ -104,6 +104,39 @@ impl FreeRanges {
     }
 }
 
+/// The first MiB, I/O and firmware memory for PCs whatever the map says there (as on Xen).
+pub const LEGACY_IO_END: u64 = 1 << 20;
+
+/// The frames below `end` that are I/O memory rather than RAM, as page-aligned ranges: the
+/// first MiB and every page the firmware's map does not give as usable RAM (holes, reserved
+/// and ACPI ranges). dom0 may map them as I/O memory; nobody may own them.
+pub fn io_ranges(ram: &FreeRanges, end: u64) -> Vec<Range> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for r in ram.ranges().iter().filter(|r| r.start < end) {
+        if r.start > at {
+            out.push(Range { start: at, end: r.start });
+        }
+        at = at.max(r.end);
+    }
+    if at < end {
+        out.push(Range { start: at, end });
+    }
+    // The first MiB joins whatever I/O range starts in it.
+    let legacy = Range { start: 0, end: LEGACY_IO_END.min(end) };
+    let mut merged = alloc::vec![legacy];
+    for r in out {
+        let last = merged.last_mut().expect("starts with the legacy range");
+        if r.start <= last.end {
+            last.end = last.end.max(r.end);
+        } else {
+            merged.push(r);
+        }
+    }
+    merged.retain(|r| !r.is_empty());
+    merged
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +154,21 @@ mod tests {
         assert_eq!(f.ranges(), &[r(0x1000, 0x9f000), r(0x100000, 0x200000), r(0x201000, 0x900000)]);
         f.reserve(0, 0x100000);
         assert_eq!(f.ranges()[0], r(0x100000, 0x200000));
+    }
+
+    #[test]
+    fn io_is_the_first_mib_and_every_non_ram_page_below_the_end() {
+        // QEMU's map: low RAM to 0x9fc00, RAM from 1 MiB to 0x3ffe0000, reserved above.
+        let ram = FreeRanges::from_ram([r(0, 0x9fc00), r(0x100000, 0x3ffe0000)]);
+        assert_eq!(io_ranges(&ram, 0x3ffe0000), [r(0, 0x100000)]);
+        // A hole in the middle and a tail past the last RAM range.
+        let ram = FreeRanges::from_ram([r(0x100000, 0x200000), r(0x300000, 0x400000)]);
+        assert_eq!(
+            io_ranges(&ram, 0x500000),
+            [r(0, 0x100000), r(0x200000, 0x300000), r(0x400000, 0x500000)]
+        );
+        // Nothing past `end`, and a machine smaller than a MiB stays inside its frames.
+        assert_eq!(io_ranges(&ram, 0x80000), [r(0, 0x80000)]);
     }
 
     #[test]

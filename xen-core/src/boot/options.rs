@@ -1,7 +1,8 @@
 //! The hypervisor's options, from its command line (Xen's names where Xen has the option):
 //! `loglvl=`, `dom0_mem=`, `dom0_weight=`, `smep`, `smap`, `sched_slice_ms=`, `floor_probe`,
 //! `domu=` for each domU to build at boot, `domu_ramdisk=` to give one a ramdisk, and
-//! `force_features=` for bringing up kernels that require what is not there yet. A malformed
+//! `force_features=` for bringing up kernels that require what is not there yet, `hctrace=<n>`
+//! to log the next n hypercalls (bringing a kernel up). A malformed
 //! value keeps the default; the line itself is kept for `xen_version(XENVER_commandline)`.
 
 use alloc::vec::Vec;
@@ -40,6 +41,9 @@ pub struct Options {
     /// features (by their FEATURES-note names) although the hypervisor does not provide them
     /// yet. For bringing a kernel up only: it will fail where it relies on them.
     pub force_features: Vec<alloc::string::String>,
+    /// `hctrace=<n>`: log the first `n` hypercalls (any domain) with their arguments and
+    /// results, for bringing up a kernel that stops without a word.
+    pub hctrace: u64,
 }
 
 fn parse_domu(v: &str) -> Option<DomuSpec> {
@@ -69,6 +73,7 @@ pub fn parse_options(line: &str) -> Options {
         floor_probe: false,
         domus: Vec::new(),
         force_features: Vec::new(),
+        hctrace: 0,
     };
     // Ramdisks attach to their domU by name, wherever on the line either comes.
     let mut ramdisks = Vec::new();
@@ -96,6 +101,7 @@ pub fn parse_options(line: &str) -> Options {
                 Some(r) => ramdisks.push(r),
                 None => log::warn!("ignoring malformed domu_ramdisk={v} (want name:module)"),
             },
+            ("hctrace", Some(v)) => o.hctrace = cmdline::parse_u64(v).unwrap_or(0),
             ("force_features", Some(v)) => {
                 o.force_features.extend(v.split(',').filter(|f| !f.is_empty()).map(Into::into))
             }

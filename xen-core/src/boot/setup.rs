@@ -7,10 +7,11 @@
 use alloc::vec::Vec;
 
 use hypercall_abi::Mfn;
+use hypercall_abi::memory::E820Entry;
 use log::{LevelFilter, error, info};
 
 use super::cmdline;
-use super::memmap::{FreeRanges, Range};
+use super::memmap::{self, FreeRanges, Range};
 use super::multiboot::{self, BootInfo};
 use super::options::{CMDLINE, DomuSpec, Options, command_line, parse_options};
 use crate::arch::{apic, cpu, ioapic, irq, paging, percpu::PerCpu, power, time};
@@ -55,6 +56,12 @@ pub fn start(mbi: u64) -> ! {
     info!("xen-core {VERSION}: a Xen-compatible PV hypervisor (Xen ABI 3.0, x86_64)");
     info!("command line: {}", command_line());
     print_boot_info(&boot);
+    MACHINE_MEMORY_MAP.call_once(|| {
+        boot.memory_map
+            .iter()
+            .map(|r| E820Entry { addr: r.start, size: r.len, kind: r.kind })
+            .collect()
+    });
 
     let (free, ram_end, hv_mem) = setup_memory(&boot);
     let _ = ram_end;
@@ -70,6 +77,7 @@ pub fn start(mbi: u64) -> ! {
     );
     crate::arch::uaccess::set_smap(opts.smap && smap_hw);
     crate::arch::entry::FLOOR_PROBE.store(opts.floor_probe, core::sync::atomic::Ordering::Relaxed);
+    crate::hypercall::table::TRACE.store(opts.hctrace, core::sync::atomic::Ordering::Relaxed);
     irq::mask_legacy_pic();
     let hz = time::calibrate();
     let apic_hz = apic::init();
@@ -83,7 +91,7 @@ pub fn start(mbi: u64) -> ! {
         opts.smep && smep_hw,
         opts.smap && smap_hw
     );
-    hand_over_free_memory(&free);
+    hand_over_free_memory(&free, &boot);
     machine::with_mm(|mm| mm.set_hv_reserve(HV_RESERVE_FRAMES));
     heap::fill_reserve();
 
@@ -132,13 +140,30 @@ impl HvMemory {
     }
 }
 
-/// Gives every free frame to the frame allocator.
-fn hand_over_free_memory(free: &FreeRanges) {
+/// Gives every free frame to the frame allocator, and marks the I/O frames among those the
+/// frame table covers (the first MiB, the map's holes and reserved ranges) as `DOMID_IO`'s:
+/// dom0 maps them as device or firmware memory (a PV Linux dom0 reads the BIOS and ACPI
+/// tables there), as on Xen.
+fn hand_over_free_memory(free: &FreeRanges, boot: &BootInfo) {
+    let ram = FreeRanges::from_ram(usable_ram(boot));
     machine::with_mm(|mm| {
+        let end = mm.nr_frames() * 4096;
+        for r in memmap::io_ranges(&ram, end) {
+            (r.start / 4096..r.end / 4096).for_each(|m| mm.mark_io(Mfn(m)));
+        }
         for r in free.ranges() {
             mm.add_free(Mfn(r.start / 4096), Mfn(r.end / 4096));
         }
     });
+}
+
+/// The loader's usable RAM regions.
+fn usable_ram(boot: &BootInfo) -> Vec<Range> {
+    boot.memory_map
+        .iter()
+        .filter(|r| r.kind == 1)
+        .map(|r| Range { start: r.start, end: r.start.saturating_add(r.len) })
+        .collect()
 }
 
 fn build_dom0(boot: &BootInfo, opts: &Options) -> Result<(), alloc::string::String> {
@@ -224,6 +249,14 @@ fn record_domus(boot: &BootInfo, specs: &[DomuSpec]) -> Vec<(u64, u64)> {
     keep
 }
 
+/// The loader's memory map as it was handed over, for dom0 (`XENMEM_machine_memory_map`).
+static MACHINE_MEMORY_MAP: spin::Once<Vec<E820Entry>> = spin::Once::new();
+
+/// The machine's memory map from the loader (empty before boot has read it).
+pub fn machine_memory_map() -> &'static [E820Entry] {
+    MACHINE_MEMORY_MAP.get().map_or(&[], Vec::as_slice)
+}
+
 fn print_boot_info(boot: &BootInfo) {
     info!("memory map:");
     for r in &boot.memory_map {
@@ -244,12 +277,7 @@ fn print_boot_info(boot: &BootInfo) {
 /// Builds the hypervisor's tables and heap; returns the free RAM left, the end of RAM and
 /// what the hypervisor took.
 fn setup_memory(boot: &BootInfo) -> (FreeRanges, u64, HvMemory) {
-    let ram: Vec<Range> = boot
-        .memory_map
-        .iter()
-        .filter(|r| r.kind == 1)
-        .map(|r| Range { start: r.start, end: r.start.saturating_add(r.len) })
-        .collect();
+    let ram = usable_ram(boot);
     let mut free = FreeRanges::from_ram(ram.iter().copied());
     let ram_end = free.end();
     free.reserve(0, 1 << 20);

@@ -4,6 +4,7 @@
 //! serve (`mm::mmu`, `event::event_channel_op`, ...); this is the one place that lists them.
 
 use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use hypercall_abi::{Errno, nr};
 
@@ -172,10 +173,20 @@ pub fn resolve(dom: &Domain, number: u64) -> Result<&'static Desc, Errno> {
     Ok(d)
 }
 
+/// How many more hypercalls to log (`hctrace=<n>` on the command line; 0: none).
+pub static TRACE: AtomicU64 = AtomicU64::new(0);
+
+/// Whether to log this hypercall: takes one from [`TRACE`] while any are left.
+fn traced() -> bool {
+    TRACE.load(Ordering::Relaxed) != 0
+        && TRACE.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
+}
+
 /// Runs the hypercall in `regs` for the current vCPU and writes its result.
 pub fn dispatch(vcpu: &Arc<Vcpu>, dom: &Arc<Domain>, ctx: &mut VcpuContext, regs: &mut GuestRegs) {
     let number = regs.rax;
     let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8];
+    let trace = traced().then_some(regs.rip);
     let result = match resolve(dom, number) {
         Ok(d) => {
             let mut hc = Hc { vcpu, dom, ctx, regs };
@@ -189,6 +200,23 @@ pub fn dispatch(vcpu: &Arc<Vcpu>, dom: &Arc<Domain>, ctx: &mut VcpuContext, regs
             Err(e)
         }
     };
+    if let Some(rip) = trace {
+        let name = lookup(number).map_or("?", |d| d.name);
+        let shown = match result {
+            Ok(Some(v)) => alloc::format!("{v:#x}"),
+            Ok(None) => alloc::string::String::from("(registers set by the call)"),
+            Err(e) => alloc::format!("-{} ({e})", e.0),
+        };
+        log::info!(
+            "hctrace d{} rip {rip:#x}: {name}({number}) {:#x} {:#x} {:#x} {:#x} {:#x} -> {shown}",
+            dom.id.0,
+            args[0],
+            args[1],
+            args[2],
+            args[3],
+            args[4],
+        );
+    }
     match result {
         Ok(Some(v)) => regs.rax = v,
         Ok(None) => {}

@@ -105,8 +105,31 @@ pub fn memory_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
             copy_out(arg, &map)?;
             Ok(Some(0))
         }
+        XENMEM_MACHINE_MEMORY_MAP => machine_memory_map(hc, arg),
         _ => Err(Errno::ENOSYS),
     }
+}
+
+/// `XENMEM_machine_memory_map`, for dom0 only: the loader's memory map. As on Xen, a null
+/// buffer asks for the count alone, and a buffer must have room for one entry more than the
+/// map has (`-EINVAL` otherwise); the entries are 20 bytes each, packed.
+fn machine_memory_map(hc: &mut Hc<'_>, arg: u64) -> HcResult {
+    if !hc.dom.is_privileged {
+        return Err(Errno::EPERM);
+    }
+    let mut map: XenMemoryMap = copy_in(arg)?;
+    let entries = crate::boot::setup::machine_memory_map();
+    if map.buffer.raw() != 0 {
+        if (map.nr_entries as usize) < entries.len() + 1 {
+            return Err(Errno::EINVAL);
+        }
+        for (i, e) in entries.iter().enumerate() {
+            copy_out(map.buffer.raw() + i as u64 * size_of::<E820Entry>() as u64, e)?;
+        }
+    }
+    map.nr_entries = entries.len() as u32;
+    copy_out(arg, &map)?;
+    Ok(Some(0))
 }
 
 /// Largest extent order `XENMEM_exchange` hands out (2 MiB), as Xen's default for a domain.
