@@ -20,7 +20,74 @@ pub const TESTS: &[(&str, Test)] = &[
     ("timearea", Check(timearea)),
     ("periodic", Check(periodic)),
     ("features", Check(features)),
+    ("settime", Check(settime)),
 ];
+
+/// The wall clock at system time 0 from shared_info, under `wc_version`.
+fn wallclock() -> (u64, u32) {
+    use core::mem::offset_of;
+    use hypercall_abi::shared_info::SharedInfo;
+    let si = events::shared_info();
+    loop {
+        let v = si.u32_at(offset_of!(SharedInfo, wc_version)).load(Ordering::Acquire);
+        let lo = si.u32_at(offset_of!(SharedInfo, wc_sec)).load(Ordering::Relaxed);
+        let hi = si.u32_at(offset_of!(SharedInfo, wc_sec_hi)).load(Ordering::Relaxed);
+        let ns = si.u32_at(offset_of!(SharedInfo, wc_nsec)).load(Ordering::Relaxed);
+        core::sync::atomic::fence(Ordering::Acquire);
+        if v & 1 == 0 && si.u32_at(offset_of!(SharedInfo, wc_version)).load(Ordering::Relaxed) == v
+        {
+            return (u64::from(lo) | (u64::from(hi) << 32), ns);
+        }
+    }
+}
+
+/// `platform_op` as a Linux dom0 uses it: `XENPF_settime64` moves shared_info's wallclock so
+/// that wallclock + system time reads what was set (then the clock is put back), and the
+/// envelope's checks give Xen's errnos (printed for comparison). A domU is refused (`EPERM`).
+fn settime() -> Result<(), String> {
+    use hypercall_abi::platform::{PlatformOp, Settime64, XENPF_SETTIME64};
+    use zerocopy::IntoBytes;
+    let raw = |op: &mut PlatformOp| {
+        let bytes: &mut [u8; 136] = op.as_mut_bytes().try_into().expect("136 bytes");
+        // SAFETY: settime envelopes (or ones the hypervisor must refuse); setting the clock
+        // touches no memory of this kernel.
+        #[allow(unsafe_code)]
+        unsafe {
+            guest::platform_op(bytes)
+        }
+    };
+    if !pv_guest::start_info().is_privileged() {
+        return match guest::platform_settime(1_700_000_000, 0, time::now_ns()) {
+            Err(hypercall_abi::Errno::EPERM) => Ok(()),
+            r => Err(alloc::format!("a domU setting the clock: {r:?}, want EPERM")),
+        };
+    }
+    let (sec0, nsec0) = wallclock();
+    let now = time::now_ns();
+    let target = 1_700_000_000u64;
+    guest::platform_settime(target, 250_000_000, now)
+        .map_err(|e| alloc::format!("settime: {e:?}"))?;
+    let (sec, nsec) = wallclock();
+    // Wall time at `now`, by the new wallclock: within a millisecond of target.25.
+    let wall_ns = u128::from(sec) * 1_000_000_000 + u128::from(nsec) + u128::from(now);
+    let want = u128::from(target) * 1_000_000_000 + 250_000_000;
+    // Back to the wall time the old wallclock gives now.
+    let t = time::now_ns();
+    let wall = sec0 * 1_000_000_000 + u64::from(nsec0) + t;
+    let back = guest::platform_settime(wall / 1_000_000_000, (wall % 1_000_000_000) as u32, t);
+    if wall_ns.abs_diff(want) > 1_000_000 {
+        return Err(alloc::format!("wallclock {sec}.{nsec:09} + {now} ns is not {target}.25"));
+    }
+    back.map_err(|e| alloc::format!("setting the clock back: {e:?}"))?;
+    let mut bad = PlatformOp::new(XENPF_SETTIME64, &Settime64 { mbz: 1, ..Default::default() });
+    pv_guest::println!("INFO platform_op settime64 mbz=1: {:?}", raw(&mut bad));
+    let mut bad = PlatformOp::new(XENPF_SETTIME64, &Settime64::default());
+    bad.interface_version = 0x0300_0000;
+    pv_guest::println!("INFO platform_op old interface version: {:?}", raw(&mut bad));
+    let mut bad = PlatformOp::new(0x7777, &Settime64::default());
+    pv_guest::println!("INFO platform_op unknown command: {:?}", raw(&mut bad));
+    Ok(())
+}
 
 /// The XENFEAT bits a PV kernel is told about (`xen_version(XENVER_get_features)`): printed
 /// for comparison with Xen, and checked for the two Linux cannot boot without.
