@@ -193,7 +193,8 @@ fn debians_linux_boots_to_a_shell_and_runs_user_space() {
         ("STEP-4", "/bin/linux-probe tls; echo STEP-$((5))\n"),
         ("STEP-5", "/bin/linux-probe mmap 64; echo STEP-$((6))\n"),
         ("STEP-6", "/bin/linux-probe signals; echo STEP-$((7))\n"),
-        ("STEP-7", "poweroff -f\n"),
+        ("STEP-7", "/bin/linux-probe sysregs; echo STEP-$((8))\n"),
+        ("STEP-8", "poweroff -f\n"),
     ];
     let mut boot = linux_boot("linux-shell", &g, LINUX_HV);
     for (marker, text) in steps {
@@ -217,6 +218,7 @@ fn debians_linux_boots_to_a_shell_and_runs_user_space() {
     run.expect("FORKEXEC-TEST: PASS 1000 runs of /bin/true");
     run.expect("MMAP-TEST: PASS 8 x 64 MiB");
     run.expect("SIGNAL-TEST: PASS");
+    run.expect("SYSREGS-TEST: PASS");
     run.expect_not("-TEST: FAIL");
     // poweroff: the domain ends as a poweroff, is destroyed with every frame back, and dom0,
     // told through VIRQ_DOM_EXC, lets it go and powers the machine off.
@@ -302,7 +304,7 @@ fn debians_linux_boots_as_dom0_to_a_shell() {
         .module(g.initramfs.clone(), "")
         .memory_mib(1024)
         .timeout_secs(400)
-        .type_after(INIT_SHELL, "uname -a; echo DOM0-$((6*7))\n")
+        .type_after(INIT_SHELL, "uname -a; /bin/linux-probe sysregs; echo DOM0-$((6*7))\n")
         .type_after("DOM0-42", "poweroff -f\n")
         .run_with_dom0(&g.kernel);
     // The machine's map (XENMEM_machine_memory_map): the BIOS's reserved top of 4 GiB.
@@ -313,6 +315,7 @@ fn debians_linux_boots_as_dom0_to_a_shell() {
     run.expect(TLS_PASS);
     let uname = run.line("Linux (none) 6.1");
     println!("{uname}");
+    run.expect("SYSREGS-TEST: PASS");
     run.expect("DOM0-42");
     run.expect_not("unknown hypercall 7"); // platform_op settime: Linux retries it on failure
     run.expect_status(EXIT_POWEROFF);
