@@ -90,3 +90,95 @@ fn a_pattern_written_survives_power_off_and_a_new_boot() {
     let r = second.line("RESULT blk:").to_string();
     assert!(r.contains("PASS verified 2048 sectors"), "{r}");
 }
+
+/// QEMU's disk cache mode for the crash test: `writethrough` completes a write only once
+/// the host has made it durable (and honours flushes), so what a guest was told is flushed
+/// must be in the image whatever happens to QEMU afterwards. (With `cache=unsafe` QEMU would
+/// ignore flushes; `writeback` leaves durability to the flushes it is sent.)
+const CRASH_CACHE_MODE: &str = ",cache=writethrough";
+
+#[test]
+fn an_acknowledged_flushed_write_survives_qemu_being_killed() {
+    let disk = fresh_disk("blk-crash", 16);
+    // The harness kills QEMU (SIGKILL) as soon as the guest logs the acknowledgement.
+    let crash = boot(
+        "blk-crash",
+        &[("crasher", "scenario=blk mode=durable seed=99 at=4096", "phy:virtio0,xvda,w")],
+    )
+    .disk_with(&disk, CRASH_CACHE_MODE)
+    .until("RESULT blk: ACK durable write")
+    .run();
+    assert!(crash.stopped_early, "no acknowledgement; serial output:\n{}", crash.text());
+    crash.expect("[crasher] RESULT blk: ACK durable write of sectors 4096+8 seed 99 flushed");
+    sectors_match(&disk, 99, 4096, 8).unwrap();
+    let next = boot(
+        "blk-crash-verify",
+        &[("checker", "scenario=blk mode=verify-durable seed=99 at=4096", "phy:virtio0,xvda,r")],
+    )
+    .disk_with(&disk, CRASH_CACHE_MODE)
+    .run();
+    next.expect_status(EXIT_POWEROFF);
+    next.expect("[checker] RESULT blk: PASS the flushed write at sector 4096 survived");
+}
+
+/// Domain ids by name, from dom0's `dN (name) created` lines.
+fn domid_of(run: &Run, name: &str) -> u16 {
+    let l = run.line(&format!("({name}) created"));
+    let d = l.split("dom0: d").nth(1).and_then(|r| r.split(' ').next()).unwrap();
+    d.parse().unwrap()
+}
+
+#[test]
+fn hostile_frontends_are_closed_alone() {
+    let disk = fresh_disk("blk-hostile", 64);
+    // Each guest its own 8 MiB region of the one disk; the honest one writes and verifies
+    // 4 MiB while the others attack.
+    let attacks = ["ring", "gref", "segment", "range", "storm", "silent"];
+    let mut cfgs: Vec<(String, String, String)> = vec![(
+        "honest".into(),
+        "scenario=blk mode=write seed=3 sectors=8192".into(),
+        "phy:virtio0@0+8M,xvda,w".into(),
+    )];
+    for (i, a) in attacks.iter().enumerate() {
+        cfgs.push((
+            format!("h-{a}"),
+            format!("scenario=blkhostile attack={a} seconds=2"),
+            format!("phy:virtio0@{}M+8M,xvda,w", 8 * (i + 1)),
+        ));
+    }
+    let refs: Vec<(&str, &str, &str)> =
+        cfgs.iter().map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str())).collect();
+    let run = boot("blk-hostile", &refs).disk(&disk).memory_mib(768).run();
+    run.expect_status(EXIT_POWEROFF);
+    // The honest guest's I/O went through, and its device was never closed.
+    let r = run.line("[honest] RESULT blk:").to_string();
+    assert!(r.contains("PASS wrote 8192 sectors"), "{r}");
+    run.expect_not("(honest) vbd xvda: closed");
+    sectors_match(&disk, 3, 0, 8192).unwrap();
+    let reasons = [
+        ("ring", "ring indices out of range"),
+        ("gref", "cannot copy its data pages"),
+        ("segment", "runs past its page"),
+        ("range", "past the end of the vbd"),
+        ("storm", "event storm"),
+    ];
+    for (a, why) in reasons {
+        // One line per closed device, saying why.
+        let lines = run.matching(&format!("(h-{a}) vbd xvda: closed:"));
+        assert_eq!(lines.len(), 1, "{a}: {lines:?}\n{}", run.text());
+        assert!(lines[0].contains(why), "{a}: {}", lines[0]);
+        run.expect(&format!(
+            "[h-{a}] RESULT blkhostile: {a}: the back end closed the device; ring grants released"
+        ));
+    }
+    // The frontend that never reads its answers costs dom0 nothing and is not closed.
+    run.expect("[h-silent] RESULT blkhostile: silent frontend done");
+    run.expect_not("(h-silent) vbd xvda: closed");
+    // Every guest's frames came back: nothing of theirs stayed mapped in dom0.
+    for name in ["honest", "h-ring", "h-gref", "h-segment", "h-range", "h-storm", "h-silent"] {
+        let id = domid_of(&run, name);
+        run.expect(&format!("domain {id}: all frames returned"));
+    }
+    run.expect("dom0: all domUs are gone");
+    run.expect_not("FAIL");
+}
