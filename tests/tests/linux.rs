@@ -26,16 +26,7 @@ const INIT_P2M: u64 = 0x80_0000_0000;
 
 /// The guest, or `None` after saying why it cannot be had here.
 fn guest() -> Option<LinuxGuest> {
-    match linux::linux_guest() {
-        Ok(g) => Some(g),
-        Err(e) => {
-            let required =
-                std::env::var_os("CI").is_some() || std::env::var_os("REQUIRE_LINUX").is_some();
-            assert!(!required, "no Debian Linux image, and CI or REQUIRE_LINUX needs one: {e}");
-            eprintln!("SKIPPED: no Debian Linux image for this test: {e}");
-            None
-        }
-    }
+    linux::linux_guest_or_skip()
 }
 
 /// The kernel ELF inside Debian's vmlinuz, unpacked by the builder's own code.
