@@ -345,6 +345,24 @@ impl Blkfront {
         if status == BLKIF_RSP_OKAY { Ok(()) } else { Err(format!("status {status}")) }
     }
 
+    /// Data page `i` (of [`DATA_PAGES`]): the buffer requests move data through, which a
+    /// caller may fill or read in place ([`Blkfront::write_in_place`],
+    /// [`Blkfront::read_in_place`]) instead of having it copied, as a kernel hands its own
+    /// page-cache pages to the device.
+    pub fn data_page(&self, i: usize) -> SharedPage {
+        self.data[i].shared()
+    }
+
+    /// Reads `len` bytes from `sector` into the data pages, from the first on.
+    pub fn read_in_place(&mut self, sector: u64, len: usize) -> Result<(), String> {
+        self.rw(BLKIF_OP_READ, sector, len, false)
+    }
+
+    /// Writes `len` bytes of the data pages, from the first on, at `sector`.
+    pub fn write_in_place(&mut self, sector: u64, len: usize, flush: bool) -> Result<(), String> {
+        self.rw(BLKIF_OP_WRITE, sector, len, flush)
+    }
+
     /// Reads `buf.len()` bytes (whole sectors, at most [`DATA_PAGES`] pages) from `sector`.
     pub fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), String> {
         self.rw(BLKIF_OP_READ, sector, buf.len(), false)?;

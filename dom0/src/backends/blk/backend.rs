@@ -25,6 +25,9 @@ use crate::xenstored::local::LocalStore;
 
 /// Largest ring this back end maps: 2^order pages (`max-ring-page-order`).
 pub const MAX_RING_PAGE_ORDER: u32 = 2;
+/// How often a connected vbd's frontend state is looked at: a XenStore read per vbd per
+/// round would cost every request, and a frontend that closes or restarts can wait this long.
+const STATE_LOOK_NS: u64 = 20_000_000;
 
 /// One vbd of a domU.
 struct Vbd {
@@ -35,6 +38,8 @@ struct Vbd {
     region: Region,
     state: XenbusState,
     conn: Option<Conn>,
+    /// When the frontend's state was last read.
+    looked_at: u64,
 }
 
 /// Every domU's vbds.
@@ -118,6 +123,7 @@ impl BlkBackend {
                 region,
                 state: XenbusState::InitWait,
                 conn: None,
+                looked_at: 0,
             });
         }
     }
@@ -134,7 +140,12 @@ impl BlkBackend {
         let Some(vbds) = self.vbds.get_mut(&id) else { return false };
         let mut more = false;
         for v in vbds.iter_mut() {
-            let fe = xenbus::state(ls, &v.nodes.fe_dir);
+            let fe = if v.conn.is_some() && now.saturating_sub(v.looked_at) < STATE_LOOK_NS {
+                XenbusState::Connected
+            } else {
+                v.looked_at = now;
+                xenbus::state(ls, &v.nodes.fe_dir)
+            };
             match step(v.state, fe, v.conn.is_some()) {
                 Step::Stay => {}
                 Step::Connect => match connect(ls, DomId(id), &v.nodes.fe_dir, now) {
@@ -191,14 +202,16 @@ fn release(v: &mut Vbd) {
             println!("dom0: {}: the hypervisor refused to unmap its ring", v.label);
         }
         log::info!(
-            "{}: disconnected after {} reads, {} writes, {} flushes, {} discards ({} indirect, {} errors)",
+            "{}: disconnected after {} reads, {} writes, {} flushes, {} discards ({} indirect, {} errors), {} ms busy ({} ms copying)",
             v.label,
             s.reads,
             s.writes,
             s.flushes,
             s.discards,
             s.indirect,
-            s.errors
+            s.errors,
+            s.busy_ns / 1_000_000,
+            s.copy_ns / 1_000_000
         );
     }
 }
