@@ -61,6 +61,8 @@ pub struct Blkfront {
     answered: Vec<(u64, i16)>,
     conn: Option<(FrontRing<'static, BlkifRequest, BlkifResponse>, EvtchnPort)>,
     next_id: u64,
+    /// How long a handshake step waits for the back end.
+    wait_ns: u64,
     pub sectors: u64,
     pub info: u32,
     pub sector_size: u32,
@@ -135,6 +137,7 @@ impl Blkfront {
             answered: Vec::new(),
             conn: None,
             next_id: 1,
+            wait_ns: 10_000_000_000,
             sectors: 0,
             info: 0,
             sector_size: 0,
@@ -152,7 +155,7 @@ impl Blkfront {
 
     fn handshake(&mut self, store: &mut dyn Store) -> Result<(), String> {
         let be = self.be.dir.clone();
-        let s = wait_state(store, &be, |s| s == XenbusState::InitWait, 10_000_000_000);
+        let s = wait_state(store, &be, |s| s == XenbusState::InitWait, self.wait_ns);
         if s != XenbusState::InitWait {
             return Err(format!("backend state {s:?}, not InitWait"));
         }
@@ -182,7 +185,7 @@ impl Blkfront {
         w("event-channel", format!("{}", port.0))?;
         w("protocol", "x86_64-abi".into())?;
         xenbus::set_state(store, &fe, XenbusState::Initialised).map_err(xs_err)?;
-        let s = wait_state(store, &be, |s| s == XenbusState::Connected, 10_000_000_000);
+        let s = wait_state(store, &be, |s| s == XenbusState::Connected, self.wait_ns);
         if s != XenbusState::Connected {
             return Err(format!("backend state {s:?}, not Connected"));
         }
@@ -239,8 +242,19 @@ impl Blkfront {
         if !self.teardown(store, 5_000_000_000) {
             return Err("the back end kept the ring mapped".into());
         }
+        self.reconnect(store)
+    }
+
+    /// After [`Blkfront::teardown`]: starts over (Initialising) and connects again, waiting
+    /// at most `wait_ns` for each of the back end's steps.
+    pub fn reconnect(&mut self, store: &mut dyn Store) -> Result<(), String> {
         xenbus::set_state(store, &self.fe, XenbusState::Initialising).map_err(xs_err)?;
         self.handshake(store)
+    }
+
+    /// How long each handshake step waits for the back end (10 s unless set).
+    pub fn set_wait(&mut self, ns: u64) {
+        self.wait_ns = ns;
     }
 
     /// Stages `req`, pushes it, and notifies if needed (no waiting): for scenarios that

@@ -86,6 +86,20 @@ pub struct Stats {
     pub copy_ns: u64,
 }
 
+impl Stats {
+    /// Adds another connection's counters (a vbd's totals over its connections).
+    pub fn add(&mut self, o: &Stats) {
+        self.reads += o.reads;
+        self.writes += o.writes;
+        self.flushes += o.flushes;
+        self.discards += o.discards;
+        self.indirect += o.indirect;
+        self.errors += o.errors;
+        self.busy_ns += o.busy_ns;
+        self.copy_ns += o.copy_ns;
+    }
+}
+
 pub struct Conn {
     dom: DomId,
     ring: BackRing<'static, BlkifRequest, BlkifResponse>,

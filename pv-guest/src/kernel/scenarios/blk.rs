@@ -245,54 +245,70 @@ pub fn hostile(line: &str) {
     let r = pv_guest::xenstore::with(|xs| -> Result<String, String> {
         let mut f = connect(xs, line)?;
         let good = f.data_gref(0);
-        match attack {
-            "ring" => {
-                // req_prod far past anything the ring can hold.
-                f.ring_page().u32_at(0).store(1000, core::sync::atomic::Ordering::Release);
-                if let Some(p) = f.port() {
-                    let _ = pv_guest::events::send(p);
+        let repeat = cmdline_param(line, "repeat", 1u64);
+        let mut released = true;
+        let mut attacks = 0;
+        while attacks < repeat {
+            if attacks > 0 {
+                // Start over as a restarted frontend would, and attack again.
+                f.set_wait(2_000_000_000);
+                if let Err(e) = f.reconnect(xs) {
+                    println!(
+                        "blkhostile: after {attacks} attacks the back end does not come back: {e}"
+                    );
+                    break;
                 }
             }
-            // A grant ref this domain never granted.
-            "gref" => f.push_raw(read_req(&f, 0, GrantRef(450), 0, 7))?,
-            // Sectors 0..=9 of a page of eight.
-            "segment" => f.push_raw(read_req(&f, 0, good, 0, 9))?,
-            "range" => f.push_raw(read_req(&f, f.sectors - 4, good, 0, 7))?,
-            "storm" => {
-                let port = f.port().ok_or("not connected")?;
-                let end = time::now_ns() + cmdline_param(line, "seconds", 2u64) * 1_000_000_000;
-                let mut n = 0u64;
-                while time::now_ns() < end && f.backend_state(xs) == XenbusState::Connected {
-                    for _ in 0..100 {
-                        let _ = hypercall_abi::guest::evtchn_send(port);
+            attacks += 1;
+            match attack {
+                "ring" => {
+                    // req_prod far past anything the ring can hold.
+                    f.ring_page().u32_at(0).store(1000, core::sync::atomic::Ordering::Release);
+                    if let Some(p) = f.port() {
+                        let _ = pv_guest::events::send(p);
                     }
-                    n += 100;
                 }
-                println!("blkhostile: sent {n} events with nothing on the ring");
-            }
-            "silent" => {
-                // Fill the ring, never read an answer, never close: then sit.
-                let mut pushed = 0;
-                while f.push_raw(read_req(&f, 0, good, 0, 7)).is_ok() {
-                    pushed += 1;
+                // A grant ref this domain never granted.
+                "gref" => f.push_raw(read_req(&f, 0, GrantRef(450), 0, 7))?,
+                // Sectors 0..=9 of a page of eight.
+                "segment" => f.push_raw(read_req(&f, 0, good, 0, 9))?,
+                "range" => f.push_raw(read_req(&f, f.sectors - 4, good, 0, 7))?,
+                "storm" => {
+                    let port = f.port().ok_or("not connected")?;
+                    let end = time::now_ns() + cmdline_param(line, "seconds", 2u64) * 1_000_000_000;
+                    let mut n = 0u64;
+                    while time::now_ns() < end && f.backend_state(xs) == XenbusState::Connected {
+                        for _ in 0..100 {
+                            let _ = hypercall_abi::guest::evtchn_send(port);
+                        }
+                        n += 100;
+                    }
+                    println!("blkhostile: sent {n} events with nothing on the ring");
                 }
-                println!("blkhostile: {pushed} requests pushed; no answer will be read");
-                time::sleep_ns(cmdline_param(line, "seconds", 3u64) * 1_000_000_000);
-                return Ok(String::from("silent frontend done"));
+                "silent" => {
+                    // Fill the ring, never read an answer, never close: then sit.
+                    let mut pushed = 0;
+                    while f.push_raw(read_req(&f, 0, good, 0, 7)).is_ok() {
+                        pushed += 1;
+                    }
+                    println!("blkhostile: {pushed} requests pushed; no answer will be read");
+                    time::sleep_ns(cmdline_param(line, "seconds", 3u64) * 1_000_000_000);
+                    return Ok(String::from("silent frontend done"));
+                }
+                other => return Err(alloc::format!("unknown attack {other}")),
             }
-            other => return Err(alloc::format!("unknown attack {other}")),
+            let be = backend_dir(xs)?;
+            let closed = pv_guest::frontends::blk::wait_state(
+                xs,
+                &be,
+                |s| matches!(s, XenbusState::Closing | XenbusState::Closed),
+                10_000_000_000,
+            );
+            if !matches!(closed, XenbusState::Closing | XenbusState::Closed) {
+                return Err(alloc::format!("the back end stayed {closed:?}"));
+            }
+            released &= f.teardown(xs, 5_000_000_000);
         }
-        let be = backend_dir(xs)?;
-        let closed = pv_guest::frontends::blk::wait_state(
-            xs,
-            &be,
-            |s| matches!(s, XenbusState::Closing | XenbusState::Closed),
-            10_000_000_000,
-        );
-        if !matches!(closed, XenbusState::Closing | XenbusState::Closed) {
-            return Err(alloc::format!("the back end stayed {closed:?}"));
-        }
-        let released = f.teardown(xs, 5_000_000_000);
         Ok(alloc::format!(
             "{attack}: the back end closed the device; ring grants {}",
             if released { "released" } else { "STILL MAPPED" }
