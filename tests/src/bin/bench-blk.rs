@@ -17,6 +17,9 @@ fn main() {
         guest_archive("bench-blk", &[pv_guest_file(), ("bench.cfg", cfg.as_bytes().to_vec())]);
     let disk = scratch_disk("bench-blk", 64);
     let mut figures: BTreeMap<(String, &str), Vec<u64>> = BTreeMap::new();
+    // domU / dom0 within each boot (the baseline measured seconds before, on the same host
+    // load), in per cent.
+    let mut ratios: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for i in 0..boots {
         let run = Boot::new(&format!("bench-blk-{i}"), "dom0", "devbench=1 create=bench")
             .module(archive.clone(), "")
@@ -26,6 +29,7 @@ fn main() {
         if !run.has("RESULT blk: PASS bench done") {
             eprintln!("boot {i} did not finish; see target/test-logs/bench-blk-{i}.log");
         }
+        let mut this: BTreeMap<(String, &str), u64> = BTreeMap::new();
         for l in run.text().lines() {
             let who = if l.contains("] DEVBENCH ") { "domU" } else { "dom0" };
             let Some((name, rest)) = l.split("DEVBENCH ").nth(1).and_then(|r| r.split_once(": "))
@@ -34,11 +38,23 @@ fn main() {
             };
             if let Some(v) = rest.split(' ').next().and_then(|v| v.parse().ok()) {
                 figures.entry((name.to_string(), who)).or_default().push(v);
+                this.insert((name.to_string(), who), v);
+            }
+        }
+        for ((name, who), v) in &this {
+            let base = name.trim_end_matches("-q4").to_string();
+            if *who == "domU"
+                && let Some(&b) = this.get(&(base, "dom0"))
+                && b > 0
+            {
+                ratios.entry(name.clone()).or_default().push(v * 100 / b);
             }
         }
     }
     println!("medians over {boots} boots (QEMU TCG), dom0 native and a domU through blkback");
-    println!("| figure | dom0 native | domU via blkback | domU / dom0 | domU runs |");
+    println!(
+        "| figure | dom0 native | domU via blkback | domU / dom0 (medians) | domU / dom0 per boot (median, runs) |"
+    );
     println!("|---|---|---|---|---|");
     for name in [
         "disk-seq-write",
@@ -53,9 +69,10 @@ fn main() {
         // The native path has one request in flight: the `-q4` rows compare with it too.
         let base = name.trim_end_matches("-q4");
         let get = |n: &str, who| figures.get(&(n.to_string(), who)).map(|v| median(v));
-        let runs = figures
-            .get(&(name.to_string(), "domU"))
-            .map_or(String::new(), |v| v.iter().map(u64::to_string).collect::<Vec<_>>().join(", "));
+        let runs = ratios.get(name).map_or(String::new(), |v| {
+            let all = v.iter().map(|r| format!("{r} %")).collect::<Vec<_>>().join(", ");
+            format!("**{} %** ({all})", median(v))
+        });
         match (get(base, "dom0"), get(name, "domU")) {
             (Some(a), Some(b)) if a > 0 => {
                 println!("| {name} | {a} | {b} | {:.0} % | {runs} |", b as f64 * 100.0 / a as f64)
