@@ -19,8 +19,8 @@
 //! - `xenstore`: the XenStore client over the domain's ring, and the `Store` trait xenbus code
 //!   uses (dom0 implements it over its in-process xenstored).
 //! - `xenbus`: how the two ends of a split device find each other and agree on its state.
-//! - `frontends/`: this kernel's halves of split devices (the secondary console today; block
-//!   and network next).
+//! - `frontends/`: this kernel's halves of split devices (the secondary console, the block
+//!   device over Xen's blkif; network next).
 //! - `bench`: measuring cycles and printing `BENCH` lines.
 //!
 //! `unsafe` lives in `arch` (entry, stubs, hypercall page), `memory::heap` (the arena),

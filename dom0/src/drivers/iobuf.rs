@@ -27,11 +27,11 @@ pub struct Piece {
     pub len: u16,
 }
 
-/// The copies that move `segs`, laid end to end from the buffer's start, with none crossing
-/// a buffer page (a segment is within its own page already: the caller validated it).
-pub fn pieces(segs: &[Segment], out: &mut alloc::vec::Vec<Piece>) {
+/// The copies that move `segs`, laid end to end from `start` in the buffer, with none
+/// crossing a buffer page (a segment is within its own page already: the caller validated it).
+pub fn pieces(segs: &[Segment], start: usize, out: &mut alloc::vec::Vec<Piece>) {
     out.clear();
-    let mut at = 0usize;
+    let mut at = start;
     for s in segs {
         let (mut done, len) = (0u16, s.len);
         while done < len {
@@ -117,11 +117,22 @@ mod machine {
         /// its start, in one batched `GNTTABOP_copy`. The total must fit the buffer. Err: the
         /// first failing copy's `GNTST_*` status (a bad grant ref, a read-only grant written).
         pub fn copy(&mut self, dom: DomId, segs: &[Segment], dir: Direction) -> Result<(), i16> {
+            self.copy_at(dom, segs, dir, 0)
+        }
+
+        /// [`IoBuf::copy`] with the segments laid from `start` in the buffer.
+        pub fn copy_at(
+            &mut self,
+            dom: DomId,
+            segs: &[Segment],
+            dir: Direction,
+            start: usize,
+        ) -> Result<(), i16> {
             let total: usize = segs.iter().map(|s| usize::from(s.len)).sum();
-            if total > self.len() {
+            if start.checked_add(total).is_none_or(|end| end > self.len()) {
                 return Err(GNTST_GENERAL_ERROR);
             }
-            pieces(segs, &mut self.pieces);
+            pieces(segs, start, &mut self.pieces);
             self.ops.clear();
             let base = self.buf.maddr >> 12;
             for p in &self.pieces {
@@ -185,7 +196,7 @@ mod tests {
     #[test]
     fn whole_pages_are_one_piece_each() {
         let mut out = alloc::vec::Vec::new();
-        pieces(&[seg(1, 0, 4096), seg(2, 0, 4096)], &mut out);
+        pieces(&[seg(1, 0, 4096), seg(2, 0, 4096)], 0, &mut out);
         assert_eq!(out.len(), 2);
         assert_eq!(
             out[1],
@@ -197,7 +208,7 @@ mod tests {
     fn a_segment_crossing_a_buffer_page_is_cut() {
         let mut out = alloc::vec::Vec::new();
         // 3 sectors, then 8 sectors from sector 0: the second runs over the buffer's page.
-        pieces(&[seg(1, 512, 1536), seg(2, 0, 4096)], &mut out);
+        pieces(&[seg(1, 512, 1536), seg(2, 0, 4096)], 0, &mut out);
         assert_eq!(
             out,
             [
@@ -211,6 +222,15 @@ mod tests {
         assert!(
             out.iter()
                 .all(|p| p.buf_offset / 4096 == (p.buf_offset + usize::from(p.len) - 1) / 4096)
+        );
+        // From a start inside a page: the segment is cut at that page's end.
+        pieces(&[seg(3, 0, 4096)], 8192 + 1024, &mut out);
+        assert_eq!(
+            out,
+            [
+                Piece { gref: GrantRef(3), gref_offset: 0, buf_offset: 9216, len: 3072 },
+                Piece { gref: GrantRef(3), gref_offset: 3072, buf_offset: 12288, len: 1024 },
+            ]
         );
     }
 }

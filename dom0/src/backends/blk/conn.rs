@@ -6,10 +6,13 @@
 //! is zero-filled [`ROUND_BYTES`] at a time and answered when done), copying each slot once
 //! ([`BackRing::next_request`]) and checking the copy (`request`). Data moves by grant copy
 //! through the back end's one I/O buffer, so nothing of the guest's stays mapped but the
-//! ring. Requests run one after the other, each finished before the next starts, which is
-//! what makes the barrier and flush semantics hold: a flush-cache or barrier request with
-//! data flushes the disk, writes, and flushes again before it is answered (everything
-//! answered before it, and it, is then durable); one without data flushes.
+//! ring. Plain reads and writes are gathered into batches of up to `BATCH_MAX`, each with
+//! its stretch of the buffer, and given to the disk all in flight at once (the device may
+//! complete them in any order, as blkif allows: a frontend orders with flushes and barriers).
+//! A flush-cache, barrier or discard request first completes the batch gathered before it,
+//! then runs alone, which is what makes their semantics hold: a flush-cache or barrier
+//! request with data flushes the disk, writes, and flushes again before it is answered
+//! (everything answered before it, and it, is then durable); one without data flushes.
 //!
 //! A broken ring (indices out of range), a request no honest frontend sends, a grant that
 //! cannot be copied, or an event storm ends the connection with the reason for the log line.
@@ -28,7 +31,7 @@ use ring_buffers::BackRing;
 use super::request::{self, Kind, Reject, Request, Segments};
 use super::vbd::Region;
 use crate::drivers::iobuf::{Direction, IoBuf, Segment};
-use crate::drivers::virtio::blk::Disk;
+use crate::drivers::virtio::blk::{BATCH_MAX, BatchOp, Disk};
 
 /// Requests taken from one ring per round.
 pub const MAX_REQUESTS: u32 = 32;
@@ -51,6 +54,17 @@ pub struct Target<'a> {
     pub disk: &'a mut Disk,
     pub region: Region,
     pub writable: bool,
+}
+
+/// A read or write gathered into the batch, its data at `offset` in the I/O buffer.
+struct Gathered {
+    id: u64,
+    operation: u8,
+    write: bool,
+    first: u64,
+    offset: usize,
+    len: usize,
+    segs: Vec<Segment>,
 }
 
 /// A discard being zero-filled: what is left of it.
@@ -80,6 +94,24 @@ pub struct Stats {
     pub discards: u64,
     pub indirect: u64,
     pub errors: u64,
+    /// Time spent carrying requests out (copies and disk), in ns.
+    pub busy_ns: u64,
+    /// Of which grant copies, in ns.
+    pub copy_ns: u64,
+}
+
+impl Stats {
+    /// Adds another connection's counters (a vbd's totals over its connections).
+    pub fn add(&mut self, o: &Stats) {
+        self.reads += o.reads;
+        self.writes += o.writes;
+        self.flushes += o.flushes;
+        self.discards += o.discards;
+        self.indirect += o.indirect;
+        self.errors += o.errors;
+        self.busy_ns += o.busy_ns;
+        self.copy_ns += o.copy_ns;
+    }
 }
 
 pub struct Conn {
@@ -88,6 +120,7 @@ pub struct Conn {
     run: MappedRun,
     port: EvtchnPort,
     discard: Option<Discard>,
+    batch: Vec<Gathered>,
     window_start: u64,
     idle_events: u32,
     pub stats: Stats,
@@ -117,6 +150,7 @@ impl Conn {
                     run,
                     port,
                     discard: None,
+                    batch: Vec::new(),
                     window_start: now,
                     idle_events: 0,
                     stats: Stats::default(),
@@ -164,7 +198,10 @@ impl Conn {
                     }
                 };
                 taken += 1;
-                match self.handle(&slot, t, b, &mut bytes) {
+                let t0 = pv_guest::time::now_ns();
+                let handled = self.handle(&slot, t, b, &mut bytes);
+                self.stats.busy_ns += pv_guest::time::now_ns() - t0;
+                match handled {
                     Ok(Some((id, op, status))) => self.answer(id, op, status),
                     Ok(None) => {}
                     Err(why) => {
@@ -176,6 +213,13 @@ impl Conn {
                     result = r;
                     break 'work;
                 }
+            }
+            let t0 = pv_guest::time::now_ns();
+            let ran = self.run_batch(t, b);
+            self.stats.busy_ns += pv_guest::time::now_ns() - t0;
+            if let Err(why) = ran {
+                result = Served::Broken(why);
+                break 'work;
             }
             if self.discard.is_some() || taken == MAX_REQUESTS || bytes >= ROUND_BYTES {
                 result = Served::More;
@@ -234,6 +278,12 @@ impl Conn {
             }
             Err(Reject::Hostile(why)) => return Err(why),
         };
+        if matches!(req.kind, Kind::Read | Kind::Write { flush: false }) {
+            self.gather(&req, t, b, bytes)?;
+            return Ok(None);
+        }
+        // Everything else runs alone, after what was gathered before it.
+        self.run_batch(t, b)?;
         let status = match req.kind {
             Kind::Flush => {
                 self.stats.flushes += 1;
@@ -246,18 +296,20 @@ impl Conn {
                 self.discard = Some(Discard { id: req.id, next: first, left: req.discard_sectors });
                 return Ok(None);
             }
-            Kind::Read | Kind::Write { .. } => self.read_write(&req, t, b, bytes)?,
+            Kind::Write { .. } => self.flush_write(&req, t, b, bytes)?,
+            Kind::Read => BLKIF_RSP_ERROR,
         };
         Ok(Some((req.id, req.operation, status)))
     }
 
-    fn read_write(
+    /// The checked segments of `req` (copying its indirect pages in first), in `b.segs`; its
+    /// first disk sector and length in bytes.
+    fn segments(
         &mut self,
         req: &Request,
-        t: &mut Target<'_>,
+        t: &Target<'_>,
         b: &mut Buffers,
-        bytes: &mut usize,
-    ) -> Result<i16, String> {
+    ) -> Result<(u64, usize), String> {
         let descs = match &req.segments {
             Segments::Direct(s) => s.clone(),
             Segments::Indirect { pages, count } => {
@@ -273,32 +325,112 @@ impl Conn {
         };
         let n = request::check_segments(&descs, &mut b.segs).map_err(hostile)?;
         let first = request::check_range(&t.region, req.sector, n).map_err(hostile)?;
-        let len = (n * 512) as usize;
+        Ok((first, (n * 512) as usize))
+    }
+
+    /// Checks a plain read or write and adds it to the batch (a write's data copied in now),
+    /// running the batch first if it is full or the buffer has no room left.
+    fn gather(
+        &mut self,
+        req: &Request,
+        t: &mut Target<'_>,
+        b: &mut Buffers,
+        bytes: &mut usize,
+    ) -> Result<(), String> {
+        let (first, len) = self.segments(req, t, b)?;
+        let mut offset = self.batch.last().map_or(0, |g| g.offset + g.len);
+        if self.batch.len() == BATCH_MAX || offset + len > b.data.len() {
+            self.run_batch(t, b)?;
+            offset = 0;
+        }
+        let write = matches!(req.kind, Kind::Write { .. });
+        if write {
+            let t0 = pv_guest::time::now_ns();
+            b.data.copy_at(self.dom, &b.segs, Direction::FromGuest, offset).map_err(bad_grant)?;
+            self.stats.copy_ns += pv_guest::time::now_ns() - t0;
+        }
         *bytes += len;
-        let bad_grant = |st| format!("cannot copy its data pages (grant status {st})");
-        Ok(match req.kind {
-            Kind::Read => {
-                self.stats.reads += 1;
-                if t.disk.read(first, b.data.bytes_mut(len)).is_err() {
-                    return Ok(BLKIF_RSP_ERROR);
-                }
-                b.data.copy(self.dom, &b.segs, Direction::ToGuest).map_err(bad_grant)?;
-                BLKIF_RSP_OKAY
+        self.batch.push(Gathered {
+            id: req.id,
+            operation: req.operation,
+            write,
+            first,
+            offset,
+            len,
+            segs: b.segs.clone(),
+        });
+        Ok(())
+    }
+
+    /// Gives the gathered reads and writes to the disk, all in flight, then copies what was
+    /// read out to the guest and answers each.
+    fn run_batch(&mut self, t: &mut Target<'_>, b: &mut Buffers) -> Result<(), String> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = core::mem::take(&mut self.batch);
+        let end = batch.last().map_or(0, |g| g.offset + g.len);
+        let results = {
+            let mut rest = b.data.bytes_mut(end);
+            let mut at = 0;
+            let mut ops = Vec::with_capacity(batch.len());
+            for g in &batch {
+                let (_, tail) = core::mem::take(&mut rest).split_at_mut(g.offset - at);
+                let (mine, tail) = tail.split_at_mut(g.len);
+                rest = tail;
+                at = g.offset + g.len;
+                ops.push(if g.write {
+                    BatchOp::Write(g.first, mine)
+                } else {
+                    BatchOp::Read(g.first, mine)
+                });
             }
-            Kind::Write { flush } => {
+            t.disk.run_batch(&mut ops)
+        };
+        let mut broken = None;
+        for (g, r) in batch.iter().zip(results) {
+            let mut status = if r.is_ok() { BLKIF_RSP_OKAY } else { BLKIF_RSP_ERROR };
+            if g.write {
                 self.stats.writes += 1;
-                b.data.copy(self.dom, &b.segs, Direction::FromGuest).map_err(bad_grant)?;
-                // Barrier and flush-with-data: what was answered before is made durable
-                // first, then this write, before the answer.
-                if flush && t.disk.flush().is_err() {
-                    return Ok(BLKIF_RSP_ERROR);
+            } else {
+                self.stats.reads += 1;
+                if broken.is_some() {
+                    status = BLKIF_RSP_ERROR;
+                } else if r.is_ok() {
+                    let c0 = pv_guest::time::now_ns();
+                    let copied = b.data.copy_at(self.dom, &g.segs, Direction::ToGuest, g.offset);
+                    self.stats.copy_ns += pv_guest::time::now_ns() - c0;
+                    if let Err(st) = copied {
+                        broken = Some(bad_grant(st));
+                        status = BLKIF_RSP_ERROR;
+                    }
                 }
-                let ok = t.disk.write(first, b.data.bytes(len)).is_ok()
-                    && (!flush || t.disk.flush().is_ok());
-                if ok { BLKIF_RSP_OKAY } else { BLKIF_RSP_ERROR }
             }
-            _ => BLKIF_RSP_ERROR,
-        })
+            self.answer(g.id, g.operation, status);
+        }
+        broken.map_or(Ok(()), Err)
+    }
+
+    /// A flush-cache or barrier request with data, alone: flush, write, flush.
+    fn flush_write(
+        &mut self,
+        req: &Request,
+        t: &mut Target<'_>,
+        b: &mut Buffers,
+        bytes: &mut usize,
+    ) -> Result<i16, String> {
+        let (first, len) = self.segments(req, t, b)?;
+        *bytes += len;
+        self.stats.writes += 1;
+        let t0 = pv_guest::time::now_ns();
+        b.data.copy(self.dom, &b.segs, Direction::FromGuest).map_err(bad_grant)?;
+        self.stats.copy_ns += pv_guest::time::now_ns() - t0;
+        // What was answered before is made durable first, then this write, before the answer.
+        if t.disk.flush().is_err() {
+            return Ok(BLKIF_RSP_ERROR);
+        }
+        let ok = t.disk.write(first, b.data.bytes(len)).is_ok() && t.disk.flush().is_ok();
+        Ok(if ok { BLKIF_RSP_OKAY } else { BLKIF_RSP_ERROR })
     }
 
     /// Zero-fills the discard in progress within the round's budget; answers it when done.
@@ -338,6 +470,10 @@ impl Conn {
         }
         None
     }
+}
+
+fn bad_grant(status: i16) -> String {
+    format!("cannot copy its data pages (grant status {status})")
 }
 
 fn hostile(r: Reject) -> String {

@@ -4,10 +4,10 @@
 //! completes the request.
 //! Errors (a device status, a timeout) come back as [`DiskError`]; none panics dom0.
 //!
-//! This is what blkback will sit on: [`Disk::read`], [`Disk::write`] and [`Disk::flush`] on
-//! 512-byte sectors, with buffers anywhere in dom0's memory (given to the device in place
-//! when machine-contiguous, bounced otherwise up to `hal::BOUNCE_MAX`; `dma::alloc` buffers
-//! are always in place).
+//! This is what blkback (`backends::blk`) sits on: [`Disk::read`], [`Disk::write`] and
+//! [`Disk::flush`] on 512-byte sectors, with buffers anywhere in dom0's memory (given to the
+//! device in place when machine-contiguous, bounced otherwise up to `hal::BOUNCE_MAX`;
+//! `dma::alloc` buffers are always in place).
 
 use virtio_drivers::device::blk::{BlkReq, BlkResp, SECTOR_SIZE, VirtIOBlk};
 use virtio_drivers::transport::pci::PciTransport;
@@ -34,6 +34,25 @@ pub enum DiskError {
     Timeout,
     /// An earlier request timed out and the device was stopped.
     Stopped,
+}
+
+/// Requests [`Disk::run_batch`] has in flight at most: each takes three descriptors of the
+/// crate's 16-entry queue when the device has no indirect descriptors.
+pub const BATCH_MAX: usize = 4;
+
+/// One request of a batch: where, and the buffer it reads into or writes from.
+pub enum BatchOp<'a> {
+    Read(u64, &'a mut [u8]),
+    Write(u64, &'a [u8]),
+}
+
+/// A request's header and status as the device reads and writes them, 16-aligned so the
+/// header never straddles a page (it is handed over in place, never bounced).
+#[repr(C, align(16))]
+#[derive(Default)]
+struct Slot {
+    req: BlkReq,
+    resp: BlkResp,
 }
 
 /// A virtio-blk disk.
@@ -143,6 +162,85 @@ impl Disk {
         // SAFETY: the same buffers as submitted, and the request is complete.
         unsafe { self.dev.complete_write_blocks(token, &req, buf, &mut resp) }
             .map_err(DiskError::Device)
+    }
+
+    /// Carries out up to [`BATCH_MAX`] reads and writes with all of them in flight at once
+    /// (the device may work on them together and complete them in any order); one result
+    /// each, in order. Ops past [`BATCH_MAX`] fail with `BadLength`.
+    pub fn run_batch(&mut self, ops: &mut [BatchOp<'_>]) -> alloc::vec::Vec<Result<(), DiskError>> {
+        let n = ops.len();
+        let mut results: alloc::vec::Vec<Result<(), DiskError>> =
+            (0..n).map(|_| Err(DiskError::BadLength)).collect();
+        // Fixed for the batch's life: the device holds pointers into it until completion.
+        let mut slots: alloc::vec::Vec<Slot> = (0..n).map(|_| Slot::default()).collect();
+        let mut tokens: alloc::vec::Vec<Option<u16>> = alloc::vec![None; n];
+        for (i, (op, slot)) in ops.iter_mut().zip(slots.iter_mut()).enumerate().take(BATCH_MAX) {
+            let (sector, va, len) = match op {
+                BatchOp::Read(s, b) => (*s, b.as_ptr() as u64, b.len()),
+                BatchOp::Write(s, b) => (*s, b.as_ptr() as u64, b.len()),
+            };
+            if let Err(e) = self.check(sector, va, len) {
+                results[i] = Err(e);
+                continue;
+            }
+            let Slot { req, resp } = slot;
+            let submitted = match op {
+                #[allow(unsafe_code)]
+                // SAFETY: `req`, `resp` (in `slots`) and the buffer stay borrowed, untouched,
+                // and in place until the request completes below or the device is stopped
+                // (`abandon`): nothing else uses them meanwhile.
+                BatchOp::Read(s, b) => unsafe {
+                    self.dev.read_blocks_nb(*s as usize, req, b, resp)
+                },
+                #[allow(unsafe_code)]
+                // SAFETY: as for a read.
+                BatchOp::Write(s, b) => unsafe {
+                    self.dev.write_blocks_nb(*s as usize, req, b, resp)
+                },
+            };
+            match submitted {
+                Ok(t) => tokens[i] = Some(t),
+                Err(e) => results[i] = Err(DiskError::Device(e)),
+            }
+        }
+        let mut pending = tokens.iter().filter(|t| t.is_some()).count();
+        let deadline = pv_guest::time::now_ns() + REQUEST_TIMEOUT_NS;
+        while pending > 0 {
+            self.service_interrupt();
+            while let Some(t) = self.dev.peek_used() {
+                let Some(i) = tokens.iter().position(|&x| x == Some(t)) else {
+                    // Not a request of ours: the device is confused; stop it.
+                    self.abandon();
+                    return results;
+                };
+                tokens[i] = None;
+                pending -= 1;
+                let Slot { req, resp } = &mut slots[i];
+                results[i] = match &mut ops[i] {
+                    #[allow(unsafe_code)]
+                    // SAFETY: the same buffers as submitted, and the request is complete.
+                    BatchOp::Read(_, b) => unsafe {
+                        self.dev.complete_read_blocks(t, req, b, resp)
+                    },
+                    #[allow(unsafe_code)]
+                    // SAFETY: as for a read.
+                    BatchOp::Write(_, b) => unsafe {
+                        self.dev.complete_write_blocks(t, req, b, resp)
+                    },
+                }
+                .map_err(DiskError::Device);
+            }
+            if pending > 0 && !self.irq.wait(deadline) {
+                self.abandon();
+                for (i, t) in tokens.iter().enumerate() {
+                    if t.is_some() {
+                        results[i] = Err(DiskError::Timeout);
+                    }
+                }
+                return results;
+            }
+        }
+        results
     }
 
     /// Makes the writes so far durable (a no-op for a device without a write cache).
