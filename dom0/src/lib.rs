@@ -25,7 +25,6 @@
 
 extern crate alloc;
 
-#[cfg(target_os = "none")]
 pub mod backends;
 pub mod drivers;
 #[cfg(target_os = "none")]

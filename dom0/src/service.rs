@@ -2,7 +2,8 @@
 //! dispatches to them. Each round, for every domU served: its XenStore ring (`xenstored`), its
 //! console (`backends::console`), its secondary consoles (`backends::vcons`); then dom0's own
 //! XenStore events and its serial input (`drivers::serial`, routed by the console back end);
-//! then the devices' interrupts and received frames (`drivers`, within a budget).
+//! then the network back end and its bridge (`backends::net`: vifs and the uplink NIC's
+//! frames), then the devices' interrupts (`drivers`, within a budget).
 //! Adopting a domU connects each room to it and publishes its rings in XenStore; forgetting it
 //! lets each room go of it. Which domains to adopt or forget, and when, is the toolstack's
 //! (`toolstack::domains`).
@@ -17,6 +18,7 @@ use hypercall_abi::{DomId, EvtchnPort};
 use pv_guest::{events, println, time};
 
 use crate::backends::console::Consoles;
+use crate::backends::net::backend::NetBackend;
 use crate::backends::vcons::VconsBackend;
 use crate::drivers::Devices;
 use crate::drivers::serial::Serial;
@@ -38,6 +40,7 @@ pub struct Services {
     xenstored: Xenstored,
     consoles: Consoles,
     vcons: VconsBackend,
+    net: NetBackend,
     serial: Serial,
     /// The machine's devices dom0 drives (found at start).
     devices: Option<Devices>,
@@ -66,6 +69,7 @@ impl Services {
             xenstored: Xenstored::new(),
             consoles: Consoles::default(),
             vcons: VconsBackend::new(cfg.vcons_restart_after),
+            net: NetBackend::new(),
             serial: Serial::default(),
             devices: None,
             guests: BTreeMap::new(),
@@ -75,6 +79,9 @@ impl Services {
 
     /// Hands over the devices dom0 found, served each round from now on.
     pub fn attach_devices(&mut self, devices: Devices) {
+        if !devices.virtio.nics.is_empty() {
+            self.net.attach_uplink();
+        }
         self.devices = Some(devices);
     }
 
@@ -122,6 +129,17 @@ impl Services {
         }
     }
 
+    /// Gives `dom` (named `name`) the vifs its configuration lists (`vif = [...]`, entries
+    /// already checked by the configuration parser), numbered from 0.
+    pub fn add_vifs(&mut self, dom: DomId, name: &str, vifs: &[String]) {
+        for (devid, entry) in vifs.iter().enumerate() {
+            match crate::toolstack::vif::VifSpec::parse(entry) {
+                Ok(spec) => self.net.add(self.xenstored.engine(), dom, name, devid as u32, &spec),
+                Err(e) => println!("dom0: d{} ({name}): {e}", dom.0),
+            }
+        }
+    }
+
     /// A domU is gone: forget its connections (the hypervisor already closed its ports and
     /// unmapped nothing of ours: our mappings of its pages keep them alive until dropped here).
     pub fn forget(&mut self, dom: DomId) {
@@ -133,6 +151,7 @@ impl Services {
         self.consoles.disconnect(dom.0, &name);
         self.xenstored.disconnect(dom);
         self.vcons.disconnect(dom.0);
+        self.net.disconnect(dom);
         let xs = self.xenstored.engine();
         xs.domain_died(dom);
         let _ = xs.remove_domain_home(dom);
@@ -152,6 +171,8 @@ impl Services {
         self.xenstored.flush_local_events();
         let consoles = &mut self.consoles;
         self.serial.poll(|line| consoles.input_line(line));
+        let uplink = self.devices.as_mut().and_then(|d| d.virtio.nics.first_mut());
+        self.net.round(&mut self.xenstored.local(), uplink);
         if let Some(d) = &mut self.devices {
             d.round();
         }

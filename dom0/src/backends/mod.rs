@@ -2,8 +2,11 @@
 //! connections per domain, serving each within a bounded amount of work per round, and
 //! disconnecting a frontend that breaks its ring or floods dom0 with one log line while the
 //! others carry on: every guest is a hostile peer. `console` serves every domU's PV console
-//! (and routes serial input to one of them), `vcons` secondary consoles over xenbus; the block
-//! and network back ends go here too. Rings are reached through `crate::ring`.
+//! (and routes serial input to one of them), `vcons` secondary consoles over xenbus, `net`
+//! the network back end (netback) and dom0's bridge. Rings are reached through `crate::ring`.
 
+#[cfg(target_os = "none")]
 pub mod console;
+pub mod net;
+#[cfg(target_os = "none")]
 pub mod vcons;

@@ -83,6 +83,6 @@ impl Devices {
 
     /// One round of device work within a budget (called by the serving loop).
     pub fn round(&mut self) {
-        self.virtio.round(32);
+        self.virtio.round();
     }
 }

@@ -4,14 +4,15 @@
 //! ...` lines (attacks: `ATTACK` lines) the tests parse. One file per subject: `pingpong`
 //! (events through a granted page), `timing` (hog, latency, timers, yieldpair), `xenstore`,
 //! `grants`, `console` (vcons, flood, ticker, corrupt-console, storm, echo), `hostile` (the
-//! attacks on isolation, and the victim that watches its memory) and `drvbench` (split-driver
-//! benchmarks).
+//! attacks on isolation, and the victim that watches its memory), `drvbench` (split-driver
+//! benchmarks), `tcp` (TCP echo server and client over the vif).
 
 mod console;
 mod drvbench;
 mod grants;
 mod hostile;
 mod pingpong;
+mod tcp;
 mod timing;
 mod xenstore;
 
@@ -35,6 +36,8 @@ pub fn run(line: &str) {
         Some("storm") => console::storm(line),
         Some("echo") => console::echo(line),
         Some("drvbench") => drvbench::run(line),
+        Some("tcp-echo") => tcp::echo(line),
+        Some("tcp-client") => tcp::client(line),
         Some("victim") => hostile::victim(pv_guest::cmdline_param(line, "seconds", 5)),
         Some(other) => println!("RESULT {other}: FAIL unknown scenario"),
         None => {}

@@ -1,0 +1,436 @@
+//! netback's life in dom0: every vif's XenStore nodes, its xenbus handshake, and each round's
+//! work, which moves frames between the vifs, the bridge and the uplink NIC.
+//!
+//! A vif is made when the toolstack creates a guest whose configuration lists one
+//! (`vif = ['mac=...']`): the frontend's `device/vif/<n>` and the back end's
+//! `backend/vif/<dom>/<n>` with `mac`, `handle` and the features offered (`feature-rx-copy`
+//! only: no flipping, no scatter-gather, no segmentation offload, one queue, one event
+//! channel), then InitWait. A frontend that published `tx-ring-ref`, `rx-ring-ref`,
+//! `event-channel` and `request-rx-copy=1` and went Initialised (or straight to Connected, as
+//! Linux's netfront does) gets its rings mapped, its channel bound and the back end Connected;
+//! when it closes, the back end lets go and waits again (InitWait). A frontend that breaks the
+//! protocol (`vif::Fatal`) or sends from a MAC not its own more than a few times is
+//! disconnected with one log line and stays Closed until its domain is rebuilt.
+//!
+//! Each round: take up to [`TX_BUDGET`] packets from each vif and [`UPLINK_BUDGET`] frames
+//! from the NIC, let the bridge say where each goes, queue them (or send them on the NIC),
+//! then give each vif up to [`RX_BUDGET`] queued frames.
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use hypercall_abi::io::netif::*;
+use hypercall_abi::{DomId, EvtchnPort, GrantRef};
+use pv_guest::grant::{self, CopyDir, Mapping};
+use pv_guest::memory::pages::{self, OwnPage};
+use pv_guest::memory::shared;
+use pv_guest::xenbus::{self, XenbusState};
+use pv_guest::{events, println, time};
+use ring_buffers::{BackRing, Notify};
+
+use super::bridge::{Bridge, Forward, Port};
+use super::vif::{Frame, GrantIo, VifRings};
+use crate::drivers::virtio::net::Nic;
+use crate::toolstack::vif::{VifSpec, format_mac};
+use crate::xenstored::local::LocalStore;
+use crate::xenstored::{Access, Perms, XenStore};
+
+/// Packets taken from one vif per round.
+pub const TX_BUDGET: usize = 64;
+/// Frames given to one vif per round.
+pub const RX_BUDGET: usize = 64;
+/// Frames taken from the uplink NIC per round.
+pub const UPLINK_BUDGET: usize = 64;
+/// Frames from a MAC not the vif's own it may send (each dropped) before it is disconnected.
+const SPOOF_LIMIT: u64 = 16;
+
+/// Grant copies through one page of dom0's (the hypervisor copies between frames, and this
+/// page is only ever accessed through `SharedPage`'s atomics).
+struct CopyIo {
+    dom: DomId,
+    page: OwnPage,
+}
+
+impl GrantIo for CopyIo {
+    fn copy_in(&mut self, gref: GrantRef, offset: u16, dst: &mut [u8]) -> Result<(), i16> {
+        let st = grant::copy(
+            &self.page,
+            0,
+            self.dom,
+            gref,
+            offset,
+            dst.len() as u16,
+            CopyDir::FromGrant,
+        );
+        if st != 0 {
+            return Err(st);
+        }
+        self.page.shared().read(0, dst);
+        Ok(())
+    }
+
+    fn copy_out(&mut self, gref: GrantRef, offset: u16, src: &[u8]) -> Result<(), i16> {
+        self.page.shared().write(0, src);
+        match grant::copy(&self.page, 0, self.dom, gref, offset, src.len() as u16, CopyDir::ToGrant)
+        {
+            0 => Ok(()),
+            st => Err(st),
+        }
+    }
+}
+
+/// A connected vif's rings.
+struct Conn {
+    rings: VifRings<'static>,
+    tx_map: Mapping,
+    rx_map: Mapping,
+    port: EvtchnPort,
+}
+
+impl Conn {
+    fn close(self) {
+        let Conn { rings, tx_map, rx_map, port } = self;
+        // The rings go before the pages under them.
+        drop(rings);
+        events::off(port);
+        let _ = hypercall_abi::guest::evtchn_close(port);
+        let _ = grant::unmap(tx_map);
+        let _ = grant::unmap(rx_map);
+    }
+}
+
+/// One vif.
+struct Vif {
+    dom: DomId,
+    /// `vif<dom>.<devid>`, for logs.
+    label: String,
+    fe_dir: String,
+    be_dir: String,
+    mac: [u8; 6],
+    conn: Option<Conn>,
+    /// The state last written to the back end's node.
+    be_state: XenbusState,
+    /// Disconnected for breaking the protocol: stays Closed.
+    dead: bool,
+    spoofed: u64,
+}
+
+/// Every vif, and the bridge joining them to the uplink.
+pub struct NetBackend {
+    vifs: BTreeMap<(u16, u32), Vif>,
+    bridge: Bridge,
+    /// The page grant copies go through (dom0 serves one vif at a time).
+    page: Option<OwnPage>,
+    has_uplink: bool,
+}
+
+impl Default for NetBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A decimal number at `dir/key` of the frontend.
+fn read_num(lsvc: &mut LocalStore<'_>, dir: &str, key: &str) -> Option<u64> {
+    xenbus::read_u64(lsvc, &format!("{dir}/{key}"))
+}
+
+impl NetBackend {
+    pub fn new() -> Self {
+        NetBackend {
+            vifs: BTreeMap::new(),
+            bridge: Bridge::default(),
+            page: None,
+            has_uplink: false,
+        }
+    }
+
+    /// Joins the uplink NIC to the bridge (once dom0 found one).
+    pub fn attach_uplink(&mut self) {
+        self.has_uplink = true;
+        self.bridge.add_port(Port::Uplink);
+    }
+
+    /// Creates vif `devid` of `dom` (named `name`) from its configuration entry: both ends'
+    /// XenStore nodes with their permissions, the back end in InitWait.
+    pub fn add(&mut self, xs: &mut XenStore, dom: DomId, name: &str, devid: u32, spec: &VifSpec) {
+        let fe = xenbus::frontend_dir(dom.0, "vif", devid);
+        let be = xenbus::backend_dir(0, "vif", dom.0, devid);
+        let mac = spec.mac_for(name, devid);
+        let m = format_mac(&mac);
+        let fe_perms = Perms::new(dom, Access::None).with(DomId(0), Access::Read);
+        let be_perms = Perms::new(DomId(0), Access::None).with(dom, Access::Read);
+        let id = format!("{devid}");
+        let fe_keys = [("backend", be.as_str()), ("backend-id", "0"), ("handle", &id), ("mac", &m)];
+        let mut be_keys = alloc::vec![
+            ("frontend", fe.clone()),
+            ("frontend-id", format!("{}", dom.0)),
+            ("handle", id.clone()),
+            ("mac", m.clone()),
+            ("online", "1".into()),
+            ("bridge", "xenbr0".into()),
+            ("feature-rx-copy", "1".into()),
+            ("feature-rx-flip", "0".into()),
+            ("feature-sg", "0".into()),
+            ("feature-gso-tcpv4", "0".into()),
+            ("feature-gso-tcpv6", "0".into()),
+        ];
+        if let Some(ip) = &spec.ip {
+            be_keys.push(("ip", ip.clone()));
+        }
+        let _ = xs.write_privileged(&fe, b"");
+        let _ = xs.set_perms_privileged(&fe, fe_perms.clone());
+        for (k, v) in fe_keys.iter().chain([("state", "1")].iter()) {
+            let p = format!("{fe}/{k}");
+            let _ = xs.write_privileged(&p, v.as_bytes());
+            let _ = xs.set_perms_privileged(&p, fe_perms.clone());
+        }
+        let _ = xs.write_privileged(&be, b"");
+        let _ = xs.set_perms_privileged(&be, be_perms.clone());
+        for (k, v) in be_keys.iter().map(|(k, v)| (*k, v.as_str())).chain([("state", "2")]) {
+            let p = format!("{be}/{k}");
+            let _ = xs.write_privileged(&p, v.as_bytes());
+            let _ = xs.set_perms_privileged(&p, be_perms.clone());
+        }
+        let label = format!("vif{}.{devid}", dom.0);
+        println!("dom0: {label} ({name}): mac {m}, on xenbr0");
+        self.bridge.add_port(Port::Vif(dom.0, devid));
+        self.vifs.insert(
+            (dom.0, devid),
+            Vif {
+                dom,
+                label,
+                fe_dir: fe,
+                be_dir: be,
+                mac,
+                conn: None,
+                be_state: XenbusState::InitWait,
+                dead: false,
+                spoofed: 0,
+            },
+        );
+    }
+
+    fn io(&mut self, dom: DomId) -> Option<CopyIo> {
+        if self.page.is_none() {
+            self.page = pages::alloc_page();
+        }
+        self.page.map(|page| CopyIo { dom, page })
+    }
+
+    /// One round: the vifs' xenbus states, their transmitted packets and the uplink's frames
+    /// through the bridge, then the frames queued for each vif.
+    pub fn round(&mut self, lsvc: &mut LocalStore<'_>, mut uplink: Option<&mut Nic>) {
+        let now = time::now_ns();
+        let keys: Vec<(u16, u32)> = self.vifs.keys().copied().collect();
+        for k in &keys {
+            self.follow_frontend(lsvc, *k);
+        }
+        let mut frames: Vec<(Port, Frame)> = Vec::new();
+        for k in &keys {
+            let Some(mut io) = self.io(DomId(k.0)) else { return };
+            let Some(v) = self.vifs.get_mut(k) else { continue };
+            let Some(c) = v.conn.as_mut() else { continue };
+            let mut out = Vec::new();
+            let r = c.rings.transmit(&mut io, TX_BUDGET, &mut out);
+            if let Ok(Notify::Yes) = r {
+                let _ = events::send(c.port);
+            }
+            for f in out {
+                if f.data[6..12] == v.mac {
+                    frames.push((Port::Vif(k.0, k.1), f));
+                } else {
+                    v.spoofed += 1;
+                }
+            }
+            let why = match r {
+                Err(e) => Some(format!("{e}")),
+                Ok(_) if v.spoofed > SPOOF_LIMIT => {
+                    Some(format!("{} frames from a MAC not its own", v.spoofed))
+                }
+                Ok(_) => None,
+            };
+            if let Some(why) = why {
+                self.kill(lsvc, *k, &why);
+            }
+        }
+        if let Some(nic) = uplink.as_deref_mut() {
+            for _ in 0..UPLINK_BUDGET {
+                let Some(data) = nic.recv() else { break };
+                frames.push((Port::Uplink, Frame { data, csum_filled: false }));
+            }
+        }
+        for (from, f) in frames {
+            match self.bridge.forward(from, &f.data, now) {
+                Forward::One(p) => self.deliver(p, f, uplink.as_deref_mut()),
+                Forward::Flood(ports) => {
+                    for p in ports {
+                        self.deliver(p, f.clone(), uplink.as_deref_mut());
+                    }
+                }
+                Forward::Drop => {}
+            }
+        }
+        for k in &keys {
+            let Some(mut io) = self.io(DomId(k.0)) else { return };
+            let Some(c) = self.vifs.get_mut(k).and_then(|v| v.conn.as_mut()) else { continue };
+            match c.rings.receive(&mut io, RX_BUDGET) {
+                Ok(Notify::Yes) => {
+                    let _ = events::send(c.port);
+                }
+                Ok(Notify::No) => {}
+                Err(e) => self.kill(lsvc, *k, &format!("{e}")),
+            }
+        }
+        self.bridge.age(now);
+    }
+
+    fn deliver(&mut self, to: Port, f: Frame, uplink: Option<&mut Nic>) {
+        match to {
+            Port::Uplink => {
+                if let Some(nic) = uplink {
+                    // A full NIC drops the frame, as a switch port would; TCP sends again.
+                    let _ = nic.send(&f.data);
+                }
+            }
+            Port::Vif(d, n) => {
+                if let Some(c) = self.vifs.get_mut(&(d, n)).and_then(|v| v.conn.as_mut()) {
+                    c.rings.queue_rx(f);
+                }
+            }
+        }
+    }
+
+    fn set_state(lsvc: &mut LocalStore<'_>, v: &mut Vif, s: XenbusState) {
+        if v.be_state != s {
+            v.be_state = s;
+            let _ = xenbus::set_state(lsvc, &v.be_dir, s);
+        }
+    }
+
+    /// Follows vif `k`'s frontend: connects when it published its rings, lets go when it
+    /// closes.
+    fn follow_frontend(&mut self, lsvc: &mut LocalStore<'_>, k: (u16, u32)) {
+        let Some(v) = self.vifs.get_mut(&k) else { return };
+        if v.dead {
+            return;
+        }
+        let fe = xenbus::state(lsvc, &v.fe_dir);
+        match (v.conn.is_some(), fe) {
+            (false, XenbusState::Initialised | XenbusState::Connected)
+                if v.be_state == XenbusState::InitWait =>
+            {
+                match Self::connect(lsvc, v) {
+                    Ok(c) => {
+                        println!(
+                            "dom0: {}: connected (mac {}, event channel {})",
+                            v.label,
+                            format_mac(&v.mac),
+                            c.port.0
+                        );
+                        v.conn = Some(c);
+                        Self::set_state(lsvc, v, XenbusState::Connected);
+                    }
+                    Err(why) => {
+                        let why = format!("cannot connect: {why}");
+                        self.kill(lsvc, k, &why);
+                    }
+                }
+            }
+            (true, XenbusState::Closing | XenbusState::Closed | XenbusState::Unknown) => {
+                if let Some(c) = v.conn.take() {
+                    c.close();
+                }
+                println!("dom0: {}: frontend closed", v.label);
+                Self::set_state(lsvc, v, XenbusState::Closing);
+                Self::set_state(lsvc, v, XenbusState::Closed);
+            }
+            (false, XenbusState::Closed | XenbusState::Initialising)
+                if v.be_state == XenbusState::Closed =>
+            {
+                // Ready for the frontend to connect again.
+                Self::set_state(lsvc, v, XenbusState::InitWait);
+            }
+            _ => {}
+        }
+    }
+
+    /// Maps the rings the frontend published and binds its event channel.
+    fn connect(lsvc: &mut LocalStore<'_>, v: &Vif) -> Result<Conn, String> {
+        let fe = &v.fe_dir;
+        let tx_ref = read_num(lsvc, fe, "tx-ring-ref").ok_or("no tx-ring-ref")?;
+        let rx_ref = read_num(lsvc, fe, "rx-ring-ref").ok_or("no rx-ring-ref")?;
+        let evtchn = read_num(lsvc, fe, "event-channel")
+            .ok_or("no event-channel (split channels are not offered)")?;
+        if read_num(lsvc, fe, "request-rx-copy") != Some(1) {
+            return Err("request-rx-copy is not 1 (only receive by copy is offered)".into());
+        }
+        let (tx_ref, rx_ref) = (
+            u32::try_from(tx_ref).map_err(|_| "tx-ring-ref out of range")?,
+            u32::try_from(rx_ref).map_err(|_| "rx-ring-ref out of range")?,
+        );
+        let tx_map = grant::map(v.dom, GrantRef(tx_ref), false)
+            .map_err(|e| format!("tx ring grant {tx_ref}: {e}"))?;
+        let rx_map = match grant::map(v.dom, GrantRef(rx_ref), false) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = grant::unmap(tx_map);
+                return Err(format!("rx ring grant {rx_ref}: {e}"));
+            }
+        };
+        let port = match u32::try_from(evtchn)
+            .map_err(|_| ())
+            .and_then(|p| events::bind_interdomain(v.dom, EvtchnPort(p), |_| {}).map_err(|_| ()))
+        {
+            Ok(p) => p,
+            Err(()) => {
+                let _ = grant::unmap(tx_map);
+                let _ = grant::unmap(rx_map);
+                return Err(format!("cannot bind event channel {evtchn}"));
+            }
+        };
+        events::on_queue(port);
+        let tx = shared::request_ring::<NetifTxRequest, NetifTxResponse>(tx_map.page());
+        let rx = shared::request_ring::<NetifRxRequest, NetifRxResponse>(rx_map.page());
+        let rings = VifRings::new(BackRing::new(tx), BackRing::new(rx));
+        Ok(Conn { rings, tx_map, rx_map, port })
+    }
+
+    /// Disconnects vif `k` for `why` (one line), for good.
+    fn kill(&mut self, lsvc: &mut LocalStore<'_>, k: (u16, u32), why: &str) {
+        let Some(v) = self.vifs.get_mut(&k) else { return };
+        println!("dom0: {}: disconnected: {why}", v.label);
+        if let Some(c) = v.conn.take() {
+            c.close();
+        }
+        v.dead = true;
+        Self::set_state(lsvc, v, XenbusState::Closing);
+        Self::set_state(lsvc, v, XenbusState::Closed);
+        self.bridge.remove_port(Port::Vif(k.0, k.1));
+    }
+
+    /// `dom` is gone: let go of its vifs, printing what they carried.
+    pub fn disconnect(&mut self, dom: DomId) {
+        let keys: Vec<(u16, u32)> = self.vifs.keys().filter(|k| k.0 == dom.0).copied().collect();
+        for k in keys {
+            if let Some(mut v) = self.vifs.remove(&k) {
+                if let Some(c) = v.conn.take() {
+                    let s = c.rings.stats;
+                    println!(
+                        "dom0: {}: gone after {} packets sent ({} refused), {} received ({} dropped)",
+                        v.label, s.tx_packets, s.tx_errors, s.rx_packets, s.rx_dropped
+                    );
+                    c.close();
+                }
+                self.bridge.remove_port(Port::Vif(k.0, k.1));
+            }
+        }
+    }
+
+    /// Whether the uplink was joined.
+    pub fn has_uplink(&self) -> bool {
+        self.has_uplink
+    }
+}
