@@ -106,3 +106,31 @@ fn domus_talk_tcp_through_dom0s_bridge() {
     run.expect_not("FAIL");
     run.expect_not("disconnected");
 }
+
+#[test]
+fn hostile_frontends_lose_their_vif_alone_and_the_others_talk_on() {
+    let _g = shared();
+    let guests = [
+        cfg("badgref", "scenario=net-hostile ip=10.0.2.30 mode=bad-gref", ""),
+        cfg("pastring", "scenario=net-hostile ip=10.0.2.31 mode=past-ring", ""),
+        cfg("server", "scenario=tcp-echo ip=10.0.2.15 port=7 conns=1", ""),
+        cfg("client", "scenario=tcp-client ip=10.0.2.16 server=10.0.2.15:7 bytes=100000", ""),
+    ];
+    let run = boot("net-hostile", &guests, "badgref+pastring+server+client").nic(None).run();
+    run.expect_status(EXIT_POWEROFF);
+    // One line each, naming what the frontend did.
+    assert_eq!(run.matching("dom0: vif1.0: disconnected").len(), 1);
+    run.expect("dom0: vif1.0: disconnected: grant ref 480 refused");
+    assert_eq!(run.matching("dom0: vif2.0: disconnected").len(), 1);
+    run.expect("dom0: vif2.0: disconnected: ring indices out of range");
+    run.expect("[badgref] RESULT net-hostile: backend closed the vif after bad-gref");
+    run.expect("[pastring] RESULT net-hostile: backend closed the vif after past-ring");
+    // The honest pair's vifs stay up and carry their exchange.
+    run.expect("[client] RESULT tcp-client: ok 100000 bytes echoed intact");
+    run.expect("[server] RESULT tcp-echo: ok 1 connections");
+    assert_eq!(run.matching("disconnected").len(), 2, "only the hostile vifs");
+    // Nothing of the hostile guests stays mapped: their memory all comes back.
+    run.expect("domain 1: all frames returned");
+    run.expect("domain 2: all frames returned");
+    run.expect_not("RESULT tcp-client: FAIL");
+}

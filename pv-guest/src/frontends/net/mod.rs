@@ -48,6 +48,8 @@ pub struct NetStats {
 pub struct Netfront {
     pub mac: [u8; 6],
     pub dir: String,
+    be_dir: String,
+    tx_pages_ring: crate::memory::shared::SharedPage,
     tx: FrontRing<'static, NetifTxRequest, NetifTxResponse>,
     rx: FrontRing<'static, NetifRxRequest, NetifRxResponse>,
     port: EvtchnPort,
@@ -93,6 +95,8 @@ impl Netfront {
         let mut nf = Netfront {
             mac,
             dir: fe.clone(),
+            be_dir: be.clone(),
+            tx_pages_ring: tx_page.shared(),
             tx: FrontRing::new(tx_ring),
             rx: FrontRing::new(rx_ring),
             port: EvtchnPort(0),
@@ -128,6 +132,17 @@ impl Netfront {
         }
         nf.kick_rx();
         Ok(nf)
+    }
+
+    /// The transmit ring's page: the guest's own memory, which it may write at will (the
+    /// hostile scenarios do, to show the back end copes).
+    pub fn tx_page(&self) -> crate::memory::shared::SharedPage {
+        self.tx_pages_ring
+    }
+
+    /// The directory of the back end.
+    pub fn backend_dir(&self) -> &str {
+        &self.be_dir
     }
 
     /// The event channel (to wait on).

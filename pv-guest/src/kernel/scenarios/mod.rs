@@ -38,6 +38,7 @@ pub fn run(line: &str) {
         Some("drvbench") => drvbench::run(line),
         Some("tcp-echo") => tcp::echo(line),
         Some("tcp-client") => tcp::client(line),
+        Some("net-hostile") => tcp::hostile(line),
         Some("victim") => hostile::victim(pv_guest::cmdline_param(line, "seconds", 5)),
         Some(other) => println!("RESULT {other}: FAIL unknown scenario"),
         None => {}

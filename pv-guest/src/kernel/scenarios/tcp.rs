@@ -9,6 +9,7 @@
 //! `server=a.b.c.d:port`, `bytes=` (bulk transfer, default 65536), `rtts=` (round trips,
 //! default 20), `seconds=` (default 60).
 
+use alloc::string::ToString;
 use alloc::vec::Vec;
 
 use pv_guest::frontends::net::Netfront;
@@ -260,4 +261,44 @@ pub fn client(line: &str) {
         "RESULT tcp-client: ok {total} bytes echoed intact in {} ms ({kib_s} KiB/s each way), rtt median {rtt_us} us over {rtts}",
         ns / 1_000_000
     );
+}
+
+/// `scenario=net-hostile mode=bad-gref|past-ring`: connects its vif honestly, then breaks the
+/// transmit ring by hand (a request naming a grant it never made, or `req_prod` a thousand
+/// slots past what exists), tells the back end, and reports whether the back end closed the
+/// vif (`RESULT net-hostile: backend closed`).
+pub fn hostile(line: &str) {
+    use hypercall_abi::io::netif::NetifTxRequest;
+    use hypercall_abi::io::ring::{HEADER_SIZE, REQ_PROD};
+    use pv_guest::xenbus::{XenbusState, wait_state};
+    use zerocopy::IntoBytes;
+
+    let Some(st) = Stack::up(line, "net-hostile") else { return };
+    let nf = &st.dev.nf;
+    let page = nf.tx_page();
+    let prod = page.u32_at(REQ_PROD).load(core::sync::atomic::Ordering::SeqCst);
+    let mode = cmdline_value(line, "mode").unwrap_or("bad-gref");
+    match mode {
+        "bad-gref" => {
+            let req = NetifTxRequest {
+                gref: hypercall_abi::GrantRef(480),
+                offset: 0,
+                flags: 0,
+                id: 0,
+                size: 60,
+            };
+            page.write(HEADER_SIZE + (prod as usize % 256) * 12, req.as_bytes());
+            page.u32_at(REQ_PROD).store(prod + 1, core::sync::atomic::Ordering::SeqCst);
+        }
+        _ => page.u32_at(REQ_PROD).store(prod + 1000, core::sync::atomic::Ordering::SeqCst),
+    }
+    let _ = events::send(nf.port());
+    println!("net-hostile: {mode} sent");
+    let be = nf.backend_dir().to_string();
+    let s = xenstore::with(|xs| wait_state(xs, &be, |s| s == XenbusState::Closed, 10_000_000_000));
+    if s == Some(XenbusState::Closed) {
+        println!("RESULT net-hostile: backend closed the vif after {mode}");
+    } else {
+        println!("RESULT net-hostile: FAIL backend state {s:?} after {mode}");
+    }
 }
