@@ -11,7 +11,8 @@
 //! - `cpu_weight` (default 256), `cap` (percent of a CPU, default 0: none);
 //! - `on_poweroff` (default `destroy`), `on_reboot` (default `restart`), `on_crash` (default
 //!   `destroy`): `destroy`, `restart` or `preserve`;
-//! - `disk`: a list, kept as written for the block back end;
+//! - `disk`: a list, kept as written: each entry is parsed by the block back end
+//!   (`backends::blk::vbd`);
 //! - `vif`: a list of network interfaces, each checked here (`toolstack::vif`: `mac=`,
 //!   `bridge=xenbr0`, `ip=`) and served by dom0's netback;
 //! - `type`: only `"pv"`.
@@ -84,7 +85,7 @@ pub struct DomainConfig {
     pub vcpus: u32,
     pub weight: u32,
     pub cap: u32,
-    /// `disk` entries, kept for the block back end to come.
+    /// `disk` entries, for the block back end (`backends::blk::vbd` parses them).
     pub disks: Vec<String>,
     /// `vif` entries as written (each valid `toolstack::vif` syntax), one netback vif each.
     pub vifs: Vec<String>,

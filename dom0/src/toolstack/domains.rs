@@ -159,7 +159,7 @@ impl Toolstack {
         let t0 = time::now_ns();
         let c = builder::build(self.archive.as_ref(), &cfg)
             .map_err(|e| format!("{}: {e}", cfg.name))?;
-        svc.adopt(c.dom, &cfg.name);
+        svc.adopt(c.dom, &cfg.name, &cfg.disks);
         svc.add_vifs(c.dom, &cfg.name, &cfg.vifs);
         let _ = ctl::unpause(c.dom);
         println!(

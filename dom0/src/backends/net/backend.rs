@@ -10,7 +10,8 @@
 //! Linux's netfront does) gets its rings mapped, its channel bound and the back end Connected;
 //! when it closes, the back end lets go and waits again (InitWait). A frontend that breaks the
 //! protocol (`vif::Fatal`) or sends from a MAC not its own more than a few times is
-//! disconnected with one log line and stays Closed until its domain is rebuilt.
+//! disconnected with one log line: the back end goes Closing and holds nothing until the
+//! frontend starts over (the shared `backends::xenbus` half decides each step).
 //!
 //! Each round: take up to [`TX_BUDGET`] packets from each vif and [`UPLINK_BUDGET`] frames
 //! from the NIC, let the bridge say where each goes, queue them (or send them on the NIC),
@@ -32,10 +33,11 @@ use ring_buffers::{BackRing, Notify};
 
 use super::bridge::{Bridge, Forward, Port};
 use super::vif::{Frame, GrantIo, VifRings};
+use crate::backends::xenbus::{DeviceNodes, Step, step};
 use crate::drivers::virtio::net::Nic;
 use crate::toolstack::vif::{VifSpec, format_mac};
+use crate::xenstored::XenStore;
 use crate::xenstored::local::LocalStore;
-use crate::xenstored::{Access, Perms, XenStore};
 
 /// Packets taken from one vif per round.
 pub const TX_BUDGET: usize = 64;
@@ -106,14 +108,11 @@ struct Vif {
     dom: DomId,
     /// `vif<dom>.<devid>`, for logs.
     label: String,
-    fe_dir: String,
-    be_dir: String,
+    nodes: DeviceNodes,
     mac: [u8; 6],
     conn: Option<Conn>,
     /// The state last written to the back end's node.
     be_state: XenbusState,
-    /// Disconnected for breaking the protocol: stays Closed.
-    dead: bool,
     spoofed: u64,
 }
 
@@ -156,18 +155,12 @@ impl NetBackend {
     /// Creates vif `devid` of `dom` (named `name`) from its configuration entry: both ends'
     /// XenStore nodes with their permissions, the back end in InitWait.
     pub fn add(&mut self, xs: &mut XenStore, dom: DomId, name: &str, devid: u32, spec: &VifSpec) {
-        let fe = xenbus::frontend_dir(dom.0, "vif", devid);
-        let be = xenbus::backend_dir(0, "vif", dom.0, devid);
         let mac = spec.mac_for(name, devid);
         let m = format_mac(&mac);
-        let fe_perms = Perms::new(dom, Access::None).with(DomId(0), Access::Read);
-        let be_perms = Perms::new(DomId(0), Access::None).with(dom, Access::Read);
         let id = format!("{devid}");
-        let fe_keys = [("backend", be.as_str()), ("backend-id", "0"), ("handle", &id), ("mac", &m)];
+        let fe_keys = [("handle", id.clone()), ("mac", m.clone())];
         let mut be_keys = alloc::vec![
-            ("frontend", fe.clone()),
-            ("frontend-id", format!("{}", dom.0)),
-            ("handle", id.clone()),
+            ("handle", id),
             ("mac", m.clone()),
             ("online", "1".into()),
             ("bridge", "xenbr0".into()),
@@ -180,36 +173,12 @@ impl NetBackend {
         if let Some(ip) = &spec.ip {
             be_keys.push(("ip", ip.clone()));
         }
-        let _ = xs.write_privileged(&fe, b"");
-        let _ = xs.set_perms_privileged(&fe, fe_perms.clone());
-        for (k, v) in fe_keys.iter().chain([("state", "1")].iter()) {
-            let p = format!("{fe}/{k}");
-            let _ = xs.write_privileged(&p, v.as_bytes());
-            let _ = xs.set_perms_privileged(&p, fe_perms.clone());
-        }
-        let _ = xs.write_privileged(&be, b"");
-        let _ = xs.set_perms_privileged(&be, be_perms.clone());
-        for (k, v) in be_keys.iter().map(|(k, v)| (*k, v.as_str())).chain([("state", "2")]) {
-            let p = format!("{be}/{k}");
-            let _ = xs.write_privileged(&p, v.as_bytes());
-            let _ = xs.set_perms_privileged(&p, be_perms.clone());
-        }
+        let nodes = DeviceNodes::create(xs, dom, "vif", devid, &fe_keys, &be_keys);
         let label = format!("vif{}.{devid}", dom.0);
         println!("dom0: {label} ({name}): mac {m}, on xenbr0");
-        self.bridge.add_port(Port::Vif(dom.0, devid));
         self.vifs.insert(
             (dom.0, devid),
-            Vif {
-                dom,
-                label,
-                fe_dir: fe,
-                be_dir: be,
-                mac,
-                conn: None,
-                be_state: XenbusState::InitWait,
-                dead: false,
-                spoofed: 0,
-            },
+            Vif { dom, label, nodes, mac, conn: None, be_state: XenbusState::InitWait, spoofed: 0 },
         );
     }
 
@@ -221,8 +190,10 @@ impl NetBackend {
     }
 
     /// One round: the vifs' xenbus states, their transmitted packets and the uplink's frames
-    /// through the bridge, then the frames queued for each vif.
-    pub fn round(&mut self, lsvc: &mut LocalStore<'_>, mut uplink: Option<&mut Nic>) {
+    /// through the bridge, then the frames queued for each vif. True if a budget ran out with
+    /// work left (another round should follow before dom0 sleeps).
+    pub fn round(&mut self, lsvc: &mut LocalStore<'_>, mut uplink: Option<&mut Nic>) -> bool {
+        let mut more = false;
         let now = time::now_ns();
         let keys: Vec<(u16, u32)> = self.vifs.keys().copied().collect();
         for k in &keys {
@@ -230,11 +201,13 @@ impl NetBackend {
         }
         let mut frames: Vec<(Port, Frame)> = Vec::new();
         for k in &keys {
-            let Some(mut io) = self.io(DomId(k.0)) else { return };
+            let Some(mut io) = self.io(DomId(k.0)) else { return false };
             let Some(v) = self.vifs.get_mut(k) else { continue };
             let Some(c) = v.conn.as_mut() else { continue };
             let mut out = Vec::new();
+            let before = c.rings.stats.tx_packets + c.rings.stats.tx_errors;
             let r = c.rings.transmit(&mut io, TX_BUDGET, &mut out);
+            more |= c.rings.stats.tx_packets + c.rings.stats.tx_errors - before >= TX_BUDGET as u64;
             if let Ok(Notify::Yes) = r {
                 let _ = events::send(c.port);
             }
@@ -257,9 +230,10 @@ impl NetBackend {
             }
         }
         if let Some(nic) = uplink.as_deref_mut() {
-            for _ in 0..UPLINK_BUDGET {
+            for i in 0..UPLINK_BUDGET {
                 let Some(data) = nic.recv() else { break };
                 frames.push((Port::Uplink, Frame { data, csum_filled: false }));
+                more |= i + 1 == UPLINK_BUDGET;
             }
         }
         for (from, f) in frames {
@@ -274,9 +248,13 @@ impl NetBackend {
             }
         }
         for k in &keys {
-            let Some(mut io) = self.io(DomId(k.0)) else { return };
+            let Some(mut io) = self.io(DomId(k.0)) else { return false };
             let Some(c) = self.vifs.get_mut(k).and_then(|v| v.conn.as_mut()) else { continue };
-            match c.rings.receive(&mut io, RX_BUDGET) {
+            let before = c.rings.stats.rx_packets;
+            let r = c.rings.receive(&mut io, RX_BUDGET);
+            more |=
+                c.rings.stats.rx_packets - before >= RX_BUDGET as u64 && c.rings.rx_queued() > 0;
+            match r {
                 Ok(Notify::Yes) => {
                     let _ = events::send(c.port);
                 }
@@ -285,6 +263,7 @@ impl NetBackend {
             }
         }
         self.bridge.age(now);
+        more
     }
 
     fn deliver(&mut self, to: Port, f: Frame, uplink: Option<&mut Nic>) {
@@ -306,60 +285,50 @@ impl NetBackend {
     fn set_state(lsvc: &mut LocalStore<'_>, v: &mut Vif, s: XenbusState) {
         if v.be_state != s {
             v.be_state = s;
-            let _ = xenbus::set_state(lsvc, &v.be_dir, s);
+            let _ = xenbus::set_state(lsvc, &v.nodes.be_dir, s);
         }
     }
 
-    /// Follows vif `k`'s frontend: connects when it published its rings, lets go when it
-    /// closes.
+    /// Follows vif `k`'s frontend (`backends::xenbus::step`): connects when it published its
+    /// rings, lets go when it closes or restarts.
     fn follow_frontend(&mut self, lsvc: &mut LocalStore<'_>, k: (u16, u32)) {
         let Some(v) = self.vifs.get_mut(&k) else { return };
-        if v.dead {
-            return;
-        }
-        let fe = xenbus::state(lsvc, &v.fe_dir);
-        match (v.conn.is_some(), fe) {
-            (false, XenbusState::Initialised | XenbusState::Connected)
-                if v.be_state == XenbusState::InitWait =>
-            {
-                match Self::connect(lsvc, v) {
-                    Ok(c) => {
-                        println!(
-                            "dom0: {}: connected (mac {}, event channel {})",
-                            v.label,
-                            format_mac(&v.mac),
-                            c.port.0
-                        );
-                        v.conn = Some(c);
-                        Self::set_state(lsvc, v, XenbusState::Connected);
-                    }
-                    Err(why) => {
-                        let why = format!("cannot connect: {why}");
-                        self.kill(lsvc, k, &why);
-                    }
+        let fe = xenbus::state(lsvc, &v.nodes.fe_dir);
+        match step(v.be_state, fe, v.conn.is_some()) {
+            Step::Stay => {}
+            Step::Connect => match Self::connect(lsvc, v) {
+                Ok(c) => {
+                    println!(
+                        "dom0: {}: connected (mac {}, event channel {})",
+                        v.label,
+                        format_mac(&v.mac),
+                        c.port.0
+                    );
+                    v.conn = Some(c);
+                    v.spoofed = 0;
+                    Self::set_state(lsvc, v, XenbusState::Connected);
+                    self.bridge.add_port(Port::Vif(k.0, k.1));
                 }
-            }
-            (true, XenbusState::Closing | XenbusState::Closed | XenbusState::Unknown) => {
+                Err(why) => {
+                    let why = format!("cannot connect: {why}");
+                    self.kill(lsvc, k, &why);
+                }
+            },
+            Step::Disconnect(s) => {
                 if let Some(c) = v.conn.take() {
                     c.close();
                 }
                 println!("dom0: {}: frontend closed", v.label);
-                Self::set_state(lsvc, v, XenbusState::Closing);
-                Self::set_state(lsvc, v, XenbusState::Closed);
+                Self::set_state(lsvc, v, s);
+                self.bridge.remove_port(Port::Vif(k.0, k.1));
             }
-            (false, XenbusState::Closed | XenbusState::Initialising)
-                if v.be_state == XenbusState::Closed =>
-            {
-                // Ready for the frontend to connect again.
-                Self::set_state(lsvc, v, XenbusState::InitWait);
-            }
-            _ => {}
+            Step::Switch(s) => Self::set_state(lsvc, v, s),
         }
     }
 
     /// Maps the rings the frontend published and binds its event channel.
     fn connect(lsvc: &mut LocalStore<'_>, v: &Vif) -> Result<Conn, String> {
-        let fe = &v.fe_dir;
+        let fe = &v.nodes.fe_dir;
         let tx_ref = read_num(lsvc, fe, "tx-ring-ref").ok_or("no tx-ring-ref")?;
         let rx_ref = read_num(lsvc, fe, "rx-ring-ref").ok_or("no rx-ring-ref")?;
         let evtchn = read_num(lsvc, fe, "event-channel")
@@ -398,21 +367,20 @@ impl NetBackend {
         Ok(Conn { rings, tx_map, rx_map, port })
     }
 
-    /// Disconnects vif `k` for `why` (one line), for good.
+    /// Disconnects vif `k` for `why` (one line): the back end goes Closing and holds nothing
+    /// until the frontend starts over.
     fn kill(&mut self, lsvc: &mut LocalStore<'_>, k: (u16, u32), why: &str) {
         let Some(v) = self.vifs.get_mut(&k) else { return };
         println!("dom0: {}: disconnected: {why}", v.label);
         if let Some(c) = v.conn.take() {
             c.close();
         }
-        v.dead = true;
         Self::set_state(lsvc, v, XenbusState::Closing);
-        Self::set_state(lsvc, v, XenbusState::Closed);
         self.bridge.remove_port(Port::Vif(k.0, k.1));
     }
 
-    /// `dom` is gone: let go of its vifs, printing what they carried.
-    pub fn disconnect(&mut self, dom: DomId) {
+    /// `dom` is gone: let go of its vifs, printing what they carried, and remove their nodes.
+    pub fn disconnect(&mut self, dom: DomId, xs: &mut XenStore) {
         let keys: Vec<(u16, u32)> = self.vifs.keys().filter(|k| k.0 == dom.0).copied().collect();
         for k in keys {
             if let Some(mut v) = self.vifs.remove(&k) {
@@ -424,6 +392,7 @@ impl NetBackend {
                     );
                     c.close();
                 }
+                v.nodes.remove(xs);
                 self.bridge.remove_port(Port::Vif(k.0, k.1));
             }
         }

@@ -5,8 +5,10 @@
 //! (events through a granted page), `timing` (hog, latency, timers, yieldpair), `xenstore`,
 //! `grants`, `console` (vcons, flood, ticker, corrupt-console, storm, echo), `hostile` (the
 //! attacks on isolation, and the victim that watches its memory), `drvbench` (split-driver
-//! benchmarks), `tcp` (TCP echo server and client over the vif).
+//! benchmarks), `blk` (the block frontend against dom0's blkback, and hostile frontends) and
+//! `tcp` (TCP echo server and client over the vif, and hostile netfronts).
 
+mod blk;
 mod console;
 mod drvbench;
 mod grants;
@@ -35,6 +37,8 @@ pub fn run(line: &str) {
         Some("corrupt-console") => console::corrupt_console(),
         Some("storm") => console::storm(line),
         Some("echo") => console::echo(line),
+        Some("blk") => blk::run(line),
+        Some("blkhostile") => blk::hostile(line),
         Some("drvbench") => drvbench::run(line),
         Some("tcp-echo") => tcp::echo(line),
         Some("tcp-client") => tcp::client(line),

@@ -295,8 +295,8 @@ pub fn hostile(line: &str) {
     let _ = events::send(nf.port());
     println!("net-hostile: {mode} sent");
     let be = nf.backend_dir().to_string();
-    let s = xenstore::with(|xs| wait_state(xs, &be, |s| s == XenbusState::Closed, 10_000_000_000));
-    if s == Some(XenbusState::Closed) {
+    let s = xenstore::with(|xs| wait_state(xs, &be, |s| s >= XenbusState::Closing, 10_000_000_000));
+    if s.is_some_and(|s| s >= XenbusState::Closing) {
         println!("RESULT net-hostile: backend closed the vif after {mode}");
     } else {
         println!("RESULT net-hostile: FAIL backend state {s:?} after {mode}");
