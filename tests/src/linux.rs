@@ -55,6 +55,21 @@ echo "LINUX-INIT: shell"
 exec setsid cttyhack sh
 "#;
 
+/// The guest, or `None` after saying why it cannot be had here (CI, or `REQUIRE_LINUX`, make
+/// that a failure instead).
+pub fn guest_or_skip() -> Option<LinuxGuest> {
+    match linux_guest() {
+        Ok(g) => Some(g),
+        Err(e) => {
+            let required =
+                std::env::var_os("CI").is_some() || std::env::var_os("REQUIRE_LINUX").is_some();
+            assert!(!required, "no Debian Linux image, and CI or REQUIRE_LINUX needs one: {e}");
+            eprintln!("SKIPPED: no Debian Linux image for this test: {e}");
+            None
+        }
+    }
+}
+
 /// Where downloads and unpacked packages are kept.
 pub fn cache_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XEN_CORE_TEST_CACHE") {

@@ -24,20 +24,6 @@ use tests::*;
 const VIRT_BASE: u64 = 0xFFFF_FFFF_8000_0000;
 const INIT_P2M: u64 = 0x80_0000_0000;
 
-/// The guest, or `None` after saying why it cannot be had here.
-fn guest() -> Option<LinuxGuest> {
-    match linux::linux_guest() {
-        Ok(g) => Some(g),
-        Err(e) => {
-            let required =
-                std::env::var_os("CI").is_some() || std::env::var_os("REQUIRE_LINUX").is_some();
-            assert!(!required, "no Debian Linux image, and CI or REQUIRE_LINUX needs one: {e}");
-            eprintln!("SKIPPED: no Debian Linux image for this test: {e}");
-            None
-        }
-    }
-}
-
 /// The kernel ELF inside Debian's vmlinuz, unpacked by the builder's own code.
 fn vmlinux(g: &LinuxGuest) -> Vec<u8> {
     let file = std::fs::read(&g.kernel).unwrap();
@@ -57,7 +43,7 @@ fn vmlinux(g: &LinuxGuest) -> Vec<u8> {
 
 #[test]
 fn debians_linux_notes_parse_to_the_expected_values() {
-    let Some(g) = guest() else { return };
+    let Some(g) = linux::guest_or_skip() else { return };
     let elf = vmlinux(&g);
     assert!(elf.starts_with(b"\x7fELF"));
     let refused = image::parse(&elf);
@@ -101,7 +87,7 @@ impl GuestMemory for Sparse {
 
 #[test]
 fn debians_linux_gets_xens_layout_as_a_256_mib_domu() {
-    let Some(g) = guest() else { return };
+    let Some(g) = linux::guest_or_skip() else { return };
     let elf = vmlinux(&g);
     let initramfs = std::fs::read(&g.initramfs).unwrap();
     let img = image::parse_forcing(&elf, &["writable_page_tables"]).unwrap();
@@ -157,7 +143,7 @@ const LINUX_HV: &str = "loglvl=info smap=0 domu=linux:1:256M domu_ramdisk=linux:
 /// the threads + TLS program passing. A failure of the xen-core boot below is then ours.
 #[test]
 fn the_initramfs_boots_debians_linux_to_a_shell_on_xen_4_17() {
-    let Some(g) = guest() else { return };
+    let Some(g) = linux::guest_or_skip() else { return };
     let _machine = shared();
     let kernel = g.kernel.to_str().expect("a UTF-8 path");
     let initramfs = g.initramfs.to_str().expect("a UTF-8 path");
@@ -181,7 +167,7 @@ fn the_initramfs_boots_debians_linux_to_a_shell_on_xen_4_17() {
 /// signals; then `poweroff` inside Linux ends the domain cleanly, and dom0 sees it go.
 #[test]
 fn debians_linux_boots_to_a_shell_and_runs_user_space() {
-    let Some(g) = guest() else { return };
+    let Some(g) = linux::guest_or_skip() else { return };
     let _machine = shared();
     let steps: &[(&str, &str)] = &[
         (INIT_SHELL, "route 1\n"),
@@ -231,7 +217,7 @@ fn debians_linux_boots_to_a_shell_and_runs_user_space() {
 /// bzImage in its own memory, builds the domain through domctl, and Linux reaches its shell.
 #[test]
 fn debians_linux_from_a_config_in_dom0s_ramdisk_reaches_its_shell() {
-    let Some(g) = guest() else { return };
+    let Some(g) = linux::guest_or_skip() else { return };
     let _machine = shared();
     let config = "# Debian's Linux\nname = \"debian\"\nkernel = \"boot/vmlinuz\"\n\
                   ramdisk = \"boot/initramfs.cpio\"\nmemory = 256\n\
@@ -270,7 +256,7 @@ fn debians_linux_from_a_config_in_dom0s_ramdisk_reaches_its_shell() {
 /// hypervisor kept), its console and XenStore connected anew; its shell comes up again.
 #[test]
 fn reboot_inside_linux_restarts_it() {
-    let Some(g) = guest() else { return };
+    let Some(g) = linux::guest_or_skip() else { return };
     let _machine = shared();
     // The rebuilt domain has a new id (2: createdomain hands out ids in turn, as Xen's does),
     // so the console is routed to it anew, as `xl console` attaches to the new domain. The
@@ -295,7 +281,7 @@ fn reboot_inside_linux_restarts_it() {
 /// and VIRQ_CONSOLE) and powers the machine off.
 #[test]
 fn debians_linux_boots_as_dom0_to_a_shell() {
-    let Some(g) = guest() else { return };
+    let Some(g) = linux::guest_or_skip() else { return };
     let _machine = shared();
     let run = Boot::new("linux-dom0", "dom0", "console=hvc0 earlyprintk=xen")
         .hv_args("loglvl=info smap=0 dom0_mem=512M")
