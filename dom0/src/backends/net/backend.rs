@@ -17,7 +17,7 @@
 //! from the NIC, let the bridge say where each goes, queue them (or send them on the NIC),
 //! then give each vif up to [`RX_BUDGET`] queued frames.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -43,6 +43,8 @@ use crate::xenstored::local::LocalStore;
 pub const TX_BUDGET: usize = 64;
 /// Frames given to one vif per round.
 pub const RX_BUDGET: usize = 64;
+/// Frames held for the NIC while its queue is full; past this, new ones are dropped.
+const UPLINK_QUEUE: usize = 256;
 /// Frames taken from the uplink NIC per round.
 pub const UPLINK_BUDGET: usize = 64;
 /// Frames from a MAC not the vif's own it may send (each dropped) before it is disconnected.
@@ -123,6 +125,9 @@ pub struct NetBackend {
     /// The page grant copies go through (dom0 serves one vif at a time).
     page: Option<OwnPage>,
     has_uplink: bool,
+    /// Frames for the NIC while its queue is full (at most [`UPLINK_QUEUE`]), sent first
+    /// next round: a burst from a guest is held as a switch port's queue would hold it.
+    to_uplink: VecDeque<Vec<u8>>,
 }
 
 impl Default for NetBackend {
@@ -143,6 +148,7 @@ impl NetBackend {
             bridge: Bridge::default(),
             page: None,
             has_uplink: false,
+            to_uplink: VecDeque::new(),
         }
     }
 
@@ -230,6 +236,11 @@ impl NetBackend {
             }
         }
         if let Some(nic) = uplink.as_deref_mut() {
+            while !self.to_uplink.is_empty() && nic.can_send() {
+                if let Some(f) = self.to_uplink.pop_front() {
+                    let _ = nic.send(&f);
+                }
+            }
             for i in 0..UPLINK_BUDGET {
                 let Some(data) = nic.recv() else { break };
                 frames.push((Port::Uplink, Frame { data, csum_filled: false }));
@@ -269,10 +280,14 @@ impl NetBackend {
     fn deliver(&mut self, to: Port, f: Frame, uplink: Option<&mut Nic>) {
         match to {
             Port::Uplink => {
-                if let Some(nic) = uplink {
-                    // A full NIC drops the frame, as a switch port would; TCP sends again.
+                let Some(nic) = uplink else { return };
+                if self.to_uplink.is_empty() && nic.can_send() {
                     let _ = nic.send(&f.data);
+                } else if self.to_uplink.len() < UPLINK_QUEUE {
+                    self.to_uplink.push_back(f.data);
                 }
+                // Past the queue the frame is dropped, as a switch port drops it: TCP sends
+                // it again.
             }
             Port::Vif(d, n) => {
                 if let Some(c) = self.vifs.get_mut(&(d, n)).and_then(|v| v.conn.as_mut()) {
