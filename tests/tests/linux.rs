@@ -24,6 +24,11 @@ use tests::*;
 const VIRT_BASE: u64 = 0xFFFF_FFFF_8000_0000;
 const INIT_P2M: u64 = 0x80_0000_0000;
 
+/// The guest, or `None` after saying why it cannot be had here.
+fn guest() -> Option<LinuxGuest> {
+    linux::linux_guest_or_skip()
+}
+
 /// The kernel ELF inside Debian's vmlinuz, unpacked by the builder's own code.
 fn vmlinux(g: &LinuxGuest) -> Vec<u8> {
     let file = std::fs::read(&g.kernel).unwrap();
@@ -43,7 +48,7 @@ fn vmlinux(g: &LinuxGuest) -> Vec<u8> {
 
 #[test]
 fn debians_linux_notes_parse_to_the_expected_values() {
-    let Some(g) = linux::guest_or_skip() else { return };
+    let Some(g) = guest() else { return };
     let elf = vmlinux(&g);
     assert!(elf.starts_with(b"\x7fELF"));
     let refused = image::parse(&elf);
@@ -87,7 +92,7 @@ impl GuestMemory for Sparse {
 
 #[test]
 fn debians_linux_gets_xens_layout_as_a_256_mib_domu() {
-    let Some(g) = linux::guest_or_skip() else { return };
+    let Some(g) = guest() else { return };
     let elf = vmlinux(&g);
     let initramfs = std::fs::read(&g.initramfs).unwrap();
     let img = image::parse_forcing(&elf, &["writable_page_tables"]).unwrap();
@@ -143,7 +148,7 @@ const LINUX_HV: &str = "loglvl=info smap=0 domu=linux:1:256M domu_ramdisk=linux:
 /// the threads + TLS program passing. A failure of the xen-core boot below is then ours.
 #[test]
 fn the_initramfs_boots_debians_linux_to_a_shell_on_xen_4_17() {
-    let Some(g) = linux::guest_or_skip() else { return };
+    let Some(g) = guest() else { return };
     let _machine = shared();
     let kernel = g.kernel.to_str().expect("a UTF-8 path");
     let initramfs = g.initramfs.to_str().expect("a UTF-8 path");
@@ -167,7 +172,7 @@ fn the_initramfs_boots_debians_linux_to_a_shell_on_xen_4_17() {
 /// signals; then `poweroff` inside Linux ends the domain cleanly, and dom0 sees it go.
 #[test]
 fn debians_linux_boots_to_a_shell_and_runs_user_space() {
-    let Some(g) = linux::guest_or_skip() else { return };
+    let Some(g) = guest() else { return };
     let _machine = shared();
     let steps: &[(&str, &str)] = &[
         (INIT_SHELL, "route 1\n"),
@@ -179,7 +184,8 @@ fn debians_linux_boots_to_a_shell_and_runs_user_space() {
         ("STEP-4", "/bin/linux-probe tls; echo STEP-$((5))\n"),
         ("STEP-5", "/bin/linux-probe mmap 64; echo STEP-$((6))\n"),
         ("STEP-6", "/bin/linux-probe signals; echo STEP-$((7))\n"),
-        ("STEP-7", "poweroff -f\n"),
+        ("STEP-7", "/bin/linux-probe sysregs; echo STEP-$((8))\n"),
+        ("STEP-8", "poweroff -f\n"),
     ];
     let mut boot = linux_boot("linux-shell", &g, LINUX_HV);
     for (marker, text) in steps {
@@ -203,6 +209,7 @@ fn debians_linux_boots_to_a_shell_and_runs_user_space() {
     run.expect("FORKEXEC-TEST: PASS 1000 runs of /bin/true");
     run.expect("MMAP-TEST: PASS 8 x 64 MiB");
     run.expect("SIGNAL-TEST: PASS");
+    run.expect("SYSREGS-TEST: PASS");
     run.expect_not("-TEST: FAIL");
     // poweroff: the domain ends as a poweroff, is destroyed with every frame back, and dom0,
     // told through VIRQ_DOM_EXC, lets it go and powers the machine off.
@@ -217,7 +224,7 @@ fn debians_linux_boots_to_a_shell_and_runs_user_space() {
 /// bzImage in its own memory, builds the domain through domctl, and Linux reaches its shell.
 #[test]
 fn debians_linux_from_a_config_in_dom0s_ramdisk_reaches_its_shell() {
-    let Some(g) = linux::guest_or_skip() else { return };
+    let Some(g) = guest() else { return };
     let _machine = shared();
     let config = "# Debian's Linux\nname = \"debian\"\nkernel = \"boot/vmlinuz\"\n\
                   ramdisk = \"boot/initramfs.cpio\"\nmemory = 256\n\
@@ -256,7 +263,7 @@ fn debians_linux_from_a_config_in_dom0s_ramdisk_reaches_its_shell() {
 /// hypervisor kept), its console and XenStore connected anew; its shell comes up again.
 #[test]
 fn reboot_inside_linux_restarts_it() {
-    let Some(g) = linux::guest_or_skip() else { return };
+    let Some(g) = guest() else { return };
     let _machine = shared();
     // The rebuilt domain has a new id (2: createdomain hands out ids in turn, as Xen's does),
     // so the console is routed to it anew, as `xl console` attaches to the new domain. The
@@ -281,14 +288,14 @@ fn reboot_inside_linux_restarts_it() {
 /// and VIRQ_CONSOLE) and powers the machine off.
 #[test]
 fn debians_linux_boots_as_dom0_to_a_shell() {
-    let Some(g) = linux::guest_or_skip() else { return };
+    let Some(g) = guest() else { return };
     let _machine = shared();
     let run = Boot::new("linux-dom0", "dom0", "console=hvc0 earlyprintk=xen")
         .hv_args("loglvl=info smap=0 dom0_mem=512M")
         .module(g.initramfs.clone(), "")
         .memory_mib(1024)
         .timeout_secs(400)
-        .type_after(INIT_SHELL, "uname -a; echo DOM0-$((6*7))\n")
+        .type_after(INIT_SHELL, "uname -a; /bin/linux-probe sysregs; echo DOM0-$((6*7))\n")
         .type_after("DOM0-42", "poweroff -f\n")
         .run_with_dom0(&g.kernel);
     // The machine's map (XENMEM_machine_memory_map): the BIOS's reserved top of 4 GiB.
@@ -299,6 +306,7 @@ fn debians_linux_boots_as_dom0_to_a_shell() {
     run.expect(TLS_PASS);
     let uname = run.line("Linux (none) 6.1");
     println!("{uname}");
+    run.expect("SYSREGS-TEST: PASS");
     run.expect("DOM0-42");
     run.expect_not("unknown hypercall 7"); // platform_op settime: Linux retries it on failure
     run.expect_status(EXIT_POWEROFF);

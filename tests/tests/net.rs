@@ -142,7 +142,7 @@ fn hostile_frontends_lose_their_vif_alone_and_the_others_talk_on() {
 /// frontend's dialect.
 #[test]
 fn linux_netfront_echoes_tcp_to_the_host_and_to_a_domu() {
-    let Some(g) = tests::linux::guest_or_skip() else { return };
+    let Some(g) = tests::linux::linux_guest_or_skip() else { return };
     let _g = shared();
     let p = port(2);
     let linux_cfg = "name = \"linux\"\nkernel = \"boot/vmlinuz\"\nramdisk = \"boot/initramfs.cpio\"\n\

@@ -21,7 +21,63 @@ pub const TESTS: &[(&str, Test)] = &[
     ("periodic", Check(periodic)),
     ("features", Check(features)),
     ("settime", Check(settime)),
+    ("iretregs", Check(iretregs)),
 ];
+
+/// One `iret` hypercall back to kernel mode, at the instruction after it, with `flags` in the
+/// frame and 0x1111 / 0x2222 as the frame's rcx / r11: returns (rcx, r11, the return address).
+fn iret_to_kernel(flags: u64) -> (u64, u64, u64) {
+    use hypercall_abi::arch::{FLAT_KERNEL_CS64, FLAT_KERNEL_SS64};
+    let (rcx, r11, label): (u64, u64, u64);
+    // SAFETY: the frame returns to the label below on this same stack (rsp as it was before
+    // the pushes) with events enabled (pushfq's IF is always set in a PV kernel); rax, rcx and
+    // r11 are declared clobbered, every other register is kept by the hypervisor.
+    #[allow(unsafe_code)]
+    unsafe {
+        core::arch::asm!(
+            "lea {label}, [rip + 2f]",
+            "mov {tmp}, rsp",
+            "push {ss}",
+            "push {tmp}",
+            "pushfq",
+            "push {cs}",
+            "push {label}",
+            "push {flags}",
+            // The stub pushes rcx, r11 and rax: the rest of the frame.
+            "jmp hypercall_page + 23 * 32",
+            "2:",
+            label = out(reg) label,
+            tmp = out(reg) _,
+            ss = in(reg) u64::from(FLAT_KERNEL_SS64),
+            // RPL 0 in a frame's cs is how a PV kernel names its own mode (RPL 3: user).
+            cs = in(reg) u64::from(FLAT_KERNEL_CS64 & !3),
+            flags = in(reg) flags,
+            out("rax") _,
+            inout("rcx") 0x1111u64 => rcx,
+            inout("r11") 0x2222u64 => r11,
+        );
+    }
+    (rcx, r11, label)
+}
+
+/// What `iret` leaves in rcx and r11, as Xen 4.17: from the frame, or with `VGCF_in_syscall`
+/// what `sysret` leaves (rcx = the return address, r11 = the flags), never the hypercall's own
+/// return address. Printed for comparison with Xen.
+fn iretregs() -> Result<(), String> {
+    use hypercall_abi::arch::VGCF_IN_SYSCALL;
+    let (rcx, r11, _) = iret_to_kernel(0);
+    let plain = (rcx, r11) == (0x1111, 0x2222);
+    pv_guest::println!("INFO iret: rcx and r11 from the frame: {plain}");
+    let (rcx, r11, label) = iret_to_kernel(VGCF_IN_SYSCALL);
+    let sysret = rcx == label && r11 & 0x202 == 0x202 && r11 >> 22 == 0;
+    pv_guest::println!("INFO iret VGCF_in_syscall: rcx = return address, r11 = flags: {sysret}");
+    if !plain || !sysret {
+        return Err(alloc::format!(
+            "in_syscall: rcx {rcx:#x} r11 {r11:#x}, return address {label:#x}"
+        ));
+    }
+    Ok(())
+}
 
 /// The wall clock at system time 0 from shared_info, under `wc_version`.
 fn wallclock() -> (u64, u32) {
