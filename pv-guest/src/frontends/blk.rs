@@ -26,8 +26,11 @@ use crate::xenbus::{self, Peer, XenbusState};
 use crate::xenstore::Store;
 use crate::{events, grant, time};
 
-/// Data pages: the largest transfer in one request (128 KiB).
-pub const DATA_PAGES: usize = 32;
+/// Data pages: the largest transfer in one request, or the buffers of several in flight
+/// ([`Blkfront::stream`]) (256 KiB).
+pub const DATA_PAGES: usize = 64;
+/// Indirect pages: one per request in flight.
+pub const INDIRECT_PAGES: usize = 4;
 /// How long a request may take before it is given up.
 const REQUEST_TIMEOUT_NS: u64 = 10_000_000_000;
 
@@ -52,10 +55,14 @@ pub struct Blkfront {
     ring_grefs: Vec<GrantRef>,
     data: Vec<OwnPage>,
     data_grefs: Vec<GrantRef>,
-    indirect: OwnPage,
-    indirect_gref: GrantRef,
+    indirect: Vec<OwnPage>,
+    indirect_grefs: Vec<GrantRef>,
+    /// Answers that arrived while another request was waited for: (id, status).
+    answered: Vec<(u64, i16)>,
     conn: Option<(FrontRing<'static, BlkifRequest, BlkifResponse>, EvtchnPort)>,
     next_id: u64,
+    /// How long a handshake step waits for the back end.
+    wait_ns: u64,
     pub sectors: u64,
     pub info: u32,
     pub sector_size: u32,
@@ -82,16 +89,21 @@ impl Blkfront {
             .map(|_| pages::alloc_page())
             .collect::<Option<_>>()
             .ok_or("no data pages")?;
-        let indirect = pages::alloc_page().ok_or("no indirect page")?;
+        let indirect: Vec<OwnPage> = (0..INDIRECT_PAGES)
+            .map(|_| pages::alloc_page())
+            .collect::<Option<_>>()
+            .ok_or("no indirect pages")?;
         let refs = || grant::alloc_ref().ok_or("no grant refs");
         let ring_grefs = (0..4).map(|_| refs()).collect::<Result<Vec<_>, _>>()?;
         let data_grefs = (0..DATA_PAGES).map(|_| refs()).collect::<Result<Vec<_>, _>>()?;
-        let indirect_gref = refs()?;
+        let indirect_grefs = (0..INDIRECT_PAGES).map(|_| refs()).collect::<Result<Vec<_>, _>>()?;
         let bdom = DomId(be.domid);
         for (g, p) in data_grefs.iter().zip(&data) {
             grant::grant_access(*g, bdom, p.mfn(), false);
         }
-        grant::grant_access(indirect_gref, bdom, indirect.mfn(), true);
+        for (g, p) in indirect_grefs.iter().zip(&indirect) {
+            grant::grant_access(*g, bdom, p.mfn(), true);
+        }
         let mut f = Blkfront {
             fe,
             be,
@@ -102,9 +114,11 @@ impl Blkfront {
             data,
             data_grefs,
             indirect,
-            indirect_gref,
+            indirect_grefs,
+            answered: Vec::new(),
             conn: None,
             next_id: 1,
+            wait_ns: 10_000_000_000,
             sectors: 0,
             info: 0,
             sector_size: 0,
@@ -122,7 +136,7 @@ impl Blkfront {
 
     fn handshake(&mut self, store: &mut dyn Store) -> Result<(), String> {
         let be = self.be.dir.clone();
-        let s = wait_state(store, &be, |s| s == XenbusState::InitWait, 10_000_000_000);
+        let s = wait_state(store, &be, |s| s == XenbusState::InitWait, self.wait_ns);
         if s != XenbusState::InitWait {
             return Err(format!("backend state {s:?}, not InitWait"));
         }
@@ -152,7 +166,7 @@ impl Blkfront {
         w("event-channel", format!("{}", port.0))?;
         w("protocol", "x86_64-abi".into())?;
         xenbus::set_state(store, &fe, XenbusState::Initialised).map_err(xs_err)?;
-        let s = wait_state(store, &be, |s| s == XenbusState::Connected, 10_000_000_000);
+        let s = wait_state(store, &be, |s| s == XenbusState::Connected, self.wait_ns);
         if s != XenbusState::Connected {
             return Err(format!("backend state {s:?}, not Connected"));
         }
@@ -209,8 +223,19 @@ impl Blkfront {
         if !self.teardown(store, 5_000_000_000) {
             return Err("the back end kept the ring mapped".into());
         }
+        self.reconnect(store)
+    }
+
+    /// After [`Blkfront::teardown`]: starts over (Initialising) and connects again, waiting
+    /// at most `wait_ns` for each of the back end's steps.
+    pub fn reconnect(&mut self, store: &mut dyn Store) -> Result<(), String> {
         xenbus::set_state(store, &self.fe, XenbusState::Initialising).map_err(xs_err)?;
         self.handshake(store)
+    }
+
+    /// How long each handshake step waits for the back end (10 s unless set).
+    pub fn set_wait(&mut self, ns: u64) {
+        self.wait_ns = ns;
     }
 
     /// Stages `req`, pushes it, and notifies if needed (no waiting): for scenarios that
@@ -239,8 +264,8 @@ impl Blkfront {
         self.data_grefs[i]
     }
 
-    /// Sends `req` and waits for its response; the response's status.
-    fn submit(&mut self, mut req: BlkifRequest) -> Result<i16, String> {
+    /// Stages and pushes `req` (notifying if needed) under a fresh id, which it returns.
+    fn post(&mut self, mut req: BlkifRequest) -> Result<u64, String> {
         let id = self.next_id;
         self.next_id += 1;
         // The id sits at the same offset in every request form.
@@ -250,20 +275,24 @@ impl Blkfront {
         if ring.push_requests().is_yes() {
             let _ = events::send(*port);
         }
+        Ok(id)
+    }
+
+    /// Waits (bounded) for the answer to request `id`; its status. Answers to others that
+    /// arrive meanwhile are kept for their own wait.
+    fn wait_for(&mut self, id: u64) -> Result<i16, String> {
         let deadline = time::now_ns() + REQUEST_TIMEOUT_NS;
         loop {
-            let mut got = None;
-            ring.poll_responses(|r| {
-                if r.id == id {
-                    got = Some(r.status);
-                }
-            })
-            .map_err(|e| format!("ring: {e:?}"))?;
-            if let Some(st) = got {
+            if let Some(i) = self.answered.iter().position(|a| a.0 == id) {
                 self.requests += 1;
-                return Ok(st);
+                return Ok(self.answered.swap_remove(i).1);
             }
-            if ring.final_check_for_responses().map_err(|e| format!("ring: {e:?}"))? {
+            let (ring, _) = self.conn.as_mut().ok_or("not connected")?;
+            let answered = &mut self.answered;
+            let got = ring
+                .poll_responses(|r| answered.push((r.id, r.status)))
+                .map_err(|e| format!("ring: {e:?}"))?;
+            if got > 0 || ring.final_check_for_responses().map_err(|e| format!("ring: {e:?}"))? {
                 continue;
             }
             if time::now_ns() > deadline {
@@ -274,23 +303,38 @@ impl Blkfront {
         }
     }
 
-    /// A read or write of `len` bytes (whole sectors, at most [`DATA_PAGES`] pages) at
-    /// `sector`, through the data pages.
-    fn rw(&mut self, op: u8, sector: u64, len: usize, flush: bool) -> Result<(), String> {
-        if len == 0 || !len.is_multiple_of(512) || len > DATA_PAGES * 4096 {
+    /// Sends `req` and waits for its response; the response's status.
+    fn submit(&mut self, req: BlkifRequest) -> Result<i16, String> {
+        let id = self.post(req)?;
+        self.wait_for(id)
+    }
+
+    /// The request moving `len` bytes (whole sectors) at `sector` through the data pages from
+    /// `first_page` on: direct up to 11 pages, else indirect with its descriptors in indirect
+    /// page `slot`.
+    fn build(
+        &mut self,
+        op: u8,
+        sector: u64,
+        len: usize,
+        flush: bool,
+        first_page: usize,
+        slot: usize,
+    ) -> Result<BlkifRequest, String> {
+        let npages = len.div_ceil(4096);
+        if len == 0 || !len.is_multiple_of(512) || first_page + npages > DATA_PAGES {
             return Err(format!("bad length {len}"));
         }
-        let npages = len.div_ceil(4096);
         let seg = |i: usize| {
             let bytes = (len - i * 4096).min(4096);
             BlkifRequestSegment {
-                gref: self.data_grefs[i],
+                gref: self.data_grefs[first_page + i],
                 first_sect: 0,
                 last_sect: (bytes / 512 - 1) as u8,
                 _pad: 0,
             }
         };
-        let status = if npages <= BLKIF_MAX_SEGMENTS_PER_REQUEST {
+        if npages <= BLKIF_MAX_SEGMENTS_PER_REQUEST {
             let mut r = BlkifRequest {
                 operation: if flush { BLKIF_OP_FLUSH_DISKCACHE } else { op },
                 nr_segments: npages as u8,
@@ -300,30 +344,90 @@ impl Blkfront {
             for i in 0..npages {
                 r.seg[i] = seg(i);
             }
-            self.submit(r)?
-        } else {
-            if flush || (npages as u32) > self.features.max_indirect_segments {
-                return Err(format!("{npages} pages need indirect segments the back end lacks"));
-            }
-            let page = self.indirect.shared();
-            for i in 0..npages {
-                page.write(i * 8, zerocopy::IntoBytes::as_bytes(&seg(i)));
-            }
-            let mut ind = BlkifRequestIndirect {
-                operation: BLKIF_OP_INDIRECT,
-                indirect_op: op,
-                nr_segments: npages as u16,
-                sector_number: sector,
-                ..Default::default()
-            };
-            ind.indirect_grefs[0] = self.indirect_gref;
-            let mut r = BlkifRequest::default();
-            zerocopy::IntoBytes::as_mut_bytes(&mut r)[..64]
-                .copy_from_slice(zerocopy::IntoBytes::as_bytes(&ind));
-            self.indirect_requests += 1;
-            self.submit(r)?
+            return Ok(r);
+        }
+        if flush || (npages as u32) > self.features.max_indirect_segments {
+            return Err(format!("{npages} pages need indirect segments the back end lacks"));
+        }
+        let page = self.indirect[slot].shared();
+        for i in 0..npages {
+            page.write(i * 8, zerocopy::IntoBytes::as_bytes(&seg(i)));
+        }
+        let mut ind = BlkifRequestIndirect {
+            operation: BLKIF_OP_INDIRECT,
+            indirect_op: op,
+            nr_segments: npages as u16,
+            sector_number: sector,
+            ..Default::default()
         };
+        ind.indirect_grefs[0] = self.indirect_grefs[slot];
+        let mut r = BlkifRequest::default();
+        zerocopy::IntoBytes::as_mut_bytes(&mut r)[..64]
+            .copy_from_slice(zerocopy::IntoBytes::as_bytes(&ind));
+        self.indirect_requests += 1;
+        Ok(r)
+    }
+
+    /// A read or write of `len` bytes (whole sectors, at most [`DATA_PAGES`] pages) at
+    /// `sector`, through the data pages.
+    fn rw(&mut self, op: u8, sector: u64, len: usize, flush: bool) -> Result<(), String> {
+        let r = self.build(op, sector, len, flush, 0, 0)?;
+        let status = self.submit(r)?;
         if status == BLKIF_RSP_OKAY { Ok(()) } else { Err(format!("status {status}")) }
+    }
+
+    /// Reads (`BLKIF_OP_READ`) or writes (`BLKIF_OP_WRITE`) the sectors `at(k)` for
+    /// `k < count`, `chunk` bytes each, in place in the data pages, with up to `depth`
+    /// requests in flight (request `k` uses the pages of buffer `k % depth`); the back end
+    /// then takes several per event. For benchmarks: the data is whatever the pages hold.
+    pub fn stream(
+        &mut self,
+        op: u8,
+        count: u64,
+        chunk: usize,
+        depth: usize,
+        mut at: impl FnMut(u64) -> u64,
+    ) -> Result<(), String> {
+        let per = chunk.div_ceil(4096);
+        let depth = depth.clamp(1, INDIRECT_PAGES).min(DATA_PAGES / per.max(1)).max(1);
+        let mut inflight = alloc::collections::VecDeque::new();
+        for k in 0..count {
+            if inflight.len() == depth {
+                let id = inflight.pop_front().ok_or("nothing in flight")?;
+                let st = self.wait_for(id)?;
+                if st != BLKIF_RSP_OKAY {
+                    return Err(format!("status {st}"));
+                }
+            }
+            let slot = (k as usize) % depth;
+            let r = self.build(op, at(k), chunk, false, slot * per, slot)?;
+            inflight.push_back(self.post(r)?);
+        }
+        while let Some(id) = inflight.pop_front() {
+            let st = self.wait_for(id)?;
+            if st != BLKIF_RSP_OKAY {
+                return Err(format!("status {st}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Data page `i` (of [`DATA_PAGES`]): the buffer requests move data through, which a
+    /// caller may fill or read in place ([`Blkfront::write_in_place`],
+    /// [`Blkfront::read_in_place`]) instead of having it copied, as a kernel hands its own
+    /// page-cache pages to the device.
+    pub fn data_page(&self, i: usize) -> SharedPage {
+        self.data[i].shared()
+    }
+
+    /// Reads `len` bytes from `sector` into the data pages, from the first on.
+    pub fn read_in_place(&mut self, sector: u64, len: usize) -> Result<(), String> {
+        self.rw(BLKIF_OP_READ, sector, len, false)
+    }
+
+    /// Writes `len` bytes of the data pages, from the first on, at `sector`.
+    pub fn write_in_place(&mut self, sector: u64, len: usize, flush: bool) -> Result<(), String> {
+        self.rw(BLKIF_OP_WRITE, sector, len, flush)
     }
 
     /// Reads `buf.len()` bytes (whole sectors, at most [`DATA_PAGES`] pages) from `sector`.

@@ -2,7 +2,9 @@
 //! entries), their xenbus nodes, and each round the xenbus step (`backends::xenbus::step`) and
 //! the serving of connected rings (`conn`). A vbd whose frontend misbehaves is closed with
 //! one log line (`dom0: d<id> (<name>) vbd <vdev>: closed: <why>`) and holds nothing from then
-//! on; the domain's other devices and every other domain carry on.
+//! on; the domain's other devices and every other domain carry on. The frontend may start
+//! over, but after [`MAX_STRIKES`] closes for cause the vbd stays closed for good, so a guest
+//! cannot make dom0 print without end. A vbd's counters are logged once, when its domain goes.
 
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -14,7 +16,7 @@ use hypercall_abi::{DomId, EvtchnPort, GrantRef};
 use pv_guest::println;
 use pv_guest::xenbus::{self, Store, XenbusState};
 
-use super::conn::{Buffers, Conn, Served, Target};
+use super::conn::{Buffers, Conn, Served, Stats, Target};
 use super::request::MAX_INDIRECT_SEGMENTS;
 use super::vbd::{self, Region, VbdSpec};
 use crate::backends::xenbus::{DeviceNodes, Step, step};
@@ -25,6 +27,11 @@ use crate::xenstored::local::LocalStore;
 
 /// Largest ring this back end maps: 2^order pages (`max-ring-page-order`).
 pub const MAX_RING_PAGE_ORDER: u32 = 2;
+/// How often a connected vbd's frontend state is looked at: a XenStore read per vbd per
+/// round would cost every request, and a frontend that closes or restarts can wait this long.
+const STATE_LOOK_NS: u64 = 20_000_000;
+/// Closes for cause after which a vbd is not offered again.
+pub const MAX_STRIKES: u32 = 3;
 
 /// One vbd of a domU.
 struct Vbd {
@@ -35,6 +42,12 @@ struct Vbd {
     region: Region,
     state: XenbusState,
     conn: Option<Conn>,
+    /// When the frontend's state was last read.
+    looked_at: u64,
+    /// Closes for cause so far.
+    strikes: u32,
+    /// Counters over every connection so far.
+    totals: Stats,
 }
 
 /// Every domU's vbds.
@@ -118,6 +131,9 @@ impl BlkBackend {
                 region,
                 state: XenbusState::InitWait,
                 conn: None,
+                looked_at: 0,
+                strikes: 0,
+                totals: Stats::default(),
             });
         }
     }
@@ -134,7 +150,15 @@ impl BlkBackend {
         let Some(vbds) = self.vbds.get_mut(&id) else { return false };
         let mut more = false;
         for v in vbds.iter_mut() {
-            let fe = xenbus::state(ls, &v.nodes.fe_dir);
+            if v.strikes >= MAX_STRIKES {
+                continue;
+            }
+            let fe = if v.conn.is_some() && now.saturating_sub(v.looked_at) < STATE_LOOK_NS {
+                XenbusState::Connected
+            } else {
+                v.looked_at = now;
+                xenbus::state(ls, &v.nodes.fe_dir)
+            };
             match step(v.state, fe, v.conn.is_some()) {
                 Step::Stay => {}
                 Step::Connect => match connect(ls, DomId(id), &v.nodes.fe_dir, now) {
@@ -142,10 +166,7 @@ impl BlkBackend {
                         v.conn = Some(c);
                         set(ls, v, XenbusState::Connected);
                     }
-                    Err(why) => {
-                        println!("dom0: {}: closed: {why}", v.label);
-                        set(ls, v, XenbusState::Closing);
-                    }
+                    Err(why) => close_for_cause(ls, v, &why),
                 },
                 Step::Disconnect(s) => {
                     release(v);
@@ -160,10 +181,8 @@ impl BlkBackend {
                 Served::Idle => {}
                 Served::More => more = true,
                 Served::Broken(why) => {
-                    // One line, then the device is closed until the frontend starts over.
-                    println!("dom0: {}: closed: {why}", v.label);
                     release(v);
-                    set(ls, v, XenbusState::Closing);
+                    close_for_cause(ls, v, &why);
                 }
             }
         }
@@ -175,6 +194,19 @@ impl BlkBackend {
         for mut v in self.vbds.remove(&id).unwrap_or_default() {
             release(&mut v);
             v.nodes.remove(xs);
+            let s = v.totals;
+            log::info!(
+                "{}: {} reads, {} writes, {} flushes, {} discards ({} indirect, {} errors), {} ms busy ({} ms copying)",
+                v.label,
+                s.reads,
+                s.writes,
+                s.flushes,
+                s.discards,
+                s.indirect,
+                s.errors,
+                s.busy_ns / 1_000_000,
+                s.copy_ns / 1_000_000
+            );
         }
     }
 }
@@ -184,22 +216,29 @@ fn set(ls: &mut LocalStore<'_>, v: &mut Vbd, s: XenbusState) {
     let _ = xenbus::set_state(ls, &v.nodes.be_dir, s);
 }
 
+/// Closes the vbd for what its frontend did: one line, state Closing (nothing is held: the
+/// caller released the connection); after [`MAX_STRIKES`], Closed for good.
+fn close_for_cause(ls: &mut LocalStore<'_>, v: &mut Vbd, why: &str) {
+    v.strikes += 1;
+    if v.strikes >= MAX_STRIKES {
+        println!(
+            "dom0: {}: closed: {why}; closed for good after {} violations",
+            v.label, v.strikes
+        );
+        set(ls, v, XenbusState::Closed);
+    } else {
+        println!("dom0: {}: closed: {why}", v.label);
+        set(ls, v, XenbusState::Closing);
+    }
+}
+
+/// Ends the vbd's connection, if any: the ring unmapped, its counters added to the totals.
 fn release(v: &mut Vbd) {
     if let Some(c) = v.conn.take() {
-        let s = c.stats;
+        v.totals.add(&c.stats);
         if !c.close() {
             println!("dom0: {}: the hypervisor refused to unmap its ring", v.label);
         }
-        log::info!(
-            "{}: disconnected after {} reads, {} writes, {} flushes, {} discards ({} indirect, {} errors)",
-            v.label,
-            s.reads,
-            s.writes,
-            s.flushes,
-            s.discards,
-            s.indirect,
-            s.errors
-        );
     }
 }
 

@@ -80,6 +80,24 @@ pub struct Stats {
     pub discards: u64,
     pub indirect: u64,
     pub errors: u64,
+    /// Time spent carrying requests out (copies and disk), in ns.
+    pub busy_ns: u64,
+    /// Of which grant copies, in ns.
+    pub copy_ns: u64,
+}
+
+impl Stats {
+    /// Adds another connection's counters (a vbd's totals over its connections).
+    pub fn add(&mut self, o: &Stats) {
+        self.reads += o.reads;
+        self.writes += o.writes;
+        self.flushes += o.flushes;
+        self.discards += o.discards;
+        self.indirect += o.indirect;
+        self.errors += o.errors;
+        self.busy_ns += o.busy_ns;
+        self.copy_ns += o.copy_ns;
+    }
 }
 
 pub struct Conn {
@@ -164,7 +182,10 @@ impl Conn {
                     }
                 };
                 taken += 1;
-                match self.handle(&slot, t, b, &mut bytes) {
+                let t0 = pv_guest::time::now_ns();
+                let handled = self.handle(&slot, t, b, &mut bytes);
+                self.stats.busy_ns += pv_guest::time::now_ns() - t0;
+                match handled {
                     Ok(Some((id, op, status))) => self.answer(id, op, status),
                     Ok(None) => {}
                     Err(why) => {
@@ -282,12 +303,16 @@ impl Conn {
                 if t.disk.read(first, b.data.bytes_mut(len)).is_err() {
                     return Ok(BLKIF_RSP_ERROR);
                 }
+                let t0 = pv_guest::time::now_ns();
                 b.data.copy(self.dom, &b.segs, Direction::ToGuest).map_err(bad_grant)?;
+                self.stats.copy_ns += pv_guest::time::now_ns() - t0;
                 BLKIF_RSP_OKAY
             }
             Kind::Write { flush } => {
                 self.stats.writes += 1;
+                let t0 = pv_guest::time::now_ns();
                 b.data.copy(self.dom, &b.segs, Direction::FromGuest).map_err(bad_grant)?;
+                self.stats.copy_ns += pv_guest::time::now_ns() - t0;
                 // Barrier and flush-with-data: what was answered before is made durable
                 // first, then this write, before the answer.
                 if flush && t.disk.flush().is_err() {
