@@ -11,7 +11,8 @@
 //! when it closes, the back end lets go and waits again (InitWait). A frontend that breaks the
 //! protocol (`vif::Fatal`) or sends from a MAC not its own more than a few times is
 //! disconnected with one log line: the back end goes Closing and holds nothing until the
-//! frontend starts over (the shared `backends::xenbus` half decides each step).
+//! frontend starts over (the shared `backends::xenbus` half decides each step); after
+//! [`MAX_STRIKES`] such closes the vif stays Closed for good.
 //!
 //! Each round: take up to [`TX_BUDGET`] packets from each vif and [`UPLINK_BUDGET`] frames
 //! from the NIC, let the bridge say where each goes, queue them (or send them on the NIC),
@@ -47,6 +48,12 @@ pub const RX_BUDGET: usize = 64;
 const UPLINK_QUEUE: usize = 256;
 /// Frames taken from the uplink NIC per round.
 pub const UPLINK_BUDGET: usize = 64;
+/// Closes for cause after which a vif is not offered again (as blkback's vbds): a guest that
+/// restarts into the same violation cannot make dom0 print without end.
+pub const MAX_STRIKES: u32 = 3;
+/// How often a connected vif's frontend state is looked at (a XenStore read per vif per round
+/// would cost every packet; a frontend that closes can wait this long).
+const STATE_LOOK_NS: u64 = 20_000_000;
 /// Frames from a MAC not the vif's own it may send (each dropped) before it is disconnected.
 const SPOOF_LIMIT: u64 = 16;
 
@@ -116,6 +123,10 @@ struct Vif {
     /// The state last written to the back end's node.
     be_state: XenbusState,
     spoofed: u64,
+    /// Closes for cause so far.
+    strikes: u32,
+    /// When the frontend's state was last read.
+    looked_at: u64,
 }
 
 /// Every vif, and the bridge joining them to the uplink.
@@ -184,7 +195,17 @@ impl NetBackend {
         println!("dom0: {label} ({name}): mac {m}, on xenbr0");
         self.vifs.insert(
             (dom.0, devid),
-            Vif { dom, label, nodes, mac, conn: None, be_state: XenbusState::InitWait, spoofed: 0 },
+            Vif {
+                dom,
+                label,
+                nodes,
+                mac,
+                conn: None,
+                be_state: XenbusState::InitWait,
+                spoofed: 0,
+                strikes: 0,
+                looked_at: 0,
+            },
         );
     }
 
@@ -203,7 +224,7 @@ impl NetBackend {
         let now = time::now_ns();
         let keys: Vec<(u16, u32)> = self.vifs.keys().copied().collect();
         for k in &keys {
-            self.follow_frontend(lsvc, *k);
+            self.follow_frontend(lsvc, *k, now);
         }
         let mut frames: Vec<(Port, Frame)> = Vec::new();
         for k in &keys {
@@ -306,9 +327,17 @@ impl NetBackend {
 
     /// Follows vif `k`'s frontend (`backends::xenbus::step`): connects when it published its
     /// rings, lets go when it closes or restarts.
-    fn follow_frontend(&mut self, lsvc: &mut LocalStore<'_>, k: (u16, u32)) {
+    fn follow_frontend(&mut self, lsvc: &mut LocalStore<'_>, k: (u16, u32), now: u64) {
         let Some(v) = self.vifs.get_mut(&k) else { return };
-        let fe = xenbus::state(lsvc, &v.nodes.fe_dir);
+        if v.strikes >= MAX_STRIKES {
+            return;
+        }
+        let fe = if v.conn.is_some() && now.saturating_sub(v.looked_at) < STATE_LOOK_NS {
+            XenbusState::Connected
+        } else {
+            v.looked_at = now;
+            xenbus::state(lsvc, &v.nodes.fe_dir)
+        };
         match step(v.be_state, fe, v.conn.is_some()) {
             Step::Stay => {}
             Step::Connect => match Self::connect(lsvc, v) {
@@ -383,14 +412,23 @@ impl NetBackend {
     }
 
     /// Disconnects vif `k` for `why` (one line): the back end goes Closing and holds nothing
-    /// until the frontend starts over.
+    /// until the frontend starts over; after [`MAX_STRIKES`], Closed for good.
     fn kill(&mut self, lsvc: &mut LocalStore<'_>, k: (u16, u32), why: &str) {
         let Some(v) = self.vifs.get_mut(&k) else { return };
-        println!("dom0: {}: disconnected: {why}", v.label);
         if let Some(c) = v.conn.take() {
             c.close();
         }
-        Self::set_state(lsvc, v, XenbusState::Closing);
+        v.strikes += 1;
+        if v.strikes >= MAX_STRIKES {
+            println!(
+                "dom0: {}: disconnected: {why}; closed for good after {} violations",
+                v.label, v.strikes
+            );
+            Self::set_state(lsvc, v, XenbusState::Closed);
+        } else {
+            println!("dom0: {}: disconnected: {why}", v.label);
+            Self::set_state(lsvc, v, XenbusState::Closing);
+        }
         self.bridge.remove_port(Port::Vif(k.0, k.1));
     }
 
