@@ -97,37 +97,65 @@ pub fn client(line: &str) {
     }
 }
 
-/// `scenario=net-hostile mode=bad-gref|past-ring`: connects its vif honestly, then breaks the
-/// transmit ring by hand (a request naming a grant it never made, or `req_prod` a thousand
-/// slots past what exists), tells the back end, and reports whether the back end closed the
-/// vif (`RESULT net-hostile: backend closed`).
+/// `scenario=net-hostile mode=bad-gref|past-ring restarts=<n>`: connects its vif honestly,
+/// then breaks the transmit ring by hand (a request naming a grant it never made, or
+/// `req_prod` a thousand slots past what exists), tells the back end, and waits for the back
+/// end to close the vif; then starts over as a restarted frontend would, `restarts` times.
+/// Reports how many times it was closed, and whether the vif is offered again afterwards.
 pub fn hostile(line: &str) {
+    use pv_guest::xenbus::{XenbusState, wait_state};
+
+    let mode = cmdline_value(line, "mode").unwrap_or("bad-gref");
+    let restarts = cmdline_param(line, "restarts", 0u32);
+    let (mut closed, mut offered) = (0, true);
+    while offered && closed <= restarts {
+        let Some(st) = up(line, "net-hostile") else { return };
+        let nf = &st.dev.0.nf;
+        attack(nf, mode);
+        println!("net-hostile: {mode} sent (attempt {})", closed + 1);
+        let be = nf.backend_dir().to_string();
+        let s =
+            xenstore::with(|xs| wait_state(xs, &be, |s| s >= XenbusState::Closing, 10_000_000_000));
+        if !s.is_some_and(|s| s >= XenbusState::Closing) {
+            println!("RESULT net-hostile: FAIL backend state {s:?} after {mode}");
+            return;
+        }
+        closed += 1;
+        if closed > restarts {
+            break;
+        }
+        // Start over, as a frontend restarting after its back end closed it, and see whether
+        // the back end offers the vif again.
+        let fe = nf.dir.clone();
+        let again = xenstore::with(|xs| {
+            let _ = pv_guest::xenbus::set_state(xs, &fe, XenbusState::Closed);
+            let _ = pv_guest::xenbus::set_state(xs, &fe, XenbusState::Initialising);
+            wait_state(xs, &be, |s| s == XenbusState::InitWait, 3_000_000_000)
+        });
+        offered = again == Some(XenbusState::InitWait);
+    }
+    println!(
+        "RESULT net-hostile: backend closed the vif after {mode} {closed} times{}",
+        if offered { "" } else { "; not offered again" }
+    );
+}
+
+/// Breaks `nf`'s transmit ring as `mode` says, and tells the back end.
+fn attack(nf: &Netfront, mode: &str) {
     use core::sync::atomic::Ordering::SeqCst;
     use hypercall_abi::io::netif::NetifTxRequest;
     use hypercall_abi::io::ring::{HEADER_SIZE, REQ_PROD};
-    use pv_guest::xenbus::{XenbusState, wait_state};
     use zerocopy::IntoBytes;
 
-    let Some(st) = up(line, "net-hostile") else { return };
-    let nf = &st.dev.0.nf;
     let page = nf.tx_page();
     let prod = page.u32_at(REQ_PROD).load(SeqCst);
-    let mode = cmdline_value(line, "mode").unwrap_or("bad-gref");
     if mode == "bad-gref" {
         let gref = hypercall_abi::GrantRef(480);
         let req = NetifTxRequest { gref, offset: 0, flags: 0, id: 0, size: 60 };
         page.write(HEADER_SIZE + (prod as usize % 256) * 12, req.as_bytes());
         page.u32_at(REQ_PROD).store(prod + 1, SeqCst);
     } else {
-        page.u32_at(REQ_PROD).store(prod + 1000, SeqCst);
+        page.u32_at(REQ_PROD).store(prod.wrapping_add(1000), SeqCst);
     }
     let _ = events::send(nf.port());
-    println!("net-hostile: {mode} sent");
-    let be = nf.backend_dir().to_string();
-    let s = xenstore::with(|xs| wait_state(xs, &be, |s| s >= XenbusState::Closing, 10_000_000_000));
-    if s.is_some_and(|s| s >= XenbusState::Closing) {
-        println!("RESULT net-hostile: backend closed the vif after {mode}");
-    } else {
-        println!("RESULT net-hostile: FAIL backend state {s:?} after {mode}");
-    }
 }
