@@ -116,7 +116,7 @@ pub fn hostile(line: &str) {
         let be = nf.backend_dir().to_string();
         let s =
             xenstore::with(|xs| wait_state(xs, &be, |s| s >= XenbusState::Closing, 10_000_000_000));
-        if !s.is_some_and(|s| s >= XenbusState::Closing) {
+        if s.is_none_or(|s| s < XenbusState::Closing) {
             println!("RESULT net-hostile: FAIL backend state {s:?} after {mode}");
             return;
         }
