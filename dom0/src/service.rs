@@ -185,7 +185,7 @@ impl Services {
         let consoles = &mut self.consoles;
         self.serial.poll(|line| consoles.input_line(line));
         let uplink = self.devices.as_mut().and_then(|d| d.virtio.nics.first_mut());
-        more |= self.net.round(&mut self.xenstored.local(), uplink);
+        more |= self.net.round(&mut self.xenstored.local(), uplink, &fired);
         if let Some(d) = &mut self.devices {
             d.round();
         }

@@ -1,7 +1,7 @@
 //! Guests' network through dom0's netback and bridge: domUs built from configurations with a
 //! `vif` each run smoltcp over their netfront; a TCP exchange with a real client on the host
 //! through QEMU's user network and its port forward; domU <-> domU TCP through the bridge; a
-//! hostile frontend disconnected alone while the others' traffic carries on (and, starting
+//! hostile frontend (bad grant, indices past the ring, an event storm) disconnected alone while the others' traffic carries on (and, starting
 //! over into the same violation, closed for good after three); Linux's own xen-netfront.
 
 use std::io::{Read, Write};
@@ -116,8 +116,10 @@ fn hostile_frontends_lose_their_vif_alone_and_the_others_talk_on() {
         cfg("pastring", "scenario=net-hostile ip=10.0.2.31 mode=past-ring restarts=4", ""),
         cfg("server", "scenario=tcp-echo ip=10.0.2.15 port=7 conns=1", ""),
         cfg("client", "scenario=tcp-client ip=10.0.2.16 server=10.0.2.15:7 bytes=100000", ""),
+        cfg("stormer", "scenario=net-hostile ip=10.0.2.32 mode=storm", ""),
     ];
-    let run = boot("net-hostile", &guests, "badgref+pastring+server+client").nic(None).run();
+    let run =
+        boot("net-hostile", &guests, "badgref+pastring+server+client+stormer").nic(None).run();
     run.expect_status(EXIT_POWEROFF);
     // One line each, naming what the frontend did.
     assert_eq!(run.matching("dom0: vif1.0: disconnected").len(), 1);
@@ -135,10 +137,15 @@ fn hostile_frontends_lose_their_vif_alone_and_the_others_talk_on() {
     // The honest pair's vifs stay up and carry their exchange.
     run.expect("[client] RESULT tcp-client: ok 100000 bytes echoed intact");
     run.expect("[server] RESULT tcp-echo: ok 1 connections");
-    assert_eq!(run.matching("disconnected").len(), 4, "only the hostile vifs");
+    // Events that move nothing, again and again, close that vif too.
+    assert_eq!(run.matching("dom0: vif5.0: disconnected").len(), 1);
+    run.expect("dom0: vif5.0: disconnected: event storm (");
+    run.expect("[stormer] RESULT net-hostile: backend closed the vif after storm 1 times");
+    assert_eq!(run.matching("disconnected").len(), 5, "only the hostile vifs");
     // Nothing of the hostile guests stays mapped: their memory all comes back.
     run.expect("domain 1: all frames returned");
     run.expect("domain 2: all frames returned");
+    run.expect("domain 5: all frames returned");
     run.expect_not("RESULT tcp-client: FAIL");
 }
 

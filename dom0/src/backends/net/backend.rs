@@ -9,10 +9,10 @@
 //! `event-channel` and `request-rx-copy=1` and went Initialised (or straight to Connected, as
 //! Linux's netfront does) gets its rings mapped, its channel bound and the back end Connected;
 //! when it closes, the back end lets go and waits again (InitWait). A frontend that breaks the
-//! protocol (`vif::Fatal`) or sends from a MAC not its own more than a few times is
-//! disconnected with one log line: the back end goes Closing and holds nothing until the
-//! frontend starts over (the shared `backends::xenbus` half decides each step); after
-//! [`MAX_STRIKES`] such closes the vif stays Closed for good.
+//! protocol (`vif::Fatal`), storms dom0 with events that move nothing, or sends from a MAC
+//! not its own more than a few times is disconnected with one log line: the back end goes
+//! Closing and holds nothing until the frontend starts over (the shared `backends::xenbus`
+//! half decides each step); after [`MAX_STRIKES`] such closes the vif stays Closed for good.
 //!
 //! Each round: take up to [`TX_BUDGET`] packets from each vif and [`UPLINK_BUDGET`] frames
 //! from the NIC, let the bridge say where each goes, queue them (or send them on the NIC),
@@ -54,6 +54,9 @@ pub const MAX_STRIKES: u32 = 3;
 /// How often a connected vif's frontend state is looked at (a XenStore read per vif per round
 /// would cost every packet; a frontend that closes can wait this long).
 const STATE_LOOK_NS: u64 = 20_000_000;
+/// Wake-ups by a vif's event in one second that moved no packet, counted as an event storm
+/// (as blkback and the console count them).
+const STORM_EVENTS: u32 = 500;
 /// Frames from a MAC not the vif's own it may send (each dropped) before it is disconnected.
 const SPOOF_LIMIT: u64 = 16;
 
@@ -98,11 +101,16 @@ struct Conn {
     tx_map: Mapping,
     rx_map: Mapping,
     port: EvtchnPort,
+    /// Packets moved either way this round (storm detection).
+    moved: u64,
+    /// Start of the current one-second window, and the wake-ups in it that moved nothing.
+    window_start: u64,
+    idle_events: u32,
 }
 
 impl Conn {
     fn close(self) {
-        let Conn { rings, tx_map, rx_map, port } = self;
+        let Conn { rings, tx_map, rx_map, port, .. } = self;
         // The rings go before the pages under them.
         drop(rings);
         events::off(port);
@@ -219,7 +227,12 @@ impl NetBackend {
     /// One round: the vifs' xenbus states, their transmitted packets and the uplink's frames
     /// through the bridge, then the frames queued for each vif. True if a budget ran out with
     /// work left (another round should follow before dom0 sleeps).
-    pub fn round(&mut self, lsvc: &mut LocalStore<'_>, mut uplink: Option<&mut Nic>) -> bool {
+    pub fn round(
+        &mut self,
+        lsvc: &mut LocalStore<'_>,
+        mut uplink: Option<&mut Nic>,
+        fired: &[EvtchnPort],
+    ) -> bool {
         let mut more = false;
         let now = time::now_ns();
         let keys: Vec<(u16, u32)> = self.vifs.keys().copied().collect();
@@ -234,7 +247,8 @@ impl NetBackend {
             let mut out = Vec::new();
             let before = c.rings.stats.tx_packets + c.rings.stats.tx_errors;
             let r = c.rings.transmit(&mut io, TX_BUDGET, &mut out);
-            more |= c.rings.stats.tx_packets + c.rings.stats.tx_errors - before >= TX_BUDGET as u64;
+            c.moved = c.rings.stats.tx_packets + c.rings.stats.tx_errors - before;
+            more |= c.moved >= TX_BUDGET as u64;
             if let Ok(Notify::Yes) = r {
                 let _ = events::send(c.port);
             }
@@ -284,14 +298,35 @@ impl NetBackend {
             let Some(c) = self.vifs.get_mut(k).and_then(|v| v.conn.as_mut()) else { continue };
             let before = c.rings.stats.rx_packets;
             let r = c.rings.receive(&mut io, RX_BUDGET);
-            more |=
-                c.rings.stats.rx_packets - before >= RX_BUDGET as u64 && c.rings.rx_queued() > 0;
-            match r {
+            let received = c.rings.stats.rx_packets - before;
+            more |= received >= RX_BUDGET as u64 && c.rings.rx_queued() > 0;
+            c.moved += received;
+            let why = match r {
                 Ok(Notify::Yes) => {
                     let _ = events::send(c.port);
+                    None
                 }
-                Ok(Notify::No) => {}
-                Err(e) => self.kill(lsvc, *k, &format!("{e}")),
+                Ok(Notify::No) => None,
+                Err(e) => Some(format!("{e}")),
+            };
+            // Storm: the frontend's event fired with nothing moved, again and again.
+            if now.saturating_sub(c.window_start) > 1_000_000_000 {
+                c.window_start = now;
+                c.idle_events = 0;
+            }
+            if fired.contains(&c.port) && c.moved == 0 {
+                c.idle_events += 1;
+            }
+            let why = why.or_else(|| {
+                (c.idle_events > STORM_EVENTS).then(|| {
+                    format!(
+                        "event storm ({} events in under a second, nothing moved)",
+                        c.idle_events
+                    )
+                })
+            });
+            if let Some(why) = why {
+                self.kill(lsvc, *k, &why);
             }
         }
         self.bridge.age(now);
@@ -408,7 +443,7 @@ impl NetBackend {
         let tx = shared::request_ring::<NetifTxRequest, NetifTxResponse>(tx_map.page());
         let rx = shared::request_ring::<NetifRxRequest, NetifRxResponse>(rx_map.page());
         let rings = VifRings::new(BackRing::new(tx), BackRing::new(rx));
-        Ok(Conn { rings, tx_map, rx_map, port })
+        Ok(Conn { rings, tx_map, rx_map, port, moved: 0, window_start: 0, idle_events: 0 })
     }
 
     /// Disconnects vif `k` for `why` (one line): the back end goes Closing and holds nothing

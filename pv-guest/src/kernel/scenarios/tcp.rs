@@ -8,7 +8,8 @@
 //! back end fills TCP checksums); `tcp-echo`: `port=` (default 7), `conns=` (connections to
 //! serve before stopping, default 1), `seconds=` (give up after, default 60); `tcp-client`:
 //! `server=a.b.c.d:port`, `bytes=` (bulk transfer, default 65536), `rtts=` (round trips,
-//! default 20), `seconds=` (default 60); `net-hostile`: `mode=bad-gref|past-ring`.
+//! default 20), `seconds=` (default 60); `net-hostile`: `mode=bad-gref|past-ring|storm`,
+//! `restarts=`.
 
 use alloc::string::ToString;
 
@@ -97,9 +98,10 @@ pub fn client(line: &str) {
     }
 }
 
-/// `scenario=net-hostile mode=bad-gref|past-ring restarts=<n>`: connects its vif honestly,
-/// then breaks the transmit ring by hand (a request naming a grant it never made, or
-/// `req_prod` a thousand slots past what exists), tells the back end, and waits for the back
+/// `scenario=net-hostile mode=bad-gref|past-ring|storm restarts=<n>`: connects its vif
+/// honestly, then breaks the transmit ring by hand (a request naming a grant it never made, or
+/// `req_prod` a thousand slots past what exists) and tells the back end, or storms it with
+/// events that move nothing, and waits for the back
 /// end to close the vif; then starts over as a restarted frontend would, `restarts` times.
 /// Reports how many times it was closed, and whether the vif is offered again afterwards.
 pub fn hostile(line: &str) {
@@ -147,6 +149,14 @@ fn attack(nf: &Netfront, mode: &str) {
     use hypercall_abi::io::ring::{HEADER_SIZE, REQ_PROD};
     use zerocopy::IntoBytes;
 
+    if mode == "storm" {
+        // Events and nothing else, for three seconds.
+        let end = time::now_ns() + 3_000_000_000;
+        while time::now_ns() < end {
+            let _ = events::send(nf.port());
+        }
+        return;
+    }
     let page = nf.tx_page();
     let prod = page.u32_at(REQ_PROD).load(SeqCst);
     if mode == "bad-gref" {
