@@ -25,21 +25,23 @@ use alloc::vec::Vec;
 
 use hypercall_abi::io::netif::*;
 use hypercall_abi::{DomId, EvtchnPort, GrantRef};
-use pv_guest::grant::{self, CopyDir, Mapping};
-use pv_guest::memory::pages::{self, OwnPage};
+use pv_guest::grant::{self, Mapping};
 use pv_guest::memory::shared;
 use pv_guest::xenbus::{self, XenbusState};
 use pv_guest::{events, println, time};
 use ring_buffers::{BackRing, Notify};
 
 use super::bridge::{Bridge, Forward, Port};
-use super::vif::{Frame, GrantIo, VifRings};
+use super::vif::{Frame, GrantIo, Segment, VifRings};
 use crate::backends::xenbus::{DeviceNodes, Step, step};
+use crate::drivers::iobuf::{Direction, IoBuf};
 use crate::drivers::virtio::net::Nic;
 use crate::toolstack::vif::{VifSpec, format_mac};
 use crate::xenstored::XenStore;
 use crate::xenstored::local::LocalStore;
 
+/// Pages of the copy buffer: a round's packets of one vif at most (64 full frames).
+const COPY_PAGES: usize = 32;
 /// Packets taken from one vif per round.
 pub const TX_BUDGET: usize = 64;
 /// Frames given to one vif per round.
@@ -60,37 +62,43 @@ const STORM_EVENTS: u32 = 500;
 /// Frames from a MAC not the vif's own it may send (each dropped) before it is disconnected.
 const SPOOF_LIMIT: u64 = 16;
 
-/// Grant copies through one page of dom0's (the hypervisor copies between frames, and this
-/// page is only ever accessed through `SharedPage`'s atomics).
-struct CopyIo {
+/// Grant copies, a round's worth at once, through dom0's copy buffer (`drivers::iobuf`).
+struct CopyIo<'b> {
     dom: DomId,
-    page: OwnPage,
+    buf: &'b mut IoBuf,
 }
 
-impl GrantIo for CopyIo {
-    fn copy_in(&mut self, gref: GrantRef, offset: u16, dst: &mut [u8]) -> Result<(), i16> {
-        let st = grant::copy(
-            &self.page,
-            0,
-            self.dom,
-            gref,
-            offset,
-            dst.len() as u16,
-            CopyDir::FromGrant,
-        );
-        if st != 0 {
-            return Err(st);
+impl CopyIo<'_> {
+    /// After a batch failed: the first segment whose copy alone fails, and its status (a
+    /// hostile frontend's case only, so the extra copies cost nothing in the honest path).
+    fn culprit(&mut self, segs: &[Segment], dir: Direction, status: i16) -> (GrantRef, i16) {
+        for s in segs {
+            if let Err(st) = self.buf.copy(self.dom, core::slice::from_ref(s), dir) {
+                return (s.gref, st);
+            }
         }
-        self.page.shared().read(0, dst);
+        (segs.first().map_or(GrantRef(0), |s| s.gref), status)
+    }
+}
+
+impl GrantIo for CopyIo<'_> {
+    fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn copy_in(&mut self, segs: &[Segment], dst: &mut [u8]) -> Result<(), (GrantRef, i16)> {
+        if let Err(st) = self.buf.copy(self.dom, segs, Direction::FromGuest) {
+            return Err(self.culprit(segs, Direction::FromGuest, st));
+        }
+        dst.copy_from_slice(self.buf.bytes(dst.len()));
         Ok(())
     }
 
-    fn copy_out(&mut self, gref: GrantRef, offset: u16, src: &[u8]) -> Result<(), i16> {
-        self.page.shared().write(0, src);
-        match grant::copy(&self.page, 0, self.dom, gref, offset, src.len() as u16, CopyDir::ToGrant)
-        {
-            0 => Ok(()),
-            st => Err(st),
+    fn copy_out(&mut self, segs: &[Segment], src: &[u8]) -> Result<(), (GrantRef, i16)> {
+        self.buf.bytes_mut(src.len()).copy_from_slice(src);
+        match self.buf.copy(self.dom, segs, Direction::ToGuest) {
+            Ok(()) => Ok(()),
+            Err(st) => Err(self.culprit(segs, Direction::ToGuest, st)),
         }
     }
 }
@@ -141,8 +149,8 @@ struct Vif {
 pub struct NetBackend {
     vifs: BTreeMap<(u16, u32), Vif>,
     bridge: Bridge,
-    /// The page grant copies go through (dom0 serves one vif at a time).
-    page: Option<OwnPage>,
+    /// The buffer grant copies go through (dom0 serves one vif at a time).
+    buf: Option<IoBuf>,
     has_uplink: bool,
     /// Frames for the NIC while its queue is full (at most [`UPLINK_QUEUE`]), sent first
     /// next round: a burst from a guest is held as a switch port's queue would hold it.
@@ -165,7 +173,7 @@ impl NetBackend {
         NetBackend {
             vifs: BTreeMap::new(),
             bridge: Bridge::default(),
-            page: None,
+            buf: None,
             has_uplink: false,
             to_uplink: VecDeque::new(),
         }
@@ -217,21 +225,33 @@ impl NetBackend {
         );
     }
 
-    fn io(&mut self, dom: DomId) -> Option<CopyIo> {
-        if self.page.is_none() {
-            self.page = pages::alloc_page();
-        }
-        self.page.map(|page| CopyIo { dom, page })
-    }
-
     /// One round: the vifs' xenbus states, their transmitted packets and the uplink's frames
     /// through the bridge, then the frames queued for each vif. True if a budget ran out with
     /// work left (another round should follow before dom0 sleeps).
     pub fn round(
         &mut self,
         lsvc: &mut LocalStore<'_>,
+        uplink: Option<&mut Nic>,
+        fired: &[EvtchnPort],
+    ) -> bool {
+        if self.buf.is_none() {
+            self.buf = IoBuf::new(COPY_PAGES);
+        }
+        let Some(mut buf) = self.buf.take() else {
+            println!("dom0: netback: no copy buffer ({COPY_PAGES} pages): vifs not served");
+            return false;
+        };
+        let more = self.round_with(lsvc, uplink, fired, &mut buf);
+        self.buf = Some(buf);
+        more
+    }
+
+    fn round_with(
+        &mut self,
+        lsvc: &mut LocalStore<'_>,
         mut uplink: Option<&mut Nic>,
         fired: &[EvtchnPort],
+        buf: &mut IoBuf,
     ) -> bool {
         let mut more = false;
         let now = time::now_ns();
@@ -241,7 +261,7 @@ impl NetBackend {
         }
         let mut frames: Vec<(Port, Frame)> = Vec::new();
         for k in &keys {
-            let Some(mut io) = self.io(DomId(k.0)) else { return false };
+            let mut io = CopyIo { dom: DomId(k.0), buf: &mut *buf };
             let Some(v) = self.vifs.get_mut(k) else { continue };
             let Some(c) = v.conn.as_mut() else { continue };
             let mut out = Vec::new();
@@ -294,7 +314,7 @@ impl NetBackend {
             }
         }
         for k in &keys {
-            let Some(mut io) = self.io(DomId(k.0)) else { return false };
+            let mut io = CopyIo { dom: DomId(k.0), buf: &mut *buf };
             let Some(c) = self.vifs.get_mut(k).and_then(|v| v.conn.as_mut()) else { continue };
             let before = c.rings.stats.rx_packets;
             let r = c.rings.receive(&mut io, RX_BUDGET);

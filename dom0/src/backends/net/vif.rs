@@ -4,11 +4,12 @@
 //!
 //! Transmit: each packet's slots (first request, its extra-info slots, then the
 //! `NETTXF_more_data` chain) are copied out of the ring once, validated (slot count, offsets
-//! and sizes within a page, the size sum), the data grant-copied into a frame of dom0's, a
-//! blank checksum filled (`csum`), and one response staged per slot (`NETIF_RSP_NULL` for
-//! extras). Receive: frames queued for the vif (at most [`RXQ_MAX`]) are grant-copied into the
-//! pages the frontend offered in its receive requests (`feature-rx-copy`), one slot each, with
-//! `NETRXF_data_validated` when dom0 made the checksum itself.
+//! and sizes within a page, the size sum), the data of a round's packets grant-copied into
+//! dom0's frames in one batch, a blank checksum filled (`csum`), and one response staged per
+//! slot (`NETIF_RSP_NULL` for extras). Receive: frames queued for the vif (at most
+//! [`RXQ_MAX`]) are grant-copied, a batch at a time, into the pages the frontend offered in
+//! its receive requests (`feature-rx-copy`), one slot each, with `NETRXF_data_validated` when
+//! dom0 made the checksum itself.
 //!
 //! What a frontend does wrong is split in two, as Linux's netback splits it: a packet dom0
 //! will not carry (too big, too small, an offload it did not offer) is answered
@@ -27,6 +28,7 @@ use ring_buffers::{BackRing, Notify, RingError, RingMemory, SharedMem};
 use zerocopy::{FromBytes, IntoBytes};
 
 use super::csum;
+pub use crate::drivers::iobuf::Segment;
 
 /// Largest frame a vif carries: an Ethernet frame of a 1500-byte MTU with a VLAN tag (no GSO
 /// is offered, so nothing bigger comes).
@@ -49,12 +51,16 @@ pub struct Frame {
     pub csum_filled: bool,
 }
 
-/// Copies between dom0 and a frontend's granted pages.
+/// Copies between dom0 and a frontend's granted pages, a batch at a time (one hypercall for
+/// a round's packets rather than one per slot).
 pub trait GrantIo {
-    /// Fills `dst` from the frontend's grant `gref` at `offset`; `Err(GNTST_*)` if refused.
-    fn copy_in(&mut self, gref: GrantRef, offset: u16, dst: &mut [u8]) -> Result<(), i16>;
-    /// Writes `src` into the frontend's grant `gref` at `offset`.
-    fn copy_out(&mut self, gref: GrantRef, offset: u16, src: &[u8]) -> Result<(), i16>;
+    /// Bytes one batch may move.
+    fn capacity(&self) -> usize;
+    /// Fills `dst` with `segs` of the frontend's grants laid end to end (their lengths sum to
+    /// `dst.len()`); if a copy is refused, which grant and its `GNTST_*` status.
+    fn copy_in(&mut self, segs: &[Segment], dst: &mut [u8]) -> Result<(), (GrantRef, i16)>;
+    /// Writes `src`, cut end to end into `segs`, into the frontend's grants.
+    fn copy_out(&mut self, segs: &[Segment], src: &[u8]) -> Result<(), (GrantRef, i16)>;
 }
 
 /// A broken protocol: the vif is disconnected.
@@ -167,16 +173,19 @@ impl<'a, M: RingMemory> VifRings<'a, M> {
         Ok(s)
     }
 
-    /// The frame `s` carries, or `Ok(None)` if dom0 will not carry it (answered as an error).
-    fn assemble(&mut self, io: &mut impl GrantIo, s: &Slots) -> Result<Option<Frame>, Fatal> {
+    /// Checks `s` and says whether dom0 carries it (`Ok(false)`: answered as an error),
+    /// appending its data's segments to `segs` if so.
+    fn check(s: &Slots, segs: &mut Vec<Segment>) -> Result<bool, Fatal> {
         let first = s.data[0];
         let total = usize::from(first.size);
         // The first slot's size is the packet's; its own share is what the others leave.
         let rest: usize = s.data[1..].iter().map(|r| usize::from(r.size)).sum();
+        let len_of = |i: usize, r: &NetifTxRequest| {
+            if i == 0 { total.saturating_sub(rest) } else { usize::from(r.size) }
+        };
         for (i, r) in s.data.iter().enumerate() {
-            let len = if i == 0 { total.saturating_sub(rest) } else { usize::from(r.size) };
-            if usize::from(r.offset) + len > PAGE {
-                return Err(Fatal::SlotPastPage { offset: r.offset, size: len as u16 });
+            if usize::from(r.offset) + len_of(i, r) > PAGE {
+                return Err(Fatal::SlotPastPage { offset: r.offset, size: len_of(i, r) as u16 });
             }
         }
         let mut ok = (MIN_FRAME..=MAX_FRAME).contains(&total) && rest <= total;
@@ -190,52 +199,82 @@ impl<'a, M: RingMemory> VifRings<'a, M> {
                 t => return Err(Fatal::BadExtra(t)),
             }
         }
-        if !ok {
-            return Ok(None);
-        }
-        let mut data = alloc::vec![0u8; total];
-        let mut at = 0;
-        for (i, r) in s.data.iter().enumerate() {
-            let len = if i == 0 { total - rest } else { usize::from(r.size) };
-            io.copy_in(r.gref, r.offset, &mut data[at..at + len])
-                .map_err(|status| Fatal::BadGrant { gref: r.gref.0, status })?;
-            at += len;
-        }
-        let mut frame = Frame { data, csum_filled: false };
-        if first.flags & NETTXF_CSUM_BLANK != 0 {
-            if csum::fill(&mut frame.data).is_err() {
-                return Ok(None);
+        if ok {
+            for (i, r) in s.data.iter().enumerate() {
+                segs.push(Segment { gref: r.gref, offset: r.offset, len: len_of(i, r) as u16 });
             }
-            frame.csum_filled = true;
         }
-        Ok(Some(frame))
+        Ok(ok)
     }
 
-    /// Takes up to `budget` transmitted packets, appending the frames to `out`; whether the
-    /// frontend must be told of the responses.
+    /// The frame a carried packet's `data` makes: its blank checksum filled, or `None` if it
+    /// cannot be (answered as an error).
+    fn frame(first: &NetifTxRequest, data: &[u8]) -> Option<Frame> {
+        let mut f = Frame { data: data.to_vec(), csum_filled: false };
+        if first.flags & NETTXF_CSUM_BLANK != 0 {
+            csum::fill(&mut f.data).ok()?;
+            f.csum_filled = true;
+        }
+        Some(f)
+    }
+
+    /// Takes up to `budget` transmitted packets (as many as one batch of copies holds),
+    /// appending the frames to `out`; whether the frontend must be told of the responses.
     pub fn transmit(
         &mut self,
         io: &mut impl GrantIo,
         budget: usize,
         out: &mut Vec<Frame>,
     ) -> Result<Notify, Fatal> {
-        let mut notify = Notify::No;
-        for _ in 0..budget {
+        // Every packet's slots first, copied out of the ring once and checked...
+        let mut batch: Vec<(Slots, bool)> = Vec::new();
+        let mut segs = Vec::new();
+        let mut bytes = 0;
+        while batch.len() < budget && bytes + MAX_FRAME <= io.capacity() {
             let first = match self.tx.next_request()? {
                 Some(r) => r,
                 None if self.tx.final_check_for_requests()? => continue,
                 None => break,
             };
             let slots = self.take_slots(first)?;
-            let frame = self.assemble(io, &slots)?;
-            let status = if frame.is_some() { NETIF_RSP_OKAY } else { NETIF_RSP_ERROR };
-            match frame {
+            let carried = Self::check(&slots, &mut segs)?;
+            if carried {
+                bytes += usize::from(first.size);
+            }
+            batch.push((slots, carried));
+        }
+        if batch.is_empty() {
+            return Ok(Notify::No);
+        }
+        // ...then the data of all of them in one batch of grant copies...
+        let mut data = alloc::vec![0u8; bytes];
+        if !segs.is_empty() {
+            io.copy_in(&segs, &mut data)
+                .map_err(|(gref, status)| Fatal::BadGrant { gref: gref.0, status })?;
+        }
+        // ...then each frame, and a response per slot.
+        let mut at = 0;
+        for (slots, carried) in batch {
+            let first = slots.data[0];
+            let frame = if carried {
+                let end = at + usize::from(first.size);
+                let f = Self::frame(&first, &data[at..end]);
+                at = end;
+                f
+            } else {
+                None
+            };
+            let status = match frame {
                 Some(f) => {
                     self.stats.tx_packets += 1;
                     out.push(f);
+                    NETIF_RSP_OKAY
                 }
-                None => self.stats.tx_errors += 1,
-            }
+                None => {
+                    self.stats.tx_errors += 1;
+                    NETIF_RSP_ERROR
+                }
+            };
             let first_rsp = NetifTxResponse { id: first.id, status };
             let nulls =
                 slots.extras.iter().map(|_| NetifTxResponse { id: 0, status: NETIF_RSP_NULL });
@@ -244,31 +283,44 @@ impl<'a, M: RingMemory> VifRings<'a, M> {
                 // Every slot taken has its response slot: staging cannot fail.
                 let _ = self.tx.stage_response(rsp);
             }
-            if self.tx.push_responses() == Notify::Yes {
-                notify = Notify::Yes;
-            }
         }
-        Ok(notify)
+        Ok(self.tx.push_responses())
     }
 
-    /// Delivers up to `budget` queued frames into the frontend's receive requests; whether the
-    /// frontend must be told.
+    /// Delivers up to `budget` queued frames (as many as one batch of copies holds) into the
+    /// frontend's receive requests; whether the frontend must be told.
     pub fn receive(&mut self, io: &mut impl GrantIo, budget: usize) -> Result<Notify, Fatal> {
-        let mut done = 0;
-        while done < budget && !self.rxq.is_empty() {
+        let mut batch: Vec<(NetifRxRequest, Frame)> = Vec::new();
+        let mut bytes = 0;
+        while batch.len() < budget {
+            let Some(len) = self.rxq.front().map(|f| f.data.len()) else { break };
+            if bytes + len > io.capacity() {
+                break;
+            }
             let req = match self.rx.next_request()? {
                 Some(r) => r,
                 None if self.rx.final_check_for_requests()? => continue,
                 None => break,
             };
             let Some(f) = self.rxq.pop_front() else { break };
-            io.copy_out(req.gref, 0, &f.data)
-                .map_err(|status| Fatal::BadGrant { gref: req.gref.0, status })?;
+            bytes += len;
+            batch.push((req, f));
+        }
+        if batch.is_empty() {
+            return Ok(Notify::No);
+        }
+        let segs: Vec<Segment> = batch
+            .iter()
+            .map(|(r, f)| Segment { gref: r.gref, offset: 0, len: f.data.len() as u16 })
+            .collect();
+        let src: Vec<u8> = batch.iter().flat_map(|(_, f)| f.data.iter().copied()).collect();
+        io.copy_out(&segs, &src)
+            .map_err(|(gref, status)| Fatal::BadGrant { gref: gref.0, status })?;
+        for (req, f) in batch {
             let flags = if f.csum_filled { NETRXF_DATA_VALIDATED } else { 0 };
             let rsp = NetifRxResponse { id: req.id, offset: 0, flags, status: f.data.len() as i16 };
             let _ = self.rx.stage_response(rsp);
             self.stats.rx_packets += 1;
-            done += 1;
         }
         Ok(self.rx.push_responses())
     }
