@@ -74,11 +74,17 @@ fn main() {
     for (name, v) in &figures {
         println!("  {name:24} {:>8}   runs {v:?}", median(v));
     }
-    let m = |k: &str| figures.get(k).map(|v| median(v));
-    if let (Some(d), Some(u)) = (m("dom0_tcp_echo_kib_s"), m("domU_tcp_echo_kib_s")) {
-        println!("  throughput domU / dom0: {:.2}", u as f64 / d.max(1) as f64);
-    }
-    if let (Some(d), Some(u)) = (m("dom0_tcp_rtt_us"), m("domU_tcp_rtt_us")) {
-        println!("  round trip domU / dom0: {:.2}", u as f64 / d.max(1) as f64);
+    // Each boot's own ratio (both figures from the same boot, so the machine's load on that
+    // boot cancels out), then their median.
+    for (what, name) in [("throughput", "tcp_echo_kib_s"), ("round trip", "tcp_rtt_us")] {
+        let (Some(d), Some(u)) =
+            (figures.get(&format!("dom0_{name}")), figures.get(&format!("domU_{name}")))
+        else {
+            continue;
+        };
+        let ratios: Vec<f64> =
+            d.iter().zip(u).map(|(&d, &u)| u as f64 / d.max(1) as f64).collect();
+        let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+        println!("  {what} domU / dom0: median {:.2}, per boot {shown:?}", median(&ratios));
     }
 }
