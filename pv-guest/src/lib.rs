@@ -19,7 +19,8 @@
 //! - `xenstore`: the XenStore client over the domain's ring, and the `Store` trait xenbus code
 //!   uses (dom0 implements it over its in-process xenstored).
 //! - `xenbus`: how the two ends of a split device find each other and agree on its state.
-//! - `frontends/`: this kernel's halves of split devices (secondary console, block, network).
+//! - `frontends/`: this kernel's halves of split devices (the secondary console, the block
+//!   device over Xen's blkif, the network device over Xen's netif).
 //! - `netstack`: TCP/IP from `smoltcp` over any link (netfront here, dom0's NIC), with the
 //!   echo server and client the network tests and benchmarks run.
 //! - `bench`: measuring cycles and printing `BENCH` lines.

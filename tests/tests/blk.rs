@@ -248,16 +248,23 @@ fn linux_mounts_an_ext4_image_through_blkback_and_the_host_reads_its_file() {
         .type_after(
             "console input now goes to d1",
             "mkdir -p /mnt && mount -t ext4 /dev/xvda /mnt && cat /mnt/hello.txt && \
-             echo written-by-linux-$((6*7)) > /mnt/linux.txt && sync && umount /mnt && \
+             echo written-by-linux-$((6*7)) > /mnt/linux.txt && seq 1 200000 > /mnt/numbers.txt && \
+             sync && umount /mnt && \
              echo MOUNT-$((1+1))\n",
         )
         .type_after("MOUNT-2", "poweroff -f\n")
         .run();
     run.expect("dom0: d1 (debian) vbd xvda (51712): virtio0 sectors 0+65536, read-write");
     run.expect("LINUX-INIT: loaded xen-blkfront.ko");
+    // Linux found what blkback offers.
+    run.expect("blkfront: xvda: flush diskcache: enabled");
+    run.expect("indirect descriptors: enabled");
     run.expect("hello from the host");
     run.expect("MOUNT-2");
     run.expect_not("closed:");
     run.expect_status(EXIT_POWEROFF);
     assert_eq!(ext4_file(&img, "/linux.txt").trim(), "written-by-linux-42");
+    // 1.2 MB written in requests of many segments, read back whole by the host.
+    let numbers: String = (1..=200000).map(|n| format!("{n}\n")).collect();
+    assert!(ext4_file(&img, "/numbers.txt") == numbers, "numbers.txt differs from seq 1 200000");
 }

@@ -77,6 +77,16 @@ impl BlkBackend {
                 if spec.writable && disk.is_read_only() {
                     return Err(format!("virtio disk {} is read-only", spec.disk));
                 }
+                // As xl refuses a disk another domain has writable: no two vbds share a
+                // sector if either may write it.
+                let clash = self.vbds.values().flatten().find(|o| {
+                    o.spec.disk == spec.disk
+                        && (o.spec.writable || spec.writable)
+                        && o.region.overlaps(&region)
+                });
+                if let Some(o) = clash {
+                    return Err(format!("it overlaps {}", o.label));
+                }
                 Ok((spec, region))
             });
             let (spec, region) = match made {

@@ -36,6 +36,11 @@ pub struct Region {
 }
 
 impl Region {
+    /// Whether the two share a sector.
+    pub fn overlaps(&self, o: &Region) -> bool {
+        self.start < o.start + o.sectors && o.start < self.start + self.sectors
+    }
+
     /// The disk sector of vbd sector `sector` for `n` sectors, if all of them lie inside.
     pub fn translate(&self, sector: u64, n: u64) -> Option<u64> {
         let end = sector.checked_add(n)?;
@@ -182,6 +187,16 @@ mod tests {
         assert_eq!(vdev_number("xvdaa"), Some((1 << 28) | (26 << 8)));
         assert_eq!(vdev_number("51712"), Some(51712));
         assert_eq!(vdev_number("xvd"), None);
+    }
+
+    #[test]
+    fn overlaps() {
+        let a = Region { start: 100, sectors: 50 };
+        assert!(a.overlaps(&Region { start: 149, sectors: 1 }));
+        assert!(a.overlaps(&Region { start: 0, sectors: 101 }));
+        assert!(a.overlaps(&Region { start: 0, sectors: 1000 }));
+        assert!(!a.overlaps(&Region { start: 150, sectors: 10 }));
+        assert!(!a.overlaps(&Region { start: 0, sectors: 100 }));
     }
 
     #[test]

@@ -4,10 +4,10 @@
 //! completes the request.
 //! Errors (a device status, a timeout) come back as [`DiskError`]; none panics dom0.
 //!
-//! This is what blkback will sit on: [`Disk::read`], [`Disk::write`] and [`Disk::flush`] on
-//! 512-byte sectors, with buffers anywhere in dom0's memory (given to the device in place
-//! when machine-contiguous, bounced otherwise up to `hal::BOUNCE_MAX`; `dma::alloc` buffers
-//! are always in place).
+//! This is what blkback (`backends::blk`) sits on: [`Disk::read`], [`Disk::write`] and
+//! [`Disk::flush`] on 512-byte sectors, with buffers anywhere in dom0's memory (given to the
+//! device in place when machine-contiguous, bounced otherwise up to `hal::BOUNCE_MAX`;
+//! `dma::alloc` buffers are always in place).
 
 use virtio_drivers::device::blk::{BlkReq, BlkResp, SECTOR_SIZE, VirtIOBlk};
 use virtio_drivers::transport::pci::PciTransport;
