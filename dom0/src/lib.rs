@@ -4,8 +4,8 @@
 //! - `xenstored/`: the XenStore daemon, a hardware-free engine (host-tested), and its glue to
 //!   the domains' rings and to dom0's own in-process client.
 //! - `backends/`: dom0's halves of the split devices (console, secondary consoles, block
-//!   devices over the virtio disks; network next), each bounding its work per domain and disconnecting a hostile frontend
-//!   alone.
+//!   devices over the virtio disks, vifs on dom0's bridge over the virtio NIC), each bounding
+//!   its work per domain and disconnecting a hostile frontend alone.
 //! - `drivers/`: the machine's devices dom0 drives (the serial line it reads input from; PCI,
 //!   device interrupts as event channels, DMA and MMIO, QEMU's virtio disk and NIC).
 //! - `toolstack/`: control of the other domains: it builds every domU from an `xl.cfg`-style

@@ -3,7 +3,8 @@
 //! console (`backends::console`), its secondary consoles (`backends::vcons`), its vbds
 //! (`backends::blk`); then dom0's own
 //! XenStore events and its serial input (`drivers::serial`, routed by the console back end);
-//! then the devices' interrupts and received frames (`drivers`, within a budget).
+//! then the network back end and its bridge (`backends::net`: vifs and the uplink NIC's
+//! frames), then the devices' interrupts (`drivers`, within a budget).
 //! Adopting a domU connects each room to it and publishes its rings in XenStore; forgetting it
 //! lets each room go of it. Which domains to adopt or forget, and when, is the toolstack's
 //! (`toolstack::domains`).
@@ -19,6 +20,7 @@ use pv_guest::{events, println, time};
 
 use crate::backends::blk::BlkBackend;
 use crate::backends::console::Consoles;
+use crate::backends::net::backend::NetBackend;
 use crate::backends::vcons::VconsBackend;
 use crate::drivers::Devices;
 use crate::drivers::serial::Serial;
@@ -41,6 +43,7 @@ pub struct Services {
     consoles: Consoles,
     vcons: VconsBackend,
     blk: BlkBackend,
+    net: NetBackend,
     serial: Serial,
     /// The machine's devices dom0 drives (found at start).
     devices: Option<Devices>,
@@ -70,6 +73,7 @@ impl Services {
             consoles: Consoles::default(),
             vcons: VconsBackend::new(cfg.vcons_restart_after),
             blk: BlkBackend::default(),
+            net: NetBackend::new(),
             serial: Serial::default(),
             devices: None,
             guests: BTreeMap::new(),
@@ -79,6 +83,9 @@ impl Services {
 
     /// Hands over the devices dom0 found, served each round from now on.
     pub fn attach_devices(&mut self, devices: Devices) {
+        if !devices.virtio.nics.is_empty() {
+            self.net.attach_uplink();
+        }
         self.devices = Some(devices);
     }
 
@@ -130,6 +137,17 @@ impl Services {
         }
     }
 
+    /// Gives `dom` (named `name`) the vifs its configuration lists (`vif = [...]`, entries
+    /// already checked by the configuration parser), numbered from 0.
+    pub fn add_vifs(&mut self, dom: DomId, name: &str, vifs: &[String]) {
+        for (devid, entry) in vifs.iter().enumerate() {
+            match crate::toolstack::vif::VifSpec::parse(entry) {
+                Ok(spec) => self.net.add(self.xenstored.engine(), dom, name, devid as u32, &spec),
+                Err(e) => println!("dom0: d{} ({name}): {e}", dom.0),
+            }
+        }
+    }
+
     /// A domU is gone: forget its connections (the hypervisor already closed its ports and
     /// unmapped nothing of ours: our mappings of its pages keep them alive until dropped here).
     pub fn forget(&mut self, dom: DomId) {
@@ -142,6 +160,7 @@ impl Services {
         self.xenstored.disconnect(dom);
         self.vcons.disconnect(dom.0);
         self.blk.disconnect(dom.0, self.xenstored.engine());
+        self.net.disconnect(dom, self.xenstored.engine());
         let xs = self.xenstored.engine();
         xs.domain_died(dom);
         let _ = xs.remove_domain_home(dom);
@@ -165,6 +184,8 @@ impl Services {
         self.xenstored.flush_local_events();
         let consoles = &mut self.consoles;
         self.serial.poll(|line| consoles.input_line(line));
+        let uplink = self.devices.as_mut().and_then(|d| d.virtio.nics.first_mut());
+        more |= self.net.round(&mut self.xenstored.local(), uplink, &fired);
         if let Some(d) = &mut self.devices {
             d.round();
         }

@@ -20,7 +20,9 @@
 //!   uses (dom0 implements it over its in-process xenstored).
 //! - `xenbus`: how the two ends of a split device find each other and agree on its state.
 //! - `frontends/`: this kernel's halves of split devices (the secondary console, the block
-//!   device over Xen's blkif; network next).
+//!   device over Xen's blkif, the network device over Xen's netif).
+//! - `netstack`: TCP/IP from `smoltcp` over any link (netfront here, dom0's NIC), with the
+//!   echo server and client the network tests and benchmarks run.
 //! - `bench`: measuring cycles and printing `BENCH` lines.
 //!
 //! `unsafe` lives in `arch` (entry, stubs, hypercall page), `memory::heap` (the arena),
@@ -49,6 +51,8 @@ pub mod frontends;
 pub mod grant;
 #[cfg(target_os = "none")]
 pub mod memory;
+#[cfg(target_os = "none")]
+pub mod netstack;
 #[cfg(target_os = "none")]
 pub mod time;
 #[cfg(target_os = "none")]

@@ -13,6 +13,8 @@
 use alloc::format;
 use alloc::string::String;
 
+use crate::{events, time};
+
 pub use hypercall_abi::io::xenbus::XenbusState;
 
 pub use crate::xenstore::{Store, XsError};
@@ -29,6 +31,27 @@ pub fn state(store: &mut dyn Store, dir: &str) -> XenbusState {
 /// Writes `s` at `dir/state`.
 pub fn set_state(store: &mut dyn Store, dir: &str, s: XenbusState) -> Result<(), XsError> {
     store.write(0, &format!("{dir}/state"), s.as_str().as_bytes())
+}
+
+/// Waits (bounded by `timeout_ns`) until `dir`'s state satisfies `want`, with a XenStore watch.
+pub fn wait_state(
+    store: &mut dyn Store,
+    dir: &str,
+    want: fn(XenbusState) -> bool,
+    timeout_ns: u64,
+) -> XenbusState {
+    let path = format!("{dir}/state");
+    let _ = store.watch(&path, "xenbus");
+    let deadline = time::now_ns() + timeout_ns;
+    let mut s = state(store, dir);
+    while !want(s) && time::now_ns() < deadline {
+        let _ = hypercall_abi::guest::set_timer_op(time::now_ns() + 20_000_000);
+        events::wait();
+        while store.watch_event().is_some() {}
+        s = state(store, dir);
+    }
+    let _ = store.unwatch(&path, "xenbus");
+    s
 }
 
 /// The frontend directory of device `ty`/`id` of domain `dom`.

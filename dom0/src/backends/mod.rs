@@ -4,12 +4,13 @@
 //! others carry on: every guest is a hostile peer. `xenbus` is the back-end half of the
 //! xenbus handshake every xenbus back end follows; `console` serves every domU's PV console
 //! (and routes serial input to one of them), `vcons` secondary consoles over xenbus, `blk/`
-//! virtual block devices over dom0's virtio disks (Xen's blkif). Rings are reached through
-//! `crate::ring`.
+//! virtual block devices over dom0's virtio disks (Xen's blkif), `net/` the network back end
+//! (Xen's netif) and dom0's bridge. Rings are reached through `crate::ring`.
 
 pub mod blk;
 #[cfg(target_os = "none")]
 pub mod console;
+pub mod net;
 #[cfg(target_os = "none")]
 pub mod vcons;
 pub mod xenbus;

@@ -8,7 +8,8 @@
 //! - `dma`: DMA buffers with machine addresses, and device MMIO mapped through `DOMID_IO`;
 //! - `virtio/`: QEMU's virtio-blk and virtio-net, driven with the `virtio-drivers` crate;
 //! - `iobuf`: a back end's machine-contiguous I/O buffer, filled and emptied by grant copies;
-//! - `ethernet`, `devtest`: the frames and the self-tests and benchmarks dom0 runs on them.
+//! - `ethernet`, `devtest`: the frames and the self-tests and benchmarks dom0 runs on them;
+//! - `netbench`: dom0's own TCP (smoltcp) on the NIC, the baseline of the guests' network.
 //!
 //! `unsafe` here is the low-level drivers' only: single marked port accesses (`pci`),
 //! mappings and DMA memory (`dma`, `virtio`), as the architecture allows dom0's drivers.
@@ -23,6 +24,8 @@ pub mod serial;
 pub mod devtest;
 #[cfg(target_os = "none")]
 pub mod irq;
+#[cfg(target_os = "none")]
+pub mod netbench;
 #[cfg(target_os = "none")]
 pub mod virtio;
 
@@ -85,6 +88,6 @@ impl Devices {
 
     /// One round of device work within a budget (called by the serving loop).
     pub fn round(&mut self) {
-        self.virtio.round(32);
+        self.virtio.round();
     }
 }

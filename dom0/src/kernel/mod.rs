@@ -3,10 +3,10 @@
 //! builds the domUs the hypervisor's command line names (`domu=`) and those its own names
 //! (`create=<cfg>[+<cfg>...]`, configurations in its ramdisk), runs the toolstack commands it
 //! names (`cycles=`, `frames=`, `cpushare=`), brings up the devices it drives (with their
-//! self-tests and benchmarks: `devtest=1`, `devbench=1`), serves the domUs until they are all
-//! gone, and powers the machine off. The serving loop only dispatches: to the toolstack when
-//! domains shut down, come or go, to the services for a round of work, then it sleeps until an
-//! event or the next look at the serial line.
+//! self-tests and benchmarks: `devtest=1`, `devbench=1`, `netbench=<a.b.c.d:port>`), serves
+//! the domUs until they are all gone, and powers the machine off. The serving loop only
+//! dispatches: to the toolstack when domains shut down, come or go, to the services for a
+//! round of work, then it sleeps until an event or the next look at the serial line.
 
 mod selftest;
 
@@ -34,6 +34,10 @@ fn main(si: &'static StartInfo) -> ! {
     }
     if cmdline_param(line, "devbench", 0u64) != 0 {
         dom0::drivers::devtest::bench(&mut devices.virtio);
+    }
+    if let Some(server) = cmdline_value(line, "netbench") {
+        let bytes = cmdline_param(line, "netbench_bytes", 1usize << 20);
+        dom0::drivers::netbench::run(&mut devices.virtio, server, bytes);
     }
     domains::watch();
     let cfg = Config {

@@ -11,8 +11,10 @@
 //! - `cpu_weight` (default 256), `cap` (percent of a CPU, default 0: none);
 //! - `on_poweroff` (default `destroy`), `on_reboot` (default `restart`), `on_crash` (default
 //!   `destroy`): `destroy`, `restart` or `preserve`;
-//! - `disk` and `vif`: lists, kept as written: each `disk` entry is parsed by the block back
-//!   end (`backends::blk::vbd`), the `vif` entries wait for the network back end;
+//! - `disk`: a list, kept as written: each entry is parsed by the block back end
+//!   (`backends::blk::vbd`);
+//! - `vif`: a list of network interfaces, each checked here (`toolstack::vif`: `mac=`,
+//!   `bridge=xenbr0`, `ip=`) and served by dom0's netback;
 //! - `type`: only `"pv"`.
 //!
 //! Anything else is an error naming the line, so a mistyped key is not silently ignored. This
@@ -85,7 +87,7 @@ pub struct DomainConfig {
     pub cap: u32,
     /// `disk` entries, for the block back end (`backends::blk::vbd` parses them).
     pub disks: Vec<String>,
-    /// `vif` entries, kept for the network back end to come.
+    /// `vif` entries as written (each valid `toolstack::vif` syntax), one netback vif each.
     pub vifs: Vec<String>,
     pub on_poweroff: Action,
     pub on_reboot: Action,
@@ -301,7 +303,12 @@ pub fn parse(text: &str) -> Result<DomainConfig, ConfigError> {
                 cfg.cap = c as u32;
             }
             "disk" => cfg.disks = list(n, &key, v)?,
-            "vif" => cfg.vifs = list(n, &key, v)?,
+            "vif" => {
+                cfg.vifs = list(n, &key, v)?;
+                for e in &cfg.vifs {
+                    super::vif::VifSpec::parse(e).map_err(|m| err(n, m))?;
+                }
+            }
             "on_poweroff" | "on_reboot" | "on_crash" => {
                 let s = string(n, &key, v)?;
                 let a = Action::parse(&s).ok_or_else(|| {

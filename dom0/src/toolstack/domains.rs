@@ -160,6 +160,7 @@ impl Toolstack {
         let c = builder::build(self.archive.as_ref(), &cfg)
             .map_err(|e| format!("{}: {e}", cfg.name))?;
         svc.adopt(c.dom, &cfg.name, &cfg.disks);
+        svc.add_vifs(c.dom, &cfg.name, &cfg.vifs);
         let _ = ctl::unpause(c.dom);
         println!(
             "dom0: d{} ({}) created: {} MiB, kernel {}{}, entry {:#x}, in {} ms",

@@ -2,6 +2,7 @@
 //! (the hypervisor builds only dom0), as Xen's does.
 //!
 //! - `config` (host-tested): the `xl.cfg` subset a domain is described with;
+//! - `vif` (host-tested): a `vif` entry (xl's `mac=...,bridge=...` subset) and made-up MACs;
 //! - `archive` (host-tested): dom0's ramdisk, a newc cpio archive of kernels and configs;
 //! - `ctl`: the `domctl`, `sysctl` and on-behalf-of hypercalls, thin wrappers;
 //! - `memory`: dom0's window for mapping its spare frames and a new domain's frames;
@@ -15,6 +16,7 @@
 
 pub mod archive;
 pub mod config;
+pub mod vif;
 
 #[cfg(target_os = "none")]
 pub mod builder;

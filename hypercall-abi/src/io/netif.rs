@@ -147,6 +147,22 @@ impl NetifExtraInfo {
     }
 }
 
+/// Parses a vif's `mac` XenStore node (`aa:bb:cc:dd:ee:ff`; `-` separators too, as xl takes
+/// them in a configuration).
+#[must_use]
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split([':', '-']);
+    for b in &mut mac {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
 crate::assert_layout!(
     NetifTxRequest,
     size = 12,

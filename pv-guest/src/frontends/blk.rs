@@ -72,26 +72,7 @@ pub struct Blkfront {
     pub indirect_requests: u64,
 }
 
-/// Waits (bounded by `timeout_ns`) until `dir`'s state satisfies `want`.
-pub fn wait_state(
-    store: &mut dyn Store,
-    dir: &str,
-    want: fn(XenbusState) -> bool,
-    timeout_ns: u64,
-) -> XenbusState {
-    let path = format!("{dir}/state");
-    let _ = store.watch(&path, "blkfront");
-    let deadline = time::now_ns() + timeout_ns;
-    let mut s = xenbus::state(store, dir);
-    while !want(s) && time::now_ns() < deadline {
-        let _ = hypercall_abi::guest::set_timer_op(time::now_ns() + 20_000_000);
-        events::wait();
-        while store.watch_event().is_some() {}
-        s = xenbus::state(store, dir);
-    }
-    let _ = store.unwatch(&path, "blkfront");
-    s
-}
+pub use crate::xenbus::wait_state;
 
 fn xs_err(e: impl core::fmt::Debug) -> String {
     format!("xenstore: {e:?}")

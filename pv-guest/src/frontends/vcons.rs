@@ -11,7 +11,7 @@ use hypercall_abi::{DomId, EvtchnPort, GrantRef};
 use ring_buffers::ConsoleGuest;
 
 use crate::memory::pages::{self, OwnPage};
-use crate::xenbus::{self, Peer, XenbusState};
+use crate::xenbus::{self, Peer, XenbusState, wait_state};
 use crate::xenstore::Store;
 use crate::{events, grant, memory::shared, time};
 
@@ -24,27 +24,6 @@ pub struct Vcons {
     conn: Option<(ConsoleGuest<'static>, EvtchnPort)>,
     /// Times the connection was made again after the backend closed it.
     pub reconnects: u32,
-}
-
-/// Waits (bounded by `timeout_ns`) until `dir`'s state satisfies `want`, with a XenStore watch.
-fn wait_state(
-    store: &mut dyn Store,
-    dir: &str,
-    want: fn(XenbusState) -> bool,
-    timeout_ns: u64,
-) -> XenbusState {
-    let path = format!("{dir}/state");
-    let _ = store.watch(&path, "xenbus");
-    let deadline = time::now_ns() + timeout_ns;
-    let mut s = xenbus::state(store, dir);
-    while !want(s) && time::now_ns() < deadline {
-        let _ = hypercall_abi::guest::set_timer_op(time::now_ns() + 20_000_000);
-        events::wait();
-        while store.watch_event().is_some() {}
-        s = xenbus::state(store, dir);
-    }
-    let _ = store.unwatch(&path, "xenbus");
-    s
 }
 
 impl Vcons {

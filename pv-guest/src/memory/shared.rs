@@ -191,6 +191,14 @@ pub fn xenstore_ring(page: SharedPage) -> ring_buffers::XenstoreRing<'static> {
     ring_buffers::XenstoreRing::new(ring_mem(page)).expect("xenstore layout fits a page")
 }
 
+/// A request/response ring (`io/ring.h`) on `page`: blkif, netif. Which end is made of it,
+/// and whether it is initialised first, is the caller's.
+pub fn request_ring<Req: ring_buffers::RingItem, Rsp: ring_buffers::RingItem>(
+    page: SharedPage,
+) -> ring_buffers::SharedRing<'static, Req, Rsp> {
+    ring_buffers::SharedRing::new(ring_mem(page)).expect("a one-page ring fits its slots")
+}
+
 /// The page of the boot mapping that holds machine frame `mfn` of this kernel's (the builder
 /// puts the XenStore and console pages there).
 pub fn own_page_for(mfn: u64) -> Option<SharedPage> {

@@ -127,6 +127,12 @@ impl Nic {
         }
     }
 
+    /// Whether a frame can be queued now (sent pages reclaimed first).
+    pub fn can_send(&mut self) -> bool {
+        self.service();
+        self.dev.can_send()
+    }
+
     /// Queues an Ethernet frame (without the virtio header) for sending.
     pub fn send(&mut self, frame: &[u8]) -> Result<(), NicError> {
         self.service();

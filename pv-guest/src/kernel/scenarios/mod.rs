@@ -4,9 +4,9 @@
 //! ...` lines (attacks: `ATTACK` lines) the tests parse. One file per subject: `pingpong`
 //! (events through a granted page), `timing` (hog, latency, timers, yieldpair), `xenstore`,
 //! `grants`, `console` (vcons, flood, ticker, corrupt-console, storm, echo), `hostile` (the
-//! attacks on isolation, and the victim that watches its memory) `drvbench` (split-driver
-//! benchmarks) and `blk` (the block frontend against dom0's blkback, and hostile
-//! frontends).
+//! attacks on isolation, and the victim that watches its memory), `drvbench` (split-driver
+//! benchmarks), `blk` (the block frontend against dom0's blkback, and hostile frontends) and
+//! `tcp` (TCP echo server and client over the vif, and hostile netfronts).
 
 mod blk;
 mod console;
@@ -14,6 +14,7 @@ mod drvbench;
 mod grants;
 mod hostile;
 mod pingpong;
+mod tcp;
 mod timing;
 mod xenstore;
 
@@ -39,6 +40,9 @@ pub fn run(line: &str) {
         Some("blk") => blk::run(line),
         Some("blkhostile") => blk::hostile(line),
         Some("drvbench") => drvbench::run(line),
+        Some("tcp-echo") => tcp::echo(line),
+        Some("tcp-client") => tcp::client(line),
+        Some("net-hostile") => tcp::hostile(line),
         Some("victim") => hostile::victim(pv_guest::cmdline_param(line, "seconds", 5)),
         Some(other) => println!("RESULT {other}: FAIL unknown scenario"),
         None => {}
