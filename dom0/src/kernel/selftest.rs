@@ -11,6 +11,8 @@
 
 #[path = "../../../pv-guest/src/kernel/selftest/evtchn.rs"]
 mod evtchn;
+#[path = "../../../pv-guest/src/kernel/selftest/fuzz.rs"]
+mod fuzz;
 #[path = "../../../pv-guest/src/kernel/selftest/grants.rs"]
 mod grants;
 #[path = "../../../pv-guest/src/kernel/selftest/hypercall.rs"]
@@ -34,6 +36,7 @@ use run::Test;
 const TESTS: &[&[(&str, Test)]] = &[
     hypercall::TESTS,
     evtchn::TESTS,
+    fuzz::TESTS,
     memory::TESTS,
     io::TESTS,
     grants::TESTS,

@@ -4,13 +4,16 @@
 //! ...` lines (attacks: `ATTACK` lines) the tests parse. One file per subject: `pingpong`
 //! (events through a granted page), `timing` (hog, latency, timers, yieldpair), `xenstore`,
 //! `grants`, `console` (vcons, flood, ticker, corrupt-console, storm, echo), `hostile` (the
-//! attacks on isolation, and the victim that watches its memory) and `drvbench` (split-driver
+//! attacks on isolation, and the victim that watches its memory), `isolation` (the three holes
+//! of issue 11), `limits` (every per-domain limit) and `drvbench` (split-driver
 //! benchmarks).
 
 mod console;
 mod drvbench;
 mod grants;
 mod hostile;
+mod isolation;
+mod limits;
 mod pingpong;
 mod timing;
 mod xenstore;
@@ -26,6 +29,11 @@ pub fn run(line: &str) {
         Some("timers") => timing::timers(),
         Some("yieldpair") => timing::yieldpair(line),
         Some("hostile") => hostile::run(),
+        Some("stale-tlb") => isolation::stale_tlb(line),
+        Some("multicall-hog") => isolation::multicall_hog(line),
+        Some("grant-self-map") => isolation::grant_self_map(line),
+        Some("limits") => limits::run(line),
+        Some("fuzz") => crate::kernel::selftest::fuzz::run(line),
         Some("xenstore") => xenstore::xenstore_test(line),
         Some("grants") => grants::grants(line),
         Some("vcons") => console::vcons(line),
