@@ -169,3 +169,16 @@ fn the_hypercall_fuzzer_in_dom0_breaks_nothing() {
     run.expect("domain 1: all frames returned");
     hypervisor_sound(&run);
 }
+
+/// A guest may run with EFLAGS.AC set; an interrupt gate keeps it, and with AC set SMAP no
+/// longer guards the hypervisor. The trap entry clears it (`clac`) and `syscall` masks it;
+/// the hypervisor checks AC at every entry and logs if it was still set. Without the `clac`
+/// (before dff83ef) the guest's `int3` under AC already makes that line appear.
+#[test]
+fn a_guest_running_with_eflags_ac_does_not_turn_smap_off() {
+    let run = Boot::new("smap-ac", "pv-guest", "test=smap-ac").run();
+    run.expect("SMEP true, SMAP true");
+    run.expect_tests_pass(&["smap-ac"]);
+    run.expect_not("EFLAGS.AC set in the hypervisor");
+    run.expect_status(EXIT_POWEROFF);
+}

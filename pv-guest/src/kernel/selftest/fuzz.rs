@@ -157,15 +157,17 @@ struct Fuzzer {
     rng: u64,
     privileged: bool,
     me: u64,
-    /// A page of page-table requests, four writable scratch pages (random contents), then an
-    /// unmapped guard page; a page of multicall entries, then a second guard page. Only
+    /// Four writable scratch pages (random contents), an unmapped guard page, a page of
+    /// page-table requests, a second guard, a page of multicall entries, a third guard. Only
     /// the fuzzer writes the request and batch pages (the hypervisor reads requests and calls
-    /// from nowhere else): no hypercall is given their addresses or frames to write to.
+    /// from nowhere else: a count running past their end faults at a guard): no hypercall is
+    /// given their addresses or frames to write to.
     scratch: u64,
     reqs: u64,
     hole: u64,
     batch: u64,
     hole2: u64,
+    hole3: u64,
     scratch_mfns: Vec<u64>,
     /// The request and batch pages' frames (never named to the hypervisor by frame).
     own_mfns: [u64; 2],
@@ -185,18 +187,13 @@ impl Fuzzer {
         let si = pv_guest::start_info();
         let privileged = si.flags & 1 != 0;
         let page = || pages::alloc_page().ok_or("no page");
-        let reqs = page()?;
         let s: Vec<pages::OwnPage> = (0..4).map(|_| page()).collect::<Result<_, _>>()?;
-        let (hole, batch, hole2) = (page()?, page()?, page()?);
-        for w in s.windows(2).chain([[reqs, s[0]], [s[3], hole]].iter().map(|a| &a[..])) {
-            if w[1].va() != w[0].va() + 4096 {
-                return Err("scratch pages are not contiguous");
-            }
+        let (hole, reqs, hole2, batch, hole3) = (page()?, page()?, page()?, page()?, page()?);
+        let layout = [s[0], s[1], s[2], s[3], hole, reqs, hole2, batch, hole3];
+        if layout.windows(2).any(|w| w[1].va() != w[0].va() + 4096) {
+            return Err("scratch pages are not contiguous");
         }
-        if hole2.va() != batch.va() + 4096 {
-            return Err("batch page is not followed by its guard");
-        }
-        for h in [hole, hole2] {
+        for h in [hole, hole2, hole3] {
             if write_entry_at(h.va(), 0).is_err() {
                 return Err("could not unmap a guard page");
             }
@@ -226,6 +223,7 @@ impl Fuzzer {
             hole: hole.va(),
             batch: batch.va(),
             hole2: hole2.va(),
+            hole3: hole3.va(),
             scratch_mfns: s.iter().map(|p| p.mfn().0).collect(),
             own_mfns: [reqs.mfn().0, batch.mfn().0],
             region_l1: l1.mfn().0,
@@ -333,7 +331,7 @@ impl Fuzzer {
     /// map scratch pages, whose random words read as calls could be anything (a shutdown).
     fn foreign_va(&mut self) -> u64 {
         match self.below(3) {
-            0 => self.pick(&[self.hole, self.hole2]) + self.below(4096) / 8 * 8,
+            0 => self.pick(&[self.hole, self.hole2, self.hole3]) + self.below(4096) / 8 * 8,
             _ => self.unmappable_va(),
         }
     }
