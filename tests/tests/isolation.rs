@@ -182,3 +182,21 @@ fn a_guest_running_with_eflags_ac_does_not_turn_smap_off() {
     run.expect_not("EFLAGS.AC set in the hypervisor");
     run.expect_status(EXIT_POWEROFF);
 }
+
+/// Issue 11's smaller findings. A page registered with `VCPUOP_register_vcpu_info` holds a
+/// reference; before dff83ef nothing dropped it when the domain died and one frame never came
+/// back (no `all frames returned`). `update_va_mapping_otherdomain` on a domain domctl just
+/// made (no L4 yet) walked machine frame 0 as its L4 and panicked the hypervisor; it is
+/// `EINVAL` now (dom0's `empty-domain` self-test).
+#[test]
+fn registered_vcpu_info_comes_back_and_an_empty_domain_has_no_address_space() {
+    let run = Boot::new("vcpuinfo-empty-domain", "dom0", "test=empty-domain")
+        .hv_args("loglvl=info domu=u:1:16M")
+        .domus(&["test=vcpuinfo"])
+        .run();
+    run.expect_tests_pass(&["empty-domain", "vcpuinfo"]);
+    run.expect("domain 1 (empty) destroyed");
+    run.expect("domain 1: all frames returned");
+    run.expect("domain 2: all frames returned");
+    hypervisor_sound(&run);
+}
