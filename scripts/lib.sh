@@ -64,6 +64,19 @@ need_qemu() {
   command -v qemu-system-x86_64 >/dev/null 2>&1 || die "qemu-system-x86 installed but qemu-system-x86_64 is not on PATH"
 }
 
+# The block tests make ext4 images and read them back on the host (mkfs.ext4, debugfs).
+need_e2fsprogs() {
+  PATH="$PATH:/usr/sbin:/sbin"
+  command -v mkfs.ext4 >/dev/null 2>&1 && command -v debugfs >/dev/null 2>&1 && return 0
+  say "mkfs.ext4/debugfs are missing: installing e2fsprogs with apt-get"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  command -v apt-get >/dev/null 2>&1 || die "mkfs.ext4 is missing and apt-get is not available: install e2fsprogs by hand"
+  if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq e2fsprogs >/dev/null; }; then
+    die "could not install e2fsprogs with apt-get (no network, or no root?): install it by hand"
+  fi
+}
+
 # Builds the three images into target/images (plus .elf copies with symbols for gdb).
 build_images() {
   need_cargo

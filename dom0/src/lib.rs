@@ -3,8 +3,8 @@
 //! room:
 //! - `xenstored/`: the XenStore daemon, a hardware-free engine (host-tested), and its glue to
 //!   the domains' rings and to dom0's own in-process client.
-//! - `backends/`: dom0's halves of the split devices (console, secondary consoles; block and
-//!   network next), each bounding its work per domain and disconnecting a hostile frontend
+//! - `backends/`: dom0's halves of the split devices (console, secondary consoles, block
+//!   devices over the virtio disks; network next), each bounding its work per domain and disconnecting a hostile frontend
 //!   alone.
 //! - `drivers/`: the machine's devices dom0 drives (the serial line it reads input from; PCI,
 //!   device interrupts as event channels, DMA and MMIO, QEMU's virtio disk and NIC).
@@ -25,7 +25,6 @@
 
 extern crate alloc;
 
-#[cfg(target_os = "none")]
 pub mod backends;
 pub mod drivers;
 #[cfg(target_os = "none")]

@@ -1,6 +1,7 @@
 //! dom0's services, one round of work at a time: [`Services`] owns the rooms and only
 //! dispatches to them. Each round, for every domU served: its XenStore ring (`xenstored`), its
-//! console (`backends::console`), its secondary consoles (`backends::vcons`); then dom0's own
+//! console (`backends::console`), its secondary consoles (`backends::vcons`), its vbds
+//! (`backends::blk`); then dom0's own
 //! XenStore events and its serial input (`drivers::serial`, routed by the console back end);
 //! then the devices' interrupts and received frames (`drivers`, within a budget).
 //! Adopting a domU connects each room to it and publishes its rings in XenStore; forgetting it
@@ -16,6 +17,7 @@ use hypercall_abi::event_channel::EvtchnStatusDetail;
 use hypercall_abi::{DomId, EvtchnPort};
 use pv_guest::{events, println, time};
 
+use crate::backends::blk::BlkBackend;
 use crate::backends::console::Consoles;
 use crate::backends::vcons::VconsBackend;
 use crate::drivers::Devices;
@@ -38,6 +40,7 @@ pub struct Services {
     xenstored: Xenstored,
     consoles: Consoles,
     vcons: VconsBackend,
+    blk: BlkBackend,
     serial: Serial,
     /// The machine's devices dom0 drives (found at start).
     devices: Option<Devices>,
@@ -66,6 +69,7 @@ impl Services {
             xenstored: Xenstored::new(),
             consoles: Consoles::default(),
             vcons: VconsBackend::new(cfg.vcons_restart_after),
+            blk: BlkBackend::default(),
             serial: Serial::default(),
             devices: None,
             guests: BTreeMap::new(),
@@ -90,8 +94,8 @@ impl Services {
 
     /// Takes on a domU the hypervisor (or the toolstack) started: its XenStore home, its
     /// XenStore ring (grant ref 1), its console ring (grant ref 0), and the event channels it
-    /// offered dom0.
-    pub fn adopt(&mut self, dom: DomId, name: &str) {
+    /// offered dom0; and its vbds, from its configuration's `disk=` entries.
+    pub fn adopt(&mut self, dom: DomId, name: &str, disks: &[String]) {
         if self.guests.contains_key(&dom.0) {
             return;
         }
@@ -120,6 +124,10 @@ impl Services {
         if self.cfg.vcons {
             self.vcons.add(self.xenstored.engine(), dom, name, 1);
         }
+        if !disks.is_empty() {
+            let have = self.devices.as_ref().map_or(&[][..], |d| &d.virtio.disks[..]);
+            self.blk.add(self.xenstored.engine(), dom, name, disks, have);
+        }
     }
 
     /// A domU is gone: forget its connections (the hypervisor already closed its ports and
@@ -133,6 +141,7 @@ impl Services {
         self.consoles.disconnect(dom.0, &name);
         self.xenstored.disconnect(dom);
         self.vcons.disconnect(dom.0);
+        self.blk.disconnect(dom.0, self.xenstored.engine());
         let xs = self.xenstored.engine();
         xs.domain_died(dom);
         let _ = xs.remove_domain_home(dom);
@@ -140,14 +149,18 @@ impl Services {
     }
 
     /// One round of work: every port that fired, then every guest's rings within budget,
-    /// then dom0's own XenStore events and serial input.
-    pub fn round(&mut self) {
+    /// then dom0's own XenStore events and serial input. True if a back end has work left
+    /// that needs another round before dom0 sleeps.
+    pub fn round(&mut self) -> bool {
         let fired = events::take_queued();
         let now = time::now_ns();
+        let mut more = false;
         for (&id, name) in &self.guests {
             self.xenstored.serve(id, name);
             self.consoles.serve(id, name, &fired, now);
             self.vcons.serve(id, &mut self.xenstored.local());
+            let disks = self.devices.as_mut().map_or(&mut [][..], |d| &mut d.virtio.disks[..]);
+            more |= self.blk.serve(id, &mut self.xenstored.local(), disks, &fired, now);
         }
         self.xenstored.flush_local_events();
         let consoles = &mut self.consoles;
@@ -155,5 +168,6 @@ impl Services {
         if let Some(d) = &mut self.devices {
             d.round();
         }
+        more
     }
 }

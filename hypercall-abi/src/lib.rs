@@ -66,6 +66,8 @@
 //! - `domctl` / `sysctl` ([`domctl`], [`sysctl`]): only the operations our toolstack uses, at
 //!   interface version 0x15 for both. They are privileged and unstable in Xen too, so a
 //!   guest kernel never needs them; the `handle` of `getdomaininfo` carries the domain's name.
+//! - `platform_op` ([`platform`]): only setting the wall clock (`XENPF_settime32/64`), for
+//!   the privileged domain; other commands are `-ENOSYS`.
 //!
 //! What else a kernel meets that xen-core does differently from Xen (no writable-page-table
 //! emulation, no default periodic timer, `start_info.flags`, grant-table sizes and copy
@@ -112,6 +114,7 @@ pub mod mmu;
 pub mod multicall;
 pub mod nr;
 pub mod physdev;
+pub mod platform;
 pub mod porting;
 pub mod sched;
 pub mod shared_info;

@@ -114,6 +114,80 @@ pub fn map(dom: DomId, gref: GrantRef, readonly: bool) -> Result<Mapping, i16> {
     Ok(Mapping { page, handle: op.handle })
 }
 
+/// Several grants of one domain mapped at consecutive addresses (a multi-page ring). Not
+/// `Copy`: [`unmap_run`] consumes it.
+#[derive(Debug)]
+pub struct MappedRun {
+    va: u64,
+    /// Slots taken (the run's length; `handles` may be shorter while it is being made).
+    slots: u64,
+    handles: alloc::vec::Vec<GrantHandle>,
+}
+
+impl MappedRun {
+    /// Address of the first page.
+    pub fn va(&self) -> u64 {
+        self.va
+    }
+
+    /// How many pages.
+    pub fn pages(&self) -> usize {
+        self.handles.len()
+    }
+}
+
+/// Maps `grefs` of `dom` at consecutive slots (read-only if asked). On any refusal what was
+/// mapped is unmapped again and the first failing status returned.
+pub fn map_run(dom: DomId, grefs: &[GrantRef], readonly: bool) -> Result<MappedRun, i16> {
+    if grefs.is_empty() {
+        return Err(GNTST_GENERAL_ERROR);
+    }
+    let n = grefs.len() as u64;
+    let va = pages::alloc_slot_run(n).ok_or(GNTST_NO_SPACE)?;
+    let mut run = MappedRun { va, slots: n, handles: alloc::vec::Vec::with_capacity(grefs.len()) };
+    for (i, &gref) in grefs.iter().enumerate() {
+        let mut op = GnttabMapGrantRef {
+            host_addr: va + 4096 * i as u64,
+            flags: GNTMAP_HOST_MAP | if readonly { GNTMAP_READONLY } else { 0 },
+            gref,
+            dom,
+            ..Default::default()
+        };
+        #[allow(unsafe_code)]
+        // SAFETY: the op matches GNTTABOP_map_grant_ref and its address is a slot of a run
+        // from `alloc_slot_run`, which nothing else in the kernel uses.
+        let r = unsafe {
+            guest::grant_table_op(GNTTABOP_MAP_GRANT_REF, core::slice::from_mut(&mut op))
+        };
+        let status = if r.is_err() { GNTST_GENERAL_ERROR } else { op.status };
+        if status != GNTST_OKAY {
+            let _ = unmap_run(run);
+            return Err(status);
+        }
+        run.handles.push(op.handle);
+    }
+    Ok(run)
+}
+
+/// Unmaps a run made by [`map_run`] and gives its slots back; if the hypervisor refuses any
+/// unmap, the slots stay taken.
+pub fn unmap_run(run: MappedRun) -> Result<(), i16> {
+    let mut worst = GNTST_OKAY;
+    for (i, &h) in run.handles.iter().enumerate() {
+        #[allow(unsafe_code)]
+        // SAFETY: `run` is consumed, so nothing reaches its pages after this.
+        let status = unsafe { unmap_handle(run.va + 4096 * i as u64, h) };
+        if status != GNTST_OKAY {
+            worst = status;
+        }
+    }
+    if worst != GNTST_OKAY {
+        return Err(worst);
+    }
+    pages::free_slot_run(run.va, run.slots);
+    Ok(())
+}
+
 /// Unmaps a mapping made by [`map`] and gives its slot back. If the hypervisor refuses, the
 /// slot stays taken (what it maps is then unknown).
 pub fn unmap(m: Mapping) -> Result<(), i16> {

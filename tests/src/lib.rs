@@ -122,14 +122,19 @@ impl Boot {
     }
 
     /// Gives dom0 a virtio-blk disk backed by `image` (a raw file), as `./scripts/run` does.
-    pub fn disk(mut self, image: &Path) -> Self {
+    pub fn disk(self, image: &Path) -> Self {
+        self.disk_with(image, "")
+    }
+
+    /// [`Boot::disk`] with more `-drive` options (`",cache=writethrough"`).
+    pub fn disk_with(mut self, image: &Path, drive_opts: &str) -> Self {
         let id = format!(
             "disk{}",
             self.extra_qemu.iter().filter(|a| a.starts_with("virtio-blk")).count()
         );
         self.extra_qemu.extend([
             "-drive".into(),
-            format!("file={},format=raw,if=none,id={id}", image.display()),
+            format!("file={},format=raw,if=none,id={id}{drive_opts}", image.display()),
             "-device".into(),
             format!("virtio-blk-pci,drive={id}"),
         ]);

@@ -43,6 +43,20 @@ fn vcpu_runstate_time_area_and_periodic_timer() {
     on_both("parity-vcpu", &["runstate", "timearea", "periodic"]);
 }
 
+/// Setting the wall clock as a Linux dom0 does every 11 minutes (`platform_op`
+/// `XENPF_settime64`), and the envelope's errnos.
+#[test]
+fn platform_op_sets_the_wall_clock() {
+    on_both("parity-settime", &["settime"]);
+}
+
+/// What the `iret` hypercall leaves in rcx and r11: the frame's, or with `VGCF_in_syscall`
+/// those `sysret` leaves (a kernel returning from a system call relies on it).
+#[test]
+fn iret_registers() {
+    on_both("parity-iret", &["iretregs"]);
+}
+
 /// How a grant copy names its sides (a grant's owner as DOMID_SELF: accepted; a frame by the
 /// caller's real id: `GNTST_permission_denied`), the grant table's size limits, device-only
 /// maps and `unmap_and_replace`.

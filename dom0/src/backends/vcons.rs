@@ -14,8 +14,9 @@ use pv_guest::println;
 use pv_guest::xenbus::{self, XenbusState};
 
 use super::console::ConsoleConn;
+use super::xenbus::DeviceNodes;
+use crate::xenstored::XenStore;
 use crate::xenstored::local::LocalStore;
-use crate::xenstored::{Access, Perms, XenStore};
 
 /// One secondary console.
 struct Vcons {
@@ -42,27 +43,10 @@ impl VconsBackend {
     }
 
     /// Creates secondary console `id` for `dom` (named `name`): the xenbus nodes of both ends
-    /// with their permissions (the toolstack's half of xenbus), the back end in InitWait.
+    /// with their permissions (`xenbus::DeviceNodes`), the back end in InitWait.
     pub fn add(&mut self, xs: &mut XenStore, dom: DomId, name: &str, id: u32) {
-        let fe = xenbus::frontend_dir(dom.0, "console", id);
-        let be = xenbus::backend_dir(0, "console", dom.0, id);
-        let fe_perms = Perms::new(dom, Access::None).with(DomId(0), Access::Read);
-        let be_perms = Perms::new(DomId(0), Access::None).with(dom, Access::Read);
-        let w = |xs: &mut XenStore, p: &str, v: &str| xs.write_privileged(p, v.as_bytes());
-        let _ = w(xs, &format!("{fe}/backend"), &be);
-        let _ = w(xs, &format!("{fe}/backend-id"), "0");
-        let _ = w(xs, &format!("{fe}/state"), "1");
-        let _ = w(xs, &format!("{be}/frontend"), &fe);
-        let _ = w(xs, &format!("{be}/frontend-id"), &format!("{}", dom.0));
-        let _ = w(xs, &format!("{be}/state"), "1");
-        for p in ["", "/backend", "/backend-id", "/state"] {
-            let _ = xs.set_perms_privileged(&format!("{fe}{p}"), fe_perms.clone());
-        }
-        for p in ["", "/frontend", "/frontend-id", "/state"] {
-            let _ = xs.set_perms_privileged(&format!("{be}{p}"), be_perms.clone());
-        }
-        // The back end is ready for the frontend.
-        let _ = w(xs, &format!("{be}/state"), &format!("{}", XenbusState::InitWait as u32));
+        let nodes = DeviceNodes::create(xs, dom, "console", id, &[], &[]);
+        let (fe, be) = (nodes.fe_dir, nodes.be_dir);
         let label = format!("{name}/{id}");
         self.devices
             .entry(dom.0)

@@ -7,6 +7,7 @@
 //!   EOI);
 //! - `dma`: DMA buffers with machine addresses, and device MMIO mapped through `DOMID_IO`;
 //! - `virtio/`: QEMU's virtio-blk and virtio-net, driven with the `virtio-drivers` crate;
+//! - `iobuf`: a back end's machine-contiguous I/O buffer, filled and emptied by grant copies;
 //! - `ethernet`, `devtest`: the frames and the self-tests and benchmarks dom0 runs on them.
 //!
 //! `unsafe` here is the low-level drivers' only: single marked port accesses (`pci`),
@@ -14,6 +15,7 @@
 
 pub mod dma;
 pub mod ethernet;
+pub mod iobuf;
 pub mod pci;
 pub mod serial;
 

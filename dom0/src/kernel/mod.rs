@@ -69,7 +69,7 @@ fn serve(line: &str, ts: &mut Toolstack, svc: &mut Services, cpushare_s: u64) {
             println!("dom0: all domUs are gone");
             return;
         }
-        svc.round();
+        let busy = svc.round();
         if !measured {
             measured = true;
             commands::cpu_share(cpushare_s);
@@ -80,6 +80,11 @@ fn serve(line: &str, ts: &mut Toolstack, svc: &mut Services, cpushare_s: u64) {
                 domains::live_domus().len()
             );
             return;
+        }
+        if busy {
+            // A back end stopped at its budget with work left: another round at once (after
+            // the toolstack's look), without waiting for an event.
+            continue;
         }
         // Wake for events, and every 20 ms for serial input.
         let _ = guest::set_timer_op(time::now_ns() + 20_000_000);

@@ -11,8 +11,8 @@
 //! - `cpu_weight` (default 256), `cap` (percent of a CPU, default 0: none);
 //! - `on_poweroff` (default `destroy`), `on_reboot` (default `restart`), `on_crash` (default
 //!   `destroy`): `destroy`, `restart` or `preserve`;
-//! - `disk` and `vif`: lists, parsed and kept as written for the block and network back ends
-//!   that come later (nothing uses them yet);
+//! - `disk` and `vif`: lists, kept as written: each `disk` entry is parsed by the block back
+//!   end (`backends::blk::vbd`), the `vif` entries wait for the network back end;
 //! - `type`: only `"pv"`.
 //!
 //! Anything else is an error naming the line, so a mistyped key is not silently ignored. This
@@ -83,7 +83,7 @@ pub struct DomainConfig {
     pub vcpus: u32,
     pub weight: u32,
     pub cap: u32,
-    /// `disk` entries, kept for the block back end to come.
+    /// `disk` entries, for the block back end (`backends::blk::vbd` parses them).
     pub disks: Vec<String>,
     /// `vif` entries, kept for the network back end to come.
     pub vifs: Vec<String>,

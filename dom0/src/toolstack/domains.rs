@@ -159,7 +159,7 @@ impl Toolstack {
         let t0 = time::now_ns();
         let c = builder::build(self.archive.as_ref(), &cfg)
             .map_err(|e| format!("{}: {e}", cfg.name))?;
-        svc.adopt(c.dom, &cfg.name);
+        svc.adopt(c.dom, &cfg.name, &cfg.disks);
         let _ = ctl::unpause(c.dom);
         println!(
             "dom0: d{} ({}) created: {} MiB, kernel {}{}, entry {:#x}, in {} ms",

@@ -264,6 +264,13 @@ impl XenStore {
         self.run_direct(system, |v, ch| ops::write(v, &system, &p.abs, value, ch))
     }
 
+    /// Removes a node and everything below it as the privileged domain (fires watches).
+    pub fn remove_privileged(&mut self, abs_path: &str) -> Result<(), Errno> {
+        let system = self.system();
+        let p = path::canonicalize(abs_path.as_bytes(), "/", false, None)?;
+        self.run_direct(system, |v, ch| ops::rm(v, &system, &p.abs, ch))
+    }
+
     /// Reads a node as the privileged domain.
     pub fn read_privileged(&mut self, abs_path: &str) -> Result<Vec<u8>, Errno> {
         let system = self.system();

@@ -152,8 +152,9 @@ pub fn physdev_irq_status_query(pirq: u32) -> Result<u32, Errno> {
 
 /// `platform_op` (dom0 only; settime, microcode, CPU power management, ...): `op` is a
 /// `xen_platform_op` as Xen lays it out (`cmd` u32, `interface_version` u32, then the
-/// command's 128-byte union), prepared by the caller. The interface is versioned and unstable
-/// in Xen; we define no structs for it, and xen-core answers `ENOSYS`.
+/// command's 128-byte union), prepared by the caller ([`crate::platform::PlatformOp`] and its
+/// `as_mut_bytes` build one). xen-core implements setting the clock, for which
+/// [`platform_settime`] is the safe wrapper, and answers `ENOSYS` to every other command.
 ///
 /// # Safety
 ///
@@ -163,4 +164,16 @@ pub unsafe fn platform_op(op: &mut [u8; 136]) -> HcResult {
     // SAFETY: the hypervisor reads and writes the 136 borrowed bytes; the rest is the caller's
     // contract.
     ret_to_result(unsafe { raw::hypercall1(nr::PLATFORM_OP, ptr_of_mut(op)) })
+}
+
+/// `XENPF_settime64` (dom0 only): the wall clock reads `secs.nsecs` (Unix time) at system time
+/// `system_time` (ns); every domain's shared_info wallclock follows. `EPERM` from a domU.
+pub fn platform_settime(secs: u64, nsecs: u32, system_time: u64) -> HcResult {
+    use crate::platform::{PlatformOp, Settime64, XENPF_SETTIME64};
+    let t = Settime64 { secs, nsecs, mbz: 0, system_time };
+    let mut op = PlatformOp::new(XENPF_SETTIME64, &t);
+    let bytes: &mut [u8; 136] = op.as_mut_bytes().try_into().expect("xen_platform_op is 136 bytes");
+    // SAFETY: a settime64 envelope built from its typed struct; setting the clock touches no
+    // memory of this kernel.
+    unsafe { platform_op(bytes) }
 }

@@ -134,6 +134,41 @@ pub fn alloc_slots(n: u64) -> Option<u64> {
     Some(va)
 }
 
+/// Runs of consecutive slots given back by [`free_slot_run`], by length, taken again first.
+static FREE_RUNS: spin::Mutex<alloc::vec::Vec<(u64, u64)>> =
+    spin::Mutex::new(alloc::vec::Vec::new());
+
+/// `n` consecutive mapping slots for a multi-page grant mapping (a ring of several pages):
+/// the lowest VA. A run given back with [`free_slot_run`] is reused for the same length, so a
+/// peer that connects and disconnects in a loop does not use up the slack.
+pub fn alloc_slot_run(n: u64) -> Option<u64> {
+    let mut free = FREE_RUNS.lock();
+    if let Some(i) = free.iter().position(|&(_, len)| len == n) {
+        return Some(free.swap_remove(i).0);
+    }
+    drop(free);
+    alloc_slots(n)
+}
+
+/// Gives back a run from [`alloc_slot_run`] whose mappings are all gone.
+pub fn free_slot_run(va: u64, n: u64) {
+    FREE_RUNS.lock().push((va, n));
+}
+
+/// `n` of the kernel's own pages at consecutive addresses (a multi-page ring the kernel
+/// shares): None if the slack cannot hold them.
+pub fn alloc_pages(n: usize) -> Option<alloc::vec::Vec<OwnPage>> {
+    let mut v: alloc::vec::Vec<OwnPage> = alloc::vec::Vec::with_capacity(n);
+    for _ in 0..n {
+        let p = alloc_page()?;
+        if v.last().is_some_and(|l| l.va + 4096 != p.va) {
+            return None;
+        }
+        v.push(p);
+    }
+    Some(v)
+}
+
 /// Gives back a slot from [`alloc_slot`] whose mapping is gone (a grant unmap leaves it
 /// empty), so a kernel that maps and unmaps in a loop does not run out of slack.
 pub fn free_slot(va: u64) {

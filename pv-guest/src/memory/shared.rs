@@ -142,6 +142,45 @@ fn ring_mem(page: SharedPage) -> ring_buffers::SharedMem<'static> {
     unsafe { ring_buffers::SharedMem::from_raw(base, 4096).expect("a page is a valid ring size") }
 }
 
+/// A request/response ring (`io/ring.h`) on `pages` consecutive pages from `va`.
+///
+/// # Safety
+/// `[va, va + pages * 4096)` must be mapped, page aligned, dedicated to this one ring (one
+/// end), and stay mapped while the ring lives.
+unsafe fn request_ring_at<Req: ring_buffers::RingItem, Rsp: ring_buffers::RingItem>(
+    va: u64,
+    pages: usize,
+) -> Option<ring_buffers::SharedRing<'static, Req, Rsp>> {
+    let base = core::ptr::NonNull::new(va as *mut u8)?;
+    // SAFETY: the caller's contract; accessed only through the ring's atomics.
+    let mem = unsafe { ring_buffers::SharedMem::from_raw(base, pages * 4096) }.ok()?;
+    ring_buffers::SharedRing::new(mem).ok()
+}
+
+/// The request/response ring a frontend shares on its own consecutive pages (`pages` from
+/// [`crate::memory::pages::alloc_pages`]); None unless they are consecutive.
+pub fn own_request_ring<Req: ring_buffers::RingItem, Rsp: ring_buffers::RingItem>(
+    pages: &[crate::memory::pages::OwnPage],
+) -> Option<ring_buffers::SharedRing<'static, Req, Rsp>> {
+    let first = pages.first()?.va();
+    if pages.iter().enumerate().any(|(i, p)| p.va() != first + 4096 * i as u64) {
+        return None;
+    }
+    // SAFETY: own pages are mapped for the kernel's life, consecutive (checked), handed out
+    // once, and the caller dedicates them to this ring.
+    unsafe { request_ring_at(first, pages.len()) }
+}
+
+/// The request/response ring a back end reaches through `run` (another domain's granted
+/// pages, mapped consecutively). The ring must be dropped before `run` is unmapped.
+pub fn mapped_request_ring<Req: ring_buffers::RingItem, Rsp: ring_buffers::RingItem>(
+    run: &crate::grant::MappedRun,
+) -> Option<ring_buffers::SharedRing<'static, Req, Rsp>> {
+    // SAFETY: a MappedRun maps its pages consecutively from `va` until it is unmapped (which
+    // consumes it; the caller drops the ring first), and only this ring uses it.
+    unsafe { request_ring_at(run.va(), run.pages()) }
+}
+
 /// The console ring on `page` (xencons_interface layout).
 pub fn console_ring(page: SharedPage) -> ring_buffers::ConsoleRing<'static> {
     ring_buffers::ConsoleRing::new(ring_mem(page)).expect("console layout fits a page")

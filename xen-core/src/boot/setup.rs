@@ -56,7 +56,7 @@ pub fn start(mbi: u64) -> ! {
     info!("xen-core {VERSION}: a Xen-compatible PV hypervisor (Xen ABI 3.0, x86_64)");
     info!("command line: {}", command_line());
     print_boot_info(&boot);
-    MACHINE_MEMORY_MAP.call_once(|| {
+    crate::mm::machine::MACHINE_MEMORY_MAP.call_once(|| {
         boot.memory_map
             .iter()
             .map(|r| E820Entry { addr: r.start, size: r.len, kind: r.kind })
@@ -247,14 +247,6 @@ fn record_domus(boot: &BootInfo, specs: &[DomuSpec]) -> Vec<(u64, u64)> {
     let keep = modules.iter().map(|m| (m.start, m.end)).collect();
     bootdomus::record(domus, modules);
     keep
-}
-
-/// The loader's memory map as it was handed over, for dom0 (`XENMEM_machine_memory_map`).
-static MACHINE_MEMORY_MAP: spin::Once<Vec<E820Entry>> = spin::Once::new();
-
-/// The machine's memory map from the loader (empty before boot has read it).
-pub fn machine_memory_map() -> &'static [E820Entry] {
-    MACHINE_MEMORY_MAP.get().map_or(&[], Vec::as_slice)
 }
 
 fn print_boot_info(boot: &BootInfo) {

@@ -17,7 +17,7 @@ use crate::domain::{Domain, Vcpu, VcpuContext};
 use crate::event::event_channel_op;
 use crate::grant::grant_table_op;
 use crate::mm::{memory_op, mmu};
-use crate::sched::{sched_op, vcpu_op};
+use crate::sched::{platform_op, sched_op, vcpu_op};
 use crate::traps::{callbacks, gdt, physdev_op};
 
 type Handler = fn(&mut Hc<'_>, [u64; 5]) -> HcResult;
@@ -125,6 +125,13 @@ pub const TABLE: &[Desc] = &[
         nr: nr::GRANT_TABLE_OP,
         name: "grant_table_op",
         handler: grant_table_op::grant_table_op,
+        who: Who::Any,
+    },
+    // Who::Any: the privilege check comes after the envelope's, in Xen's order (platform_op.rs).
+    Desc {
+        nr: nr::PLATFORM_OP,
+        name: "platform_op",
+        handler: platform_op::platform_op,
         who: Who::Any,
     },
     Desc { nr: nr::DOMCTL, name: "domctl", handler: domctl::domctl, who: Who::Privileged },

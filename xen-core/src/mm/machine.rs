@@ -323,3 +323,12 @@ impl Tlb for CpuTlbs {
         }
     }
 }
+
+/// The loader's memory map as boot handed it over, for dom0 (`XENMEM_machine_memory_map`).
+pub static MACHINE_MEMORY_MAP: spin::Once<alloc::vec::Vec<hypercall_abi::memory::E820Entry>> =
+    spin::Once::new();
+
+/// The machine's memory map from the loader (empty before boot has read it).
+pub fn machine_memory_map() -> &'static [hypercall_abi::memory::E820Entry] {
+    MACHINE_MEMORY_MAP.get().map_or(&[], alloc::vec::Vec::as_slice)
+}

@@ -118,7 +118,7 @@ fn machine_memory_map(hc: &mut Hc<'_>, arg: u64) -> HcResult {
         return Err(Errno::EPERM);
     }
     let mut map: XenMemoryMap = copy_in(arg)?;
-    let entries = crate::boot::setup::machine_memory_map();
+    let entries = machine::machine_memory_map();
     if map.buffer.raw() != 0 {
         if (map.nr_entries as usize) < entries.len() + 1 {
             return Err(Errno::EINVAL);

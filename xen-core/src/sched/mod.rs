@@ -6,7 +6,8 @@
 //! timer behind every deadline (`timer`), guest time in `vcpu_time_info` and the wallclock
 //! (`clock`), the guest areas kept up to date with runstate and time (`areas`), the context
 //! switch (`switch`), and the hypercalls `sched_op` (yield, block,
-//! poll, shutdown) and `vcpu_op`/`set_timer_op` (`vcpu_op`).
+//! poll, shutdown), `vcpu_op`/`set_timer_op` (`vcpu_op`) and setting the wall clock
+//! (`platform_op`).
 //!
 //! The scheduler imports no event or lifecycle code: an event or a timer wakes a vCPU by
 //! calling down into `run`, and the decision, the idle loop and the firing of expired
@@ -18,6 +19,8 @@ pub mod areas;
 #[cfg(target_os = "none")]
 pub mod clock;
 pub mod credit;
+#[cfg(target_os = "none")]
+pub mod platform_op;
 #[cfg(target_os = "none")]
 mod run;
 pub mod runstate;

@@ -99,7 +99,8 @@ pub fn iret(ctx: &IretContext) -> IretResult {
     IretResult {
         to_user: ctx.cs & 3 == 3,
         rip: ctx.rip,
-        rflags: (ctx.rflags & GUEST_FLAGS) | IF,
+        // Bit 1 always reads as 1 (and is what `sysret` leaves in r11 with VGCF_in_syscall).
+        rflags: (ctx.rflags & GUEST_FLAGS) | IF | 2,
         rsp: ctx.rsp,
         upcall_mask: u8::from(ctx.rflags & IF == 0),
         restore_rcx_r11: ctx.flags & VGCF_IN_SYSCALL == 0,
@@ -155,7 +156,7 @@ mod tests {
         };
         let r = iret(&c);
         assert!(r.to_user);
-        assert_eq!(r.rflags, 0x201, "IOPL and NT stripped, IF forced");
+        assert_eq!(r.rflags, 0x203, "IOPL and NT stripped, IF and bit 1 set");
         assert_eq!(r.upcall_mask, 1);
         assert!(!r.restore_rcx_r11);
         let r = iret(&IretContext { cs: 0xe030, rflags: 0x200, flags: 0, ..c });

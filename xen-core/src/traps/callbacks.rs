@@ -216,6 +216,12 @@ pub fn iret(hc: &mut Hc<'_>, _a: [u64; 5]) -> HcResult {
     if r.restore_rcx_r11 {
         regs.rcx = frame.rcx;
         regs.r11 = frame.r11;
+    } else {
+        // VGCF_in_syscall: the return of a system call, which user space sees as `sysret`
+        // leaves it (rcx = rip, r11 = rflags), as on Xen. This also makes the exit a sysretq,
+        // and user space never sees the kernel's own rcx (its address after the hypercall).
+        regs.rcx = r.rip;
+        regs.r11 = r.rflags;
     }
     regs.rip = r.rip;
     regs.rsp = r.rsp;

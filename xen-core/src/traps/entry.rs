@@ -83,6 +83,11 @@ pub fn syscall(regs: &mut GuestRegs) {
                 );
             } else {
                 deliver(&d, &cur, &mut ctx, regs, cb.address, cb.mask_events, None);
+                // The user's rcx and r11 are in the bounce frame; in the registers the kernel
+                // gets the callback's rip and rflags, as Xen leaves them (it returns to the
+                // guest kernel with sysret): the exit can be a sysretq too.
+                regs.rcx = regs.rip;
+                regs.r11 = regs.rflags;
             }
         }
     }

@@ -5,9 +5,10 @@
 //! (events through a granted page), `timing` (hog, latency, timers, yieldpair), `xenstore`,
 //! `grants`, `console` (vcons, flood, ticker, corrupt-console, storm, echo), `hostile` (the
 //! attacks on isolation, and the victim that watches its memory), `isolation` (the three holes
-//! of issue 11), `limits` (every per-domain limit) and `drvbench` (split-driver
-//! benchmarks).
+//! of issue 11), `limits` (every per-domain limit), `drvbench` (split-driver benchmarks) and
+//! `blk` (the block frontend against dom0's blkback, and hostile frontends).
 
+mod blk;
 mod console;
 mod drvbench;
 mod grants;
@@ -42,6 +43,8 @@ pub fn run(line: &str) {
         Some("corrupt-console") => console::corrupt_console(),
         Some("storm") => console::storm(line),
         Some("echo") => console::echo(line),
+        Some("blk") => blk::run(line),
+        Some("blkhostile") => blk::hostile(line),
         Some("drvbench") => drvbench::run(line),
         Some("victim") => hostile::victim(pv_guest::cmdline_param(line, "seconds", 5)),
         Some(other) => println!("RESULT {other}: FAIL unknown scenario"),

@@ -20,6 +20,8 @@ pub const TESTS: &[(&str, Test)] = &[
     ("timearea", Check(timearea)),
     ("periodic", Check(periodic)),
     ("features", Check(features)),
+    ("settime", Check(settime)),
+    ("iretregs", Check(iretregs)),
     ("vcpuinfo", Check(vcpuinfo)),
 ];
 
@@ -53,6 +55,127 @@ pub fn vcpuinfo() -> Result<(), String> {
     if unsafe { guest::vcpu_op(VCPUOP_REGISTER_VCPU_INFO, 0, &mut r) }.is_ok() {
         return Err("a hypervisor frame was accepted for vcpu_info".into());
     }
+    Ok(())
+}
+
+/// One `iret` hypercall back to kernel mode, at the instruction after it, with `flags` in the
+/// frame and 0x1111 / 0x2222 as the frame's rcx / r11: returns (rcx, r11, the return address).
+fn iret_to_kernel(flags: u64) -> (u64, u64, u64) {
+    use hypercall_abi::arch::{FLAT_KERNEL_CS64, FLAT_KERNEL_SS64};
+    let (rcx, r11, label): (u64, u64, u64);
+    // SAFETY: the frame returns to the label below on this same stack (rsp as it was before
+    // the pushes) with events enabled (pushfq's IF is always set in a PV kernel); rax, rcx and
+    // r11 are declared clobbered, every other register is kept by the hypervisor.
+    #[allow(unsafe_code)]
+    unsafe {
+        core::arch::asm!(
+            "lea {label}, [rip + 2f]",
+            "mov {tmp}, rsp",
+            "push {ss}",
+            "push {tmp}",
+            "pushfq",
+            "push {cs}",
+            "push {label}",
+            "push {flags}",
+            // The stub pushes rcx, r11 and rax: the rest of the frame.
+            "jmp hypercall_page + 23 * 32",
+            "2:",
+            label = out(reg) label,
+            tmp = out(reg) _,
+            ss = in(reg) u64::from(FLAT_KERNEL_SS64),
+            // RPL 0 in a frame's cs is how a PV kernel names its own mode (RPL 3: user).
+            cs = in(reg) u64::from(FLAT_KERNEL_CS64 & !3),
+            flags = in(reg) flags,
+            out("rax") _,
+            inout("rcx") 0x1111u64 => rcx,
+            inout("r11") 0x2222u64 => r11,
+        );
+    }
+    (rcx, r11, label)
+}
+
+/// What `iret` leaves in rcx and r11, as Xen 4.17: from the frame, or with `VGCF_in_syscall`
+/// what `sysret` leaves (rcx = the return address, r11 = the flags), never the hypercall's own
+/// return address. Printed for comparison with Xen.
+fn iretregs() -> Result<(), String> {
+    use hypercall_abi::arch::VGCF_IN_SYSCALL;
+    let (rcx, r11, _) = iret_to_kernel(0);
+    let plain = (rcx, r11) == (0x1111, 0x2222);
+    pv_guest::println!("INFO iret: rcx and r11 from the frame: {plain}");
+    let (rcx, r11, label) = iret_to_kernel(VGCF_IN_SYSCALL);
+    let sysret = rcx == label && r11 & 0x202 == 0x202 && r11 >> 22 == 0;
+    pv_guest::println!("INFO iret VGCF_in_syscall: rcx = return address, r11 = flags: {sysret}");
+    if !plain || !sysret {
+        return Err(alloc::format!(
+            "in_syscall: rcx {rcx:#x} r11 {r11:#x}, return address {label:#x}"
+        ));
+    }
+    Ok(())
+}
+
+/// The wall clock at system time 0 from shared_info, under `wc_version`.
+fn wallclock() -> (u64, u32) {
+    use core::mem::offset_of;
+    use hypercall_abi::shared_info::SharedInfo;
+    let si = events::shared_info();
+    loop {
+        let v = si.u32_at(offset_of!(SharedInfo, wc_version)).load(Ordering::Acquire);
+        let lo = si.u32_at(offset_of!(SharedInfo, wc_sec)).load(Ordering::Relaxed);
+        let hi = si.u32_at(offset_of!(SharedInfo, wc_sec_hi)).load(Ordering::Relaxed);
+        let ns = si.u32_at(offset_of!(SharedInfo, wc_nsec)).load(Ordering::Relaxed);
+        core::sync::atomic::fence(Ordering::Acquire);
+        if v & 1 == 0 && si.u32_at(offset_of!(SharedInfo, wc_version)).load(Ordering::Relaxed) == v
+        {
+            return (u64::from(lo) | (u64::from(hi) << 32), ns);
+        }
+    }
+}
+
+/// `platform_op` as a Linux dom0 uses it: `XENPF_settime64` moves shared_info's wallclock so
+/// that wallclock + system time reads what was set (then the clock is put back), and the
+/// envelope's checks give Xen's errnos (printed for comparison). A domU is refused (`EPERM`).
+fn settime() -> Result<(), String> {
+    use hypercall_abi::platform::{PlatformOp, Settime64, XENPF_SETTIME64};
+    use zerocopy::IntoBytes;
+    let raw = |op: &mut PlatformOp| {
+        let bytes: &mut [u8; 136] = op.as_mut_bytes().try_into().expect("136 bytes");
+        // SAFETY: settime envelopes (or ones the hypervisor must refuse); setting the clock
+        // touches no memory of this kernel.
+        #[allow(unsafe_code)]
+        unsafe {
+            guest::platform_op(bytes)
+        }
+    };
+    if !pv_guest::start_info().is_privileged() {
+        return match guest::platform_settime(1_700_000_000, 0, time::now_ns()) {
+            Err(hypercall_abi::Errno::EPERM) => Ok(()),
+            r => Err(alloc::format!("a domU setting the clock: {r:?}, want EPERM")),
+        };
+    }
+    let (sec0, nsec0) = wallclock();
+    let now = time::now_ns();
+    let target = 1_700_000_000u64;
+    guest::platform_settime(target, 250_000_000, now)
+        .map_err(|e| alloc::format!("settime: {e:?}"))?;
+    let (sec, nsec) = wallclock();
+    // Wall time at `now`, by the new wallclock: within a millisecond of target.25.
+    let wall_ns = u128::from(sec) * 1_000_000_000 + u128::from(nsec) + u128::from(now);
+    let want = u128::from(target) * 1_000_000_000 + 250_000_000;
+    // Back to the wall time the old wallclock gives now.
+    let t = time::now_ns();
+    let wall = sec0 * 1_000_000_000 + u64::from(nsec0) + t;
+    let back = guest::platform_settime(wall / 1_000_000_000, (wall % 1_000_000_000) as u32, t);
+    if wall_ns.abs_diff(want) > 1_000_000 {
+        return Err(alloc::format!("wallclock {sec}.{nsec:09} + {now} ns is not {target}.25"));
+    }
+    back.map_err(|e| alloc::format!("setting the clock back: {e:?}"))?;
+    let mut bad = PlatformOp::new(XENPF_SETTIME64, &Settime64 { mbz: 1, ..Default::default() });
+    pv_guest::println!("INFO platform_op settime64 mbz=1: {:?}", raw(&mut bad));
+    let mut bad = PlatformOp::new(XENPF_SETTIME64, &Settime64::default());
+    bad.interface_version = 0x0300_0000;
+    pv_guest::println!("INFO platform_op old interface version: {:?}", raw(&mut bad));
+    let mut bad = PlatformOp::new(0x7777, &Settime64::default());
+    pv_guest::println!("INFO platform_op unknown command: {:?}", raw(&mut bad));
     Ok(())
 }
 
