@@ -20,11 +20,13 @@
 //! - the handlers it may replace (trap table, callbacks, NMI callback, FPU TS, DR7) are put
 //!   back after each call; events stay masked meanwhile.
 //!
-//! dom0 (privileged) also keeps out of what would take the machine down (Xen would let it):
-//! `domctl`, `platform_op`, `physdev_op` but `irq_status_query` (no IRQ routing, no IOPL
-//! change: its drivers need port I/O), `bind_pirq`, `foreigndom`/domid arguments other than
-//! itself or domains that do not exist, I/O memory (`DOMID_IO`, frames beyond RAM), and
-//! console writes that succeed (dom0's go to the serial line raw, unlimited). At the end the
+//! dom0 (privileged) also keeps out of what would take the machine or another domain down
+//! (Xen would let it): `domctl`, `platform_op`, `physdev_op` but `irq_status_query` (no IRQ
+//! routing, no IOPL change: its drivers need port I/O), `bind_pirq`, domain ids other than
+//! itself or domains that do not exist (`foreigndom`, and the domain fields of the
+//! `memory_op`, grant and event-channel structures it crafts; their other fields stay
+//! random), I/O memory (`DOMID_IO`, frames beyond RAM), and console writes that succeed
+//! (dom0's go to the serial line raw, unlimited). At the end the
 //! fuzzer closes the ports it opened and stops its timers, so the kernel that goes on (dom0
 //! serves its domUs after its self-tests) finds its event channels as it left them.
 
@@ -208,7 +210,7 @@ impl Fuzzer {
             .filter_map(|i| pages::virt_to_mfn(si.pt_base.0 + i * 4096).map(|m| m.0))
             .collect();
         let me = guest::own_domid().map(|d| u64::from(d.0)).unwrap_or(DOMID_SELF);
-        let reserved_ports = (1..64u32)
+        let reserved_ports = (1..4096u32)
             .filter(|&p| {
                 guest::evtchn_status(DomId::SELF_, hypercall_abi::EvtchnPort(p))
                     .is_ok_and(|st| st.status != hypercall_abi::event_channel::EVTCHNSTAT_CLOSED)
@@ -408,6 +410,14 @@ impl Fuzzer {
         }
     }
 
+    fn store16(&self, va: u64, v: u64) {
+        #[allow(unsafe_code)]
+        // SAFETY: as for `store`: inside the fuzzer's scratch pages, 2-aligned.
+        unsafe {
+            (va as *mut u16).write_volatile(v as u16);
+        }
+    }
+
     /// Refills part of the scratch pages with random words.
     fn stir(&mut self) {
         let base = self.scratch + self.below(4) * 4096;
@@ -527,6 +537,13 @@ impl Fuzzer {
                     let d = self.domid() & 0xFFFF;
                     self.store(body, (p << 32) | d);
                 }
+                if self.privileged && matches!(cmd, 0 | 6) {
+                    // bind_interdomain's remote domain, alloc_unbound's two: dom0 may make
+                    // ports in other domains' tables; here only in its own or none.
+                    let (d1, d2) = (self.domid(), self.domid());
+                    self.store16(body, d1);
+                    self.store16(body + 2, d2);
+                }
                 a[0] = if n == nr::EVENT_CHANNEL_OP { cmd } else { at };
                 a[1] = if bad_ptr { self.map_va() } else { at };
             }
@@ -543,15 +560,51 @@ impl Fuzzer {
                     _ => 24,
                 };
                 let at = self.scratch + self.below(4 * 4096 / 8 - 16 * 5) * 8;
+                if self.privileged && !bad_ptr {
+                    // Every entry crafted (below): none names another domain.
+                    a[2] = a[2].min(16);
+                }
                 for i in 0..a[2].min(16) {
+                    let e = at + i * stride;
                     let va = self.map_va();
-                    self.store(at + i * stride, va);
+                    self.store(e, va);
                     if a[0] == 7 {
                         let va2 = self.map_va();
-                        self.store(at + i * stride + 8, va2);
+                        self.store(e + 8, va2);
+                    }
+                    if self.privileged {
+                        // The domain fields: map's dom, copy's source and destination, the
+                        // transfer's target, setup_table's.
+                        let fields: &[u64] = match a[0] {
+                            0 => &[16],
+                            5 => &[8, 24],
+                            4 => &[8],
+                            2 => &[0],
+                            _ => &[],
+                        };
+                        for &f in fields {
+                            let d = self.domid();
+                            self.store16(e + f, d);
+                        }
                     }
                 }
                 a[1] = if bad_ptr { self.map_va() } else { at };
+            }
+            nr::MEMORY_OP if self.privileged => {
+                // dom0 may take other domains' memory: every domain field names itself or no
+                // domain (a reservation's at 24, an exchange's two at 24 and 56, the rest's at 0).
+                let wild = self.int();
+                a[0] = self.pick(&[0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 99, wild]);
+                let at = self.scratch + self.below(4 * 4096 - 64) / 8 * 8;
+                let fields: &[u64] = match a[0] {
+                    0..=2 | 11 => &[24, 56],
+                    _ => &[0],
+                };
+                for &f in fields {
+                    let d = self.domid();
+                    self.store16(at + f, d);
+                }
+                a[1] = if bad_ptr { self.foreign_va() } else { at };
             }
             nr::CONSOLE_IO => {
                 a[0] = self.pick(&[0, 0, 1, 2, u64::MAX]);
