@@ -50,6 +50,11 @@ fn main(si: &'static StartInfo) -> ! {
     let wait_for = cmdline_value(line, "wait_for").and_then(|v| v.parse::<u16>().ok());
     let mut ts = Toolstack::new(wait_for);
     ts.create_boot_domus(&mut svc);
+    // Self-tests to run while the boot domUs run beside them (the hypercall fuzzer: dom0's
+    // calls must not disturb them); their consoles wait meanwhile.
+    if let Some(tests) = cmdline_value(line, "test_after_domus") {
+        selftest::run(tests);
+    }
     if let Some(list) = cmdline_value(line, "create") {
         commands::create_all(&mut ts, &mut svc, list);
     }

@@ -11,6 +11,8 @@
 
 #[path = "../../../pv-guest/src/kernel/selftest/evtchn.rs"]
 mod evtchn;
+#[path = "../../../pv-guest/src/kernel/selftest/fuzz.rs"]
+mod fuzz;
 #[path = "../../../pv-guest/src/kernel/selftest/grants.rs"]
 mod grants;
 #[path = "../../../pv-guest/src/kernel/selftest/hypercall.rs"]
@@ -34,15 +36,41 @@ use run::Test;
 const TESTS: &[&[(&str, Test)]] = &[
     hypercall::TESTS,
     evtchn::TESTS,
+    fuzz::TESTS,
     memory::TESTS,
     io::TESTS,
     grants::TESTS,
-    &[("xsbench", Test::Run(xenstore_bench))],
+    &[("xsbench", Test::Run(xenstore_bench)), ("empty-domain", Test::Check(empty_domain))],
 ];
 
 /// Runs the tests named in `list`, in order.
 pub fn run(list: &str) {
     run::run(list, TESTS);
+}
+
+/// Calls that name another domain's address space, on a domain domctl just made (no memory,
+/// no page tables, its vCPU never set up): each is an errno, and the domain is destroyed
+/// cleanly after. `update_va_mapping_otherdomain` once walked machine frame 0 as the empty
+/// domain's L4 (issue 11).
+fn empty_domain() -> Result<(), alloc::string::String> {
+    use dom0::toolstack::ctl;
+    use hypercall_abi::mmu::Uvmf;
+    use hypercall_abi::{Errno, VAddr};
+    let dom = ctl::create_named("empty").map_err(|e| alloc::format!("create: {e:?}"))?;
+    let mut bad = alloc::vec::Vec::new();
+    for (va, pte) in [(0xFFFF_FFFF_8000_0000u64, 0u64), (0x40_0000, 0x1000 | 0x67), (0, 0)] {
+        #[allow(unsafe_code)]
+        // SAFETY: names the new domain's address space, which has no tables: refused.
+        let r = unsafe {
+            hypercall_abi::guest::update_va_mapping_otherdomain(VAddr(va), pte, Uvmf::NONE, dom)
+        };
+        if r != Err(Errno::EINVAL) {
+            bad.push(alloc::format!("update_va_mapping_otherdomain({va:#x}, {pte:#x}): {r:?}"));
+        }
+    }
+    ctl::destroy(dom).map_err(|e| alloc::format!("destroy: {e:?}"))?;
+    ctl::wait_gone(dom);
+    if bad.is_empty() { Ok(()) } else { Err(bad.join("; ")) }
 }
 
 /// A XenStore read in dom0's own xenstored, with no ring or domain switch: the floor under a

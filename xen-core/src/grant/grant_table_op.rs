@@ -89,15 +89,20 @@ pub fn setup_table(caller: &Arc<Domain>, op: &mut GnttabSetupTable) -> Result<()
             return Ok(());
         }
     };
-    let frames = {
+    // Copied out of the lock onto the stack (at most MAX_FRAMES: `grow` checked), so the guest
+    // cannot make the hypervisor allocate for it.
+    let mut frames = [hypercall_abi::Mfn(0); MAX_FRAMES as usize];
+    let n = {
         let mut gt = d.grants.lock();
         if let Err(s) = grow(d.id, &mut gt, op.nr_frames) {
             op.status = s;
             return Ok(());
         }
-        gt.frames[..op.nr_frames as usize].to_vec()
+        let n = op.nr_frames as usize;
+        frames[..n].copy_from_slice(&gt.frames[..n]);
+        n
     };
-    for (i, f) in frames.iter().enumerate() {
+    for (i, f) in frames[..n].iter().enumerate() {
         copy_out(op.frame_list.raw() + i as u64 * 8, &f.0)?;
     }
     op.status = GNTST_OKAY;

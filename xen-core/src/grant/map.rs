@@ -175,6 +175,12 @@ fn unmap_inner(
     if host_addr != 0 && host_addr != m.host_addr {
         return Err(GNTST_GENERAL_ERROR);
     }
+    // As on Xen, a host mapping goes only when its address is named: with host_addr 0 it
+    // stays, handle and all, and the call succeeds having done nothing (a stray unmap of a
+    // small handle must not take a back end's ring away from under it).
+    if host_addr == 0 && m.host_addr != 0 && !m.device {
+        return Ok(());
+    }
     if dev_bus_addr != 0 && (!m.device || dev_bus_addr != m.frame.0 << 12) {
         return Err(GNTST_BAD_DEV_ADDR);
     }

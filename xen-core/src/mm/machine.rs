@@ -118,9 +118,16 @@ pub fn read_frame(mfn: Mfn, offset: usize, buf: &mut [u8]) {
 }
 
 /// The L1 table and index that map `va` in the L4 `root`, if that table is a live (validated)
-/// L1. The walk reads the guest's validated tables, which it cannot write.
+/// L1. The walk reads the guest's validated tables, which it cannot write. `root` must be a
+/// live L4 itself (a domain made by domctl has none yet: its vCPU's base table is frame 0),
+/// and then every entry the walk follows names a live table of the next level.
 pub fn live_l1(root: Mfn, va: u64) -> Result<(Mfn, usize), Errno> {
     if !uaccess::is_guest_range(va, 1) {
+        return Err(Errno::EINVAL);
+    }
+    let live_l4 =
+        with_mm(|mm| mm.frame(root).is_some_and(|f| f.ptype == PageType::L4 && f.type_count > 0));
+    if !live_l4 {
         return Err(Errno::EINVAL);
     }
     let mut table = root;

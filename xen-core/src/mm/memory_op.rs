@@ -169,12 +169,16 @@ fn exchange(hc: &mut Hc<'_>, arg: u64) -> HcResult {
             return restart(hc, hypercall_abi::nr::MEMORY_OP, &[u64::from(XENMEM_EXCHANGE), arg]);
         }
         let c = x.nr_exchanged / in_per;
+        // Transient, bounded (2^MAX_EXCHANGE_ORDER frames) and made fallibly: out of heap is
+        // ENOMEM to the guest, never a panic.
         let mut old = alloc::vec::Vec::new();
+        old.try_reserve_exact(1 << chunk).map_err(|_| Errno::ENOMEM)?;
         for e in 0..in_per {
             let gmfn: u64 = copy_in(x.input.extent_start.raw() + (c * in_per + e) * 8)?;
             old.extend((0..1u64 << io).map(|k| Mfn(gmfn.wrapping_add(k))));
         }
         let mut gpfns = alloc::vec::Vec::new();
+        gpfns.try_reserve_exact(out_per as usize).map_err(|_| Errno::ENOMEM)?;
         for j in 0..out_per {
             let gpfn: u64 = copy_in(x.output.extent_start.raw() + (c * out_per + j) * 8)?;
             if gpfn >= 1 << 40 {

@@ -25,6 +25,7 @@ fn has_error_code(vector: u64) -> bool {
 
 /// Entry from an IDT stub.
 pub fn trap(regs: &mut GuestRegs) {
+    crate::arch::uaccess::ac_on_entry("trap");
     if !regs.is_from_guest() {
         hypervisor_trap(regs);
         return;
@@ -65,6 +66,7 @@ fn int80(cur: &Arc<Vcpu>, d: &Arc<Domain>, regs: &mut GuestRegs) {
 /// Entry from `syscall`: a hypercall in guest kernel mode, the guest's own system call in
 /// guest user mode.
 pub fn syscall(regs: &mut GuestRegs) {
+    crate::arch::uaccess::ac_on_entry("syscall");
     debug_assert_eq!(regs.vector, SYSCALL_VECTOR);
     let (cur, d) = sched::current_pair();
     {

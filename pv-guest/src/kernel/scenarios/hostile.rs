@@ -20,9 +20,9 @@ use pv_guest::{println, time};
 use crate::kernel::selftest::memory::reservation;
 use crate::kernel::selftest::trap::{resume_hook, trap_vector};
 
-const DATA: u64 = 0x67; // present, rw, user, accessed, dirty
+pub(super) const DATA: u64 = 0x67; // present, rw, user, accessed, dirty
 
-fn report(name: &str, refused: Result<String, String>) {
+pub(super) fn report(name: &str, refused: Result<String, String>) {
     match refused {
         Ok(how) => println!("ATTACK {name}: REFUSED {how}"),
         Err(what) => println!("ATTACK {name}: SUCCEEDED {what}"),
@@ -30,7 +30,7 @@ fn report(name: &str, refused: Result<String, String>) {
 }
 
 /// One PTE write through mmu_update at the L1 slot of `va`.
-fn write_pte(va: u64, pte: u64) -> Result<u64, Errno> {
+pub(super) fn write_pte(va: u64, pte: u64) -> Result<u64, Errno> {
     let (l1, idx) = pages::l1_slot_of(va).ok_or(Errno::EINVAL)?;
     let req = [MmuUpdate::normal(PAddr((l1.0 << 12) + idx as u64 * 8), pte)];
     #[allow(unsafe_code)]
@@ -190,7 +190,7 @@ fn pin(cmd: u32, mfn: Mfn) -> Result<u64, Errno> {
     mmuext(MmuextOp::new(cmd, mfn.0, 0))
 }
 
-fn mmuext(op: MmuextOp) -> Result<u64, Errno> {
+pub(super) fn mmuext(op: MmuextOp) -> Result<u64, Errno> {
     #[allow(unsafe_code)]
     // SAFETY: a single op naming frames; the hypervisor validates it.
     let (r, _) = unsafe { guest::mmuext_op(&[op], DomId::SELF_) };

@@ -4,15 +4,18 @@
 //! ...` lines (attacks: `ATTACK` lines) the tests parse. One file per subject: `pingpong`
 //! (events through a granted page), `timing` (hog, latency, timers, yieldpair), `xenstore`,
 //! `grants`, `console` (vcons, flood, ticker, corrupt-console, storm, echo), `hostile` (the
-//! attacks on isolation, and the victim that watches its memory), `drvbench` (split-driver
-//! benchmarks), `blk` (the block frontend against dom0's blkback, and hostile frontends) and
-//! `tcp` (TCP echo server and client over the vif, and hostile netfronts).
+//! attacks on isolation, and the victim that watches its memory), `isolation` (the three holes
+//! of issue 11), `limits` (every per-domain limit), `drvbench` (split-driver benchmarks), `blk`
+//! (the block frontend against dom0's blkback, and hostile frontends) and `tcp` (TCP echo
+//! server and client over the vif, and hostile netfronts).
 
 mod blk;
 mod console;
 mod drvbench;
 mod grants;
 mod hostile;
+mod isolation;
+mod limits;
 mod pingpong;
 mod tcp;
 mod timing;
@@ -29,6 +32,11 @@ pub fn run(line: &str) {
         Some("timers") => timing::timers(),
         Some("yieldpair") => timing::yieldpair(line),
         Some("hostile") => hostile::run(),
+        Some("stale-tlb") => isolation::stale_tlb(line),
+        Some("multicall-hog") => isolation::multicall_hog(line),
+        Some("grant-self-map") => isolation::grant_self_map(line),
+        Some("limits") => limits::run(line),
+        Some("fuzz") => crate::kernel::selftest::fuzz::run(line),
         Some("xenstore") => xenstore::xenstore_test(line),
         Some("grants") => grants::grants(line),
         Some("vcons") => console::vcons(line),

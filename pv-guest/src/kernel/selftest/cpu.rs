@@ -18,6 +18,7 @@ pub const TESTS: &[(&str, Test)] = &[
     ("fpu", Check(fpu)),
     ("privileged", Check(privileged)),
     ("softint", Check(softint)),
+    ("smap-ac", Check(smap_ac)),
     ("fault-nohandler", Run(fault_without_handler)),
 ];
 
@@ -34,6 +35,60 @@ pub fn exceptions() -> Result<(), String> {
     expect_trap!(13, "cli");
     // int 0x80 at a vector with no DPL-3 handler is a #GP the kernel sees.
     expect_trap!(13, "int 0x80");
+    Ok(())
+}
+
+/// Sets EFLAGS.AC (any ring may): an alignment-check flag to the guest, "SMAP off" to the
+/// hypervisor if it kept it on entry. With AC set: exceptions the hypervisor bounces, a
+/// hypercall, and timer interrupts while the kernel spins. The hypervisor logs `EFLAGS.AC
+/// set in the hypervisor` if any entry kept it (the system test looks for that line).
+pub fn smap_ac() -> Result<(), String> {
+    const AC: u64 = 1 << 18;
+    fn set_ac() {
+        #[allow(unsafe_code)]
+        // SAFETY: sets RFLAGS.AC through the stack; alignment checks only apply in ring 3
+        // with CR0.AM, and this kernel's accesses are aligned.
+        unsafe {
+            core::arch::asm!("pushfq", "or qword ptr [rsp], {ac}", "popfq", ac = const AC);
+        }
+    }
+    fn flags() -> u64 {
+        let f: u64;
+        #[allow(unsafe_code)]
+        // SAFETY: reads RFLAGS through the stack.
+        unsafe {
+            core::arch::asm!("pushfq", "pop {}", out(reg) f);
+        }
+        f
+    }
+    pv_guest::traps::set_exception_hook(resume_hook);
+    set_ac();
+    if flags() & AC == 0 {
+        return Err("EFLAGS.AC did not stay set".into());
+    }
+    expect_trap!(3, "int3");
+    set_ac();
+    expect_trap!(13, "cli");
+    set_ac();
+    expect_trap!(14, "mov {x}, [{addr}]", addr = in(reg) 0x10_u64, x = out(reg) _);
+    set_ac();
+    let _ = guest::xen_version(0);
+    set_ac();
+    // Spin (no hypercall) across a timer interrupt (the hypervisor's, for the timer set).
+    let _ = guest::set_timer_op(pv_guest::time::now_ns() + 5_000_000);
+    let end = pv_guest::time::now_ns() + 50_000_000;
+    while pv_guest::time::now_ns() < end {
+        core::hint::spin_loop();
+    }
+    let still = flags() & AC != 0;
+    #[allow(unsafe_code)]
+    // SAFETY: clears RFLAGS.AC through the stack.
+    unsafe {
+        core::arch::asm!("pushfq", "and qword ptr [rsp], {m}", "popfq", m = const !AC);
+    }
+    if !still {
+        return Err("EFLAGS.AC was lost across interrupts".into());
+    }
     Ok(())
 }
 

@@ -8,12 +8,13 @@
 //! (exceptions, privileged instructions, FPU state, a fault with no handler), `emul` (what
 //! the hypervisor emulates: page-table writes, MSRs, control and debug registers, CPUID),
 //! `evtchn`, `memory` (reservations), `io` (I/O privilege), `grants` (map/copy, timed), `vcpu`
-//! (runstate and time areas, periodic timer), `bench` (micro-benchmarks); `trap` is the
+//! (runstate and time areas, periodic timer), `bench` (micro-benchmarks), `fuzz` (the
+//! hypercall fuzzer, also `scenario=fuzz`); `trap` is the
 //! harness for instructions that trap and `run` the runner.
 //!
 //! dom0 runs the self-tests a system test needs in the privileged domain while dom0 also
 //! serves domUs (`evtchn`, `memory`, `iopl`, `grantbench`, ...): it mounts `run`, `trap`,
-//! `hypercall`, `evtchn`, `memory`, `io` and `grants` from this folder into its own binary
+//! `hypercall`, `evtchn`, `fuzz`, `memory`, `io` and `grants` from this folder into its own binary
 //! (`dom0/src/kernel/selftest.rs`), so these files use only the runtime (`pv_guest::`) and each
 //! other, never the rest of this kernel.
 
@@ -21,6 +22,7 @@ pub mod bench;
 pub mod cpu;
 pub mod emul;
 pub mod evtchn;
+pub mod fuzz;
 pub mod grants;
 pub mod hypercall;
 pub mod io;
@@ -35,6 +37,7 @@ const TESTS: &[&[(&str, run::Test)]] = &[
     cpu::TESTS,
     emul::TESTS,
     evtchn::TESTS,
+    fuzz::TESTS,
     memory::TESTS,
     io::TESTS,
     grants::TESTS,

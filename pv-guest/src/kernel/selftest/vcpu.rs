@@ -22,7 +22,41 @@ pub const TESTS: &[(&str, Test)] = &[
     ("features", Check(features)),
     ("settime", Check(settime)),
     ("iretregs", Check(iretregs)),
+    ("vcpuinfo", Check(vcpuinfo)),
 ];
+
+/// `VCPUOP_register_vcpu_info` (what Linux does on every boot): the vcpu_info moves into a
+/// page of the kernel's, and moves again. Each registered page holds a reference the
+/// hypervisor must give back when the domain dies (the system test checks every frame comes
+/// back). Run last: this kernel's event code keeps using the shared_info copy.
+pub fn vcpuinfo() -> Result<(), String> {
+    use hypercall_abi::vcpu::{VCPUOP_REGISTER_VCPU_INFO, VcpuRegisterVcpuInfo};
+    let (Some(a), Some(b)) =
+        (pv_guest::memory::pages::alloc_page(), pv_guest::memory::pages::alloc_page())
+    else {
+        return Err("no pages".into());
+    };
+    for (page, offset) in [(a, 64u32), (b, 0)] {
+        let mut r = VcpuRegisterVcpuInfo { mfn: page.mfn().0, offset, rsvd: 0 };
+        #[allow(unsafe_code)]
+        // SAFETY: the page is this kernel's own and otherwise unused; the hypervisor writes
+        // the 64-byte vcpu_info at `offset` in it from now on.
+        unsafe { guest::vcpu_op(VCPUOP_REGISTER_VCPU_INFO, 0, &mut r) }
+            .map_err(|e| alloc::format!("register at {:#x}+{offset}: {e:?}", page.mfn().0))?;
+        // The vcpu_info came along: events are masked (byte 1), as this kernel keeps them.
+        if page.shared().u8_at(offset as usize + 1).load(Ordering::SeqCst) != 1 {
+            return Err("the vcpu_info did not move into the page".into());
+        }
+    }
+    // A page the domain does not own is refused.
+    let mut r = VcpuRegisterVcpuInfo { mfn: 0x200, offset: 0, rsvd: 0 };
+    #[allow(unsafe_code)]
+    // SAFETY: a hypervisor frame: refused, nothing is written.
+    if unsafe { guest::vcpu_op(VCPUOP_REGISTER_VCPU_INFO, 0, &mut r) }.is_ok() {
+        return Err("a hypervisor frame was accepted for vcpu_info".into());
+    }
+    Ok(())
+}
 
 /// One `iret` hypercall back to kernel mode, at the instruction after it, with `flags` in the
 /// frame and 0x1111 / 0x2222 as the frame's rcx / r11: returns (rcx, r11, the return address).

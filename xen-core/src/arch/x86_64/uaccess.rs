@@ -31,6 +31,26 @@ pub fn set_smap(on: bool) {
     SMAP_ON.store(on, Ordering::Relaxed);
 }
 
+/// Entries into the hypervisor that found EFLAGS.AC set with SMAP on (see [`ac_on_entry`]).
+static AC_ON_ENTRY: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Checks, at an entry from a guest, that EFLAGS.AC is clear: a guest may run with AC set,
+/// and with AC set SMAP no longer stops the hypervisor touching guest pages by mistake. The
+/// entry paths clear it (`clac` in the trap entry, `IA32_FMASK` for `syscall`); this says so
+/// loudly, once, if one ever does not (the system test `smap-ac` drives every path with AC
+/// set). One `pushf` per entry.
+pub fn ac_on_entry(path: &str) {
+    if !SMAP_ON.load(Ordering::Relaxed) {
+        return;
+    }
+    let flags: u64;
+    // SAFETY: reads RFLAGS through the stack; no memory of anyone else's is touched.
+    unsafe { core::arch::asm!("pushfq", "pop {}", out(reg) flags, options(preserves_flags)) };
+    if flags & (1 << 18) != 0 && AC_ON_ENTRY.fetch_add(1, Ordering::Relaxed) == 0 {
+        log::error!("EFLAGS.AC set in the hypervisor on a {path} entry: SMAP is off for it");
+    }
+}
+
 /// Whether `[addr, addr + len)` lies wholly in memory a guest may name.
 pub fn is_guest_range(addr: u64, len: u64) -> bool {
     let Some(end) = addr.checked_add(len) else { return false };
