@@ -125,7 +125,8 @@ fn shutdown_and_reboot_go_through_control_shutdown() {
     )
     .step("dom0: shell ready", "create a\rcreate b\r")
     .step("[b] tick 2", "shutdown a\rreboot b\r")
-    .step("dom0: domain 3 (b) rebuilt after its reboot", "list\rpoweroff\r")
+    .step("dom0: domain 3 (b) rebuilt after its reboot", "")
+    .step("[b] tick 0", "list\rpoweroff\r")
     .until("dom0: powering off")
     .run();
     run.expect("d1 (a): poweroff requested (control/shutdown)");
@@ -263,4 +264,77 @@ fn each_bad_input_is_one_error_line_and_keeps_nothing() {
     let free = free_frames(&run);
     assert_eq!(free.len(), 2, "{}", run.text());
     assert_eq!(free[0], free[1], "{}", run.text());
+}
+
+/// `./scripts/run` with a terminal on stdin (`script` gives it one) boots into the shell with
+/// the example configurations: a ticker is created, attached to, detached from, and `poweroff`
+/// ends the run.
+#[test]
+fn scripts_run_with_a_terminal_boots_into_the_shell() {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    let _m = shared();
+    let mut child = std::process::Command::new("script")
+        .args(["-qfec", "./scripts/run", "/dev/null"])
+        .current_dir(root())
+        .env("NIC", "0")
+        .env("DISKS", "")
+        .env("TIMEOUT", "200")
+        .env_remove("GUESTS")
+        .env_remove("XL_SHELL")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("script(1) from util-linux runs");
+    let out = Arc::new(Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let sink = out.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    let t0 = Instant::now();
+    let mut seen = 0;
+    for (marker, text) in [
+        ("dom0: shell ready", "create ticker\r"),
+        ("d1 (ticker) created", "console ticker\r"),
+        ("tick 1", "\x1d"),
+        ("dom0: detached from d1 (ticker)", "list\rpoweroff\r"),
+    ] {
+        loop {
+            let text_so_far = out.lock().unwrap().clone();
+            if let Some(i) = text_so_far[seen..].find(marker) {
+                seen += i + marker.len();
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(200), "no {marker:?} in:\n{text_so_far}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        println!("{:.1} s: {marker}", t0.elapsed().as_secs_f64());
+        stdin.write_all(text.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+    let status = child.wait().unwrap();
+    let _ = reader.join();
+    let text = out.lock().unwrap().clone();
+    let _ = std::fs::write(root().join("target/test-logs/scripts-run-shell.log"), &text);
+    assert!(status.success(), "{text}");
+    for want in [
+        "dom0: attached to d1 (ticker); Ctrl-] detaches",
+        "pv-guest: hello from a PV guest",
+        "dom0: powering off at the shell's request",
+        "==> dom0 powered off",
+    ] {
+        assert!(text.contains(want), "no {want:?} in:\n{text}");
+    }
+    // Quiet: before the attach, the ticker's lines were held, not printed with its name.
+    assert!(!text.contains("[ticker]"), "{text}");
 }
