@@ -61,6 +61,14 @@ pub fn image(name: &str) -> PathBuf {
     p
 }
 
+/// The decimal number after `key` in `line` (`key 123`, `key: 123`, `key -5`).
+pub fn num_after(line: &str, key: &str) -> i64 {
+    let rest = line.split(key).nth(1).unwrap_or_else(|| panic!("{key:?} not in {line:?}"));
+    let rest = rest.trim_start_matches([' ', ':']);
+    let end = rest.find(|c: char| !c.is_ascii_digit() && c != '-').unwrap_or(rest.len());
+    rest[..end].parse().unwrap_or_else(|_| panic!("no number after {key:?} in {line:?}"))
+}
+
 /// One boot.
 #[derive(Clone, Debug)]
 pub struct Boot {

@@ -7,14 +7,6 @@
 
 use tests::*;
 
-/// The number after `key` in `line` (e.g. `key 123`).
-fn num_after(line: &str, key: &str) -> i64 {
-    let rest = line.split(key).nth(1).unwrap_or_else(|| panic!("{key:?} not in {line:?}"));
-    let rest = rest.trim_start();
-    let end = rest.find(|c: char| !c.is_ascii_digit() && c != '-').unwrap_or(rest.len());
-    rest[..end].parse().unwrap_or_else(|_| panic!("no number after {key:?} in {line:?}"))
-}
-
 fn cfg(text: &str) -> Vec<u8> {
     text.as_bytes().to_vec()
 }
