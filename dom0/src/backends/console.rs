@@ -47,6 +47,8 @@ pub struct ConsoleConn {
     port: EvtchnPort,
     map: Mapping,
     line: Vec<u8>,
+    /// Lines taken from the ring so far.
+    lines_seen: u64,
     /// Events and bytes in the current one-second window (storm detection).
     window_start: u64,
     events: u32,
@@ -61,6 +63,7 @@ impl ConsoleConn {
             port,
             map,
             line: Vec::new(),
+            lines_seen: 0,
             window_start: time::now_ns(),
             events: 0,
         })
@@ -221,7 +224,11 @@ impl Consoles {
             c.drain(name)
         };
         match drained {
-            Ok((taken, _)) if taken > 0 => c.events = 0,
+            Ok((taken, lines)) if taken > 0 => {
+                c.events = 0;
+                // Raw output (attached) counts as a line once anything came.
+                c.lines_seen += lines.max(1);
+            }
             Ok(_) => {}
             Err(e) => why = Some(format!("ring indices out of range ({e:?})")),
         }
@@ -264,6 +271,11 @@ impl Consoles {
     /// Hold every guest's lines (the interactive shell) or print them (`quiet` false).
     pub fn set_quiet(&mut self, quiet: bool) {
         self.quiet = quiet;
+    }
+
+    /// Lines (or, attached, outputs) taken from `id`'s console so far.
+    pub fn lines_from(&self, id: u16) -> u64 {
+        self.conns.get(&id).map_or(0, |c| c.lines_seen)
     }
 
     /// Whether `id` has a console dom0 reaches.

@@ -2,7 +2,7 @@
 //! hypervisor told it, runs the self-tests its command line names (`test=...`, `selftest`),
 //! builds the domUs the hypervisor's command line names (`domu=`) and those its own names
 //! (`create=<cfg>[+<cfg>...]`, configurations in its ramdisk), runs the toolstack commands it
-//! names (`cycles=`, `frames=`, `cpushare=`), with `shell=1` gives the serial line to the
+//! names (`cycles=`, `frames=`, `cpushare=`, `createbench=`), with `shell=1` gives the serial line to the
 //! `xl`-style shell (`quiet=1`: guests' lines held until attached), brings up the devices it drives (with their
 //! self-tests and benchmarks: `devtest=1`, `devbench=1`), serves the domUs until they are all
 //! gone, and powers the machine off. The serving loop only dispatches: to the toolstack when
@@ -55,6 +55,9 @@ fn main(si: &'static StartInfo) -> ! {
     }
     if let Some(arg) = cmdline_value(line, "cycles") {
         commands::cycles(&mut ts, &mut svc, arg);
+    }
+    if let Some(arg) = cmdline_value(line, "createbench") {
+        commands::create_bench(&mut ts, &mut svc, arg);
     }
     if shell {
         run_shell(&mut ts, &mut svc);
