@@ -11,6 +11,8 @@
 //! - `toolstack/`: control of the other domains: it builds every domU from an `xl.cfg`-style
 //!   configuration through domctl with the shared builder (`pvbuild`), restarts or keeps them
 //!   as their configuration says, and runs the commands dom0's command line asks for.
+//! - `shell/`: the `xl`-style shell on dom0's console (`create`, `list`, `console`, ...): its
+//!   line editor and command parser (host-tested) and what each command does.
 //! - `service.rs`: the rooms dom0 serves domUs with, and the round of work that dispatches to
 //!   them; `ring.rs`: reaching a ring another domain shares (map its grant, bind its port).
 //!
@@ -31,5 +33,6 @@ pub mod drivers;
 pub mod ring;
 #[cfg(target_os = "none")]
 pub mod service;
+pub mod shell;
 pub mod toolstack;
 pub mod xenstored;

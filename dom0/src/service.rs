@@ -35,6 +35,10 @@ pub struct Config {
     pub vcons_restart_after: u64,
     /// Keep serving after the last domU is gone.
     pub serve: bool,
+    /// The serial line belongs to the shell (`shell=1`): the services do not read it.
+    pub shell: bool,
+    /// Hold guests' console lines until someone attaches (`quiet=1`, the interactive shell).
+    pub quiet: bool,
 }
 
 /// dom0's services.
@@ -68,9 +72,11 @@ fn offered_ports(dom: DomId) -> Vec<EvtchnPort> {
 
 impl Services {
     pub fn new(cfg: Config) -> Self {
+        let mut consoles = Consoles::default();
+        consoles.set_quiet(cfg.quiet);
         Services {
             xenstored: Xenstored::new(),
-            consoles: Consoles::default(),
+            consoles,
             vcons: VconsBackend::new(cfg.vcons_restart_after),
             blk: BlkBackend::default(),
             net: NetBackend::new(),
@@ -92,6 +98,30 @@ impl Services {
     /// Whether `dom` is being served.
     pub fn serves(&self, dom: DomId) -> bool {
         self.guests.contains_key(&dom.0)
+    }
+
+    /// The consoles (the shell attaches to one).
+    pub fn consoles(&mut self) -> &mut Consoles {
+        &mut self.consoles
+    }
+
+    /// The served domUs' names by id.
+    pub fn names(&self) -> &BTreeMap<u16, String> {
+        &self.guests
+    }
+
+    /// Writes `value` at `path` in XenStore as the privileged domain (watches fire).
+    pub fn xs_write(&mut self, path: &str, value: &[u8]) -> Result<(), String> {
+        self.xenstored
+            .engine()
+            .write_privileged(path, value)
+            .map_err(|e| format!("xenstore write {path}: {e:?}"))
+    }
+
+    /// Reads `path` in XenStore (None if absent).
+    pub fn xs_read(&mut self, path: &str) -> Option<Vec<u8>> {
+        use pv_guest::xenstore::Store;
+        self.xenstored.local().read(0, path).ok()
     }
 
     /// Ids of the domUs being served.
@@ -182,8 +212,10 @@ impl Services {
             more |= self.blk.serve(id, &mut self.xenstored.local(), disks, &fired, now);
         }
         self.xenstored.flush_local_events();
-        let consoles = &mut self.consoles;
-        self.serial.poll(|line| consoles.input_line(line));
+        if !self.cfg.shell {
+            let consoles = &mut self.consoles;
+            self.serial.poll(|line| consoles.input_line(line));
+        }
         let uplink = self.devices.as_mut().and_then(|d| d.virtio.nics.first_mut());
         more |= self.net.round(&mut self.xenstored.local(), uplink, &fired);
         if let Some(d) = &mut self.devices {

@@ -8,6 +8,8 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// The interface version this hypervisor speaks.
 pub const INTERFACE_VERSION: u32 = 0x0000_0015;
+/// `XEN_SYSCTL_readconsole`: read (and optionally clear) the hypervisor's log ring.
+pub const XEN_SYSCTL_READCONSOLE: u32 = 1;
 /// `XEN_SYSCTL_physinfo`.
 pub const XEN_SYSCTL_PHYSINFO: u32 = 3;
 
@@ -71,6 +73,29 @@ pub struct Physinfo {
     pub max_mfn: u64,
     /// OUT: CPU feature words.
     pub hw_cap: [u32; 8],
+}
+
+/// `XEN_SYSCTL_readconsole` (in [`Sysctl::u`]): copies the hypervisor's log ring from the
+/// oldest byte kept (or from `index` if `incremental`) into `buffer`.
+#[repr(C)]
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct Readconsole {
+    /// IN: non-zero: the ring is cleared after this read (later reads start after it).
+    pub clear: u8,
+    /// IN: non-zero: start at `index` (a position a previous read returned).
+    pub incremental: u8,
+    /// Padding.
+    pub _pad: [u8; 2],
+    /// IN: where to start if `incremental`; OUT: the position after the last byte copied.
+    pub index: u32,
+    /// IN: guest handle of the destination.
+    pub buffer: u64,
+    /// IN: the buffer's size; OUT: bytes copied.
+    pub count: u32,
+    /// Padding.
+    pub _pad2: u32,
 }
 
 /// [`XEN_SYSCTL_BOOT_DOMU`]: `domu=<name>:<module>[:<mem>[:<weight>[:<cap>]]]` and its
@@ -149,6 +174,15 @@ crate::assert_layout!(
     len = 32,
     cmdline = 40,
     cmdline_len = 48
+);
+crate::assert_layout!(
+    Readconsole,
+    size = 24,
+    clear = 0,
+    incremental = 1,
+    index = 4,
+    buffer = 8,
+    count = 16
 );
 crate::assert_layout!(Sysctl, size = 136, cmd = 0, interface_version = 4, u = 8);
 // Xen's layout at interface version 0x15 (arch_capabilities and its pad arrived with it).

@@ -19,6 +19,8 @@
 //! - `xenstore`: the XenStore client over the domain's ring, and the `Store` trait xenbus code
 //!   uses (dom0 implements it over its in-process xenstored).
 //! - `xenbus`: how the two ends of a split device find each other and agree on its state.
+//! - `control`, `balloon`: what the toolstack asks through XenStore (`control/shutdown`,
+//!   `memory/target`), and the balloon that gives frames back and takes them again.
 //! - `frontends/`: this kernel's halves of split devices (the secondary console, the block
 //!   device over Xen's blkif, the network device over Xen's netif).
 //! - `netstack`: TCP/IP from `smoltcp` over any link (netfront here, dom0's NIC), with the
@@ -28,7 +30,7 @@
 //! `unsafe` lives in `arch` (entry, stubs, hypercall page), `memory::heap` (the arena),
 //! `memory::shared` (memory shared with the hypervisor and other domains), and in single
 //! marked calls that change this kernel's own mappings or wrap a page just mapped as a
-//! `SharedPage` (`boot`, `grant`, `memory::pages`, `traps`).
+//! `SharedPage` (`boot`, `grant`, `memory::pages`, `traps`), or give a frame back (`balloon`).
 #![cfg_attr(target_os = "none", no_std)]
 #![deny(unsafe_code)]
 
@@ -38,11 +40,15 @@ extern crate alloc;
 #[allow(unsafe_code)]
 pub mod arch;
 #[cfg(target_os = "none")]
+pub mod balloon;
+#[cfg(target_os = "none")]
 pub mod bench;
 #[cfg(target_os = "none")]
 pub mod boot;
 #[cfg(target_os = "none")]
 pub mod console;
+#[cfg(target_os = "none")]
+pub mod control;
 #[cfg(target_os = "none")]
 pub mod events;
 #[cfg(target_os = "none")]

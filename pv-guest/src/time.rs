@@ -1,5 +1,6 @@
 //! Guest time from the hypervisor's `vcpu_time_info` (read with the version protocol: retry
-//! while the version is odd or changed), and sleeping with `set_timer_op` + block.
+//! while the version is odd or changed), and sleeping with `set_timer_op` + block (a sleeper
+//! also answers the toolstack's control requests when it wakes: `control::poll`).
 
 use core::mem::offset_of;
 use core::sync::atomic::Ordering;
@@ -53,6 +54,8 @@ pub fn sleep_until(deadline_ns: u64) {
     while now_ns() < deadline_ns {
         let _ = guest::set_timer_op(deadline_ns);
         events::wait();
+        // What the toolstack asked meanwhile (shutdown, balloon target).
+        crate::control::poll();
     }
 }
 

@@ -114,6 +114,12 @@ pub fn with<R>(f: impl FnOnce(&mut Xs) -> R) -> Option<R> {
     CLIENT.lock().as_mut().map(f)
 }
 
+/// Runs `f` with the client if it is free now (None if busy or absent): for code that runs
+/// on a wake-up, possibly inside a request.
+pub fn try_with<R>(f: impl FnOnce(&mut Xs) -> R) -> Option<R> {
+    CLIENT.try_lock()?.as_mut().map(f)
+}
+
 impl Xs {
     fn send(&mut self, mut bytes: &[u8]) -> Result<(), XsError> {
         while !bytes.is_empty() {

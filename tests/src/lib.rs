@@ -61,6 +61,14 @@ pub fn image(name: &str) -> PathBuf {
     p
 }
 
+/// The decimal number after `key` in `line` (`key 123`, `key: 123`, `key -5`).
+pub fn num_after(line: &str, key: &str) -> i64 {
+    let rest = line.split(key).nth(1).unwrap_or_else(|| panic!("{key:?} not in {line:?}"));
+    let rest = rest.trim_start_matches([' ', ':']);
+    let end = rest.find(|c: char| !c.is_ascii_digit() && c != '-').unwrap_or(rest.len());
+    rest[..end].parse().unwrap_or_else(|_| panic!("no number after {key:?} in {line:?}"))
+}
+
 /// One boot.
 #[derive(Clone, Debug)]
 pub struct Boot {
@@ -77,6 +85,9 @@ pub struct Boot {
     pub extra_qemu: Vec<String>,
     /// Serial input: when a line contains the first string, type the second.
     pub input: Vec<(String, String)>,
+    /// A dialog: serial input typed in order, each once a line after the previous one's
+    /// contains its marker.
+    pub dialog: Vec<(String, String)>,
 }
 
 impl Boot {
@@ -91,6 +102,7 @@ impl Boot {
             memory_mib: 512,
             extra_qemu: Vec::new(),
             input: Vec::new(),
+            dialog: Vec::new(),
         }
     }
 
@@ -112,6 +124,13 @@ impl Boot {
     /// Types `text` on the serial line once a line contains `marker`.
     pub fn type_after(mut self, marker: &str, text: &str) -> Self {
         self.input.push((marker.into(), text.into()));
+        self
+    }
+
+    /// The next step of a dialog: types `text` once a line (after the previous step's) contains
+    /// `marker`.
+    pub fn step(mut self, marker: &str, text: &str) -> Self {
+        self.dialog.push((marker.into(), text.into()));
         self
     }
 
@@ -200,7 +219,11 @@ impl Boot {
         let kernel = image("xen-core");
         let mut child = self
             .command(&kernel)
-            .stdin(if self.input.is_empty() { Stdio::null() } else { Stdio::piped() })
+            .stdin(if self.input.is_empty() && self.dialog.is_empty() {
+                Stdio::null()
+            } else {
+                Stdio::piped()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -219,6 +242,8 @@ impl Boot {
         });
         let mut stdin = child.stdin.take();
         let mut pending_input: Vec<(String, String)> = self.input.clone();
+        let mut dialog = self.dialog.iter();
+        let mut next_step = dialog.next();
         let mut lines = Vec::new();
         let mut timed_out = false;
         let mut stopped_early = false;
@@ -226,10 +251,19 @@ impl Boot {
             let left = self.timeout.saturating_sub(start.elapsed());
             match rx.recv_timeout(left.min(Duration::from_millis(200))) {
                 Ok((t, line)) => {
+                    let mut to_type = Vec::new();
                     if let Some(i) =
                         pending_input.iter().position(|(m, _)| line.contains(m.as_str()))
                     {
-                        let (_, text) = pending_input.remove(i);
+                        to_type.push(pending_input.remove(i).1);
+                    }
+                    if let Some((m, text)) = next_step
+                        && line.contains(m.as_str())
+                    {
+                        to_type.push(text.clone());
+                        next_step = dialog.next();
+                    }
+                    for text in to_type {
                         if let Some(w) = stdin.as_mut() {
                             use std::io::Write;
                             let _ = w.write_all(text.as_bytes());

@@ -41,6 +41,10 @@ const INIT_SCRIPT: &str = r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
+# The kernel runs /sbin/poweroff when the toolstack asks it to power off (control/shutdown).
+mkdir -p /sbin
+printf '#!/bin/sh\nexec /bin/busybox poweroff -f\n' >/sbin/poweroff
+chmod 755 /sbin/poweroff
 echo "LINUX-INIT: up: $(uname -r), init pid $$"
 for m in /lib/modules/*.ko; do
     insmod "$m" && echo "LINUX-INIT: loaded ${m##*/}"

@@ -311,3 +311,44 @@ fn debians_linux_boots_as_dom0_to_a_shell() {
     run.expect_not("unknown hypercall 7"); // platform_op settime: Linux retries it on failure
     run.expect_status(EXIT_POWEROFF);
 }
+
+/// Debian's Linux under dom0's shell: created from its configuration, its own balloon driver
+/// obeys `mem-set` (memory/target) down and back up, the hypervisor's free memory following,
+/// and `shutdown` reaches it through `control/shutdown`.
+#[test]
+fn debians_linux_obeys_the_shells_mem_set_and_shutdown() {
+    let Some(g) = guest() else { return };
+    let _machine = shared();
+    let config = "name = \"debian\"\nkernel = \"boot/vmlinuz\"\n\
+                  ramdisk = \"boot/initramfs.cpio\"\nmemory = 256\n\
+                  extra = \"console=hvc0 earlyprintk=xen\"\n";
+    let archive = guest_archive(
+        "linux-shell",
+        &[
+            ("boot/vmlinuz", std::fs::read(&g.kernel).unwrap()),
+            ("boot/initramfs.cpio", std::fs::read(&g.initramfs).unwrap()),
+            ("debian.cfg", config.as_bytes().to_vec()),
+        ],
+    );
+    let run = Boot::new("linux-shell", "dom0", "shell=1")
+        .hv_args("loglvl=info smap=0")
+        .module(archive, "")
+        .memory_mib(1024)
+        .timeout_secs(400)
+        .step("dom0: shell ready", "create debian\r")
+        .step(INIT_SHELL, "info\rmem-set debian 192\rtop\rtop\rinfo\rlist\rmem-set debian 256\rtop\rtop\rinfo\rlist\rshutdown debian\r")
+        .step("dom0: d1 (debian) is gone", "info\rpoweroff\r")
+        .until("dom0: powering off")
+        .run();
+    let free: Vec<i64> =
+        run.matching("free_frames ").iter().map(|l| num_after(l, "free_frames")).collect();
+    assert_eq!(free.len(), 4, "{}", run.text());
+    println!("free frames: {free:?}");
+    // 64 MiB given back by Linux's balloon, then taken again.
+    assert_eq!(free[1] - free[0], 16384, "{free:?}");
+    assert_eq!(free[2], free[0], "{free:?}");
+    // Its xenbus control handler acknowledged and ran /sbin/poweroff.
+    run.expect_not("did not acknowledge");
+    run.expect("domain 1 (debian) shut down: poweroff");
+    run.expect("domain 1: all frames returned");
+}

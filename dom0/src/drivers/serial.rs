@@ -54,6 +54,13 @@ impl Serial {
     }
 }
 
+/// Takes what the serial line has received, as it is (the shell edits lines itself); returns
+/// how many bytes were put in `buf`.
+#[cfg(target_os = "none")]
+pub fn read_raw(buf: &mut [u8]) -> usize {
+    hypercall_abi::guest::console_io_read(buf).map_or(0, |n| n as usize)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

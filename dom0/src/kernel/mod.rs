@@ -2,11 +2,13 @@
 //! hypervisor told it, runs the self-tests its command line names (`test=...`, `selftest`),
 //! builds the domUs the hypervisor's command line names (`domu=`) and those its own names
 //! (`create=<cfg>[+<cfg>...]`, configurations in its ramdisk), runs the toolstack commands it
-//! names (`cycles=`, `frames=`, `cpushare=`), brings up the devices it drives (with their
-//! self-tests and benchmarks: `devtest=1`, `devbench=1`, `netbench=<a.b.c.d:port>`), serves
-//! the domUs until they are all gone, and powers the machine off. The serving loop only
-//! dispatches: to the toolstack when domains shut down, come or go, to the services for a
-//! round of work, then it sleeps until an event or the next look at the serial line.
+//! names (`cycles=`, `frames=`, `cpushare=`, `createbench=`), with `shell=1` gives the serial
+//! line to the `xl`-style shell (`quiet=1`: guests' lines held until attached), brings up the
+//! devices it drives (with their self-tests and benchmarks: `devtest=1`, `devbench=1`,
+//! `netbench=<a.b.c.d:port>`), serves the domUs until they are all gone, and powers the machine
+//! off. The serving loop only dispatches: to the toolstack when domains shut down, come or go,
+//! to the services for a round of work, then it sleeps until an event or the next look at the
+//! serial line.
 
 mod selftest;
 
@@ -44,7 +46,10 @@ fn main(si: &'static StartInfo) -> ! {
         vcons: cmdline_param(line, "vcons", 0u64) != 0,
         vcons_restart_after: cmdline_param(line, "vcons_restart_after", 0u64),
         serve: cmdline_param(line, "serve", 0u64) != 0,
+        shell: cmdline_param(line, "shell", 0u64) != 0,
+        quiet: cmdline_param(line, "quiet", 0u64) != 0,
     };
+    let shell = cfg.shell;
     let mut svc = Services::new(cfg);
     svc.attach_devices(devices);
     let wait_for = cmdline_value(line, "wait_for").and_then(|v| v.parse::<u16>().ok());
@@ -61,7 +66,14 @@ fn main(si: &'static StartInfo) -> ! {
     if let Some(arg) = cmdline_value(line, "cycles") {
         commands::cycles(&mut ts, &mut svc, arg);
     }
-    serve(line, &mut ts, &mut svc, cmdline_param(line, "cpushare", 0u64));
+    if let Some(arg) = cmdline_value(line, "createbench") {
+        commands::create_bench(&mut ts, &mut svc, arg);
+    }
+    if shell {
+        run_shell(&mut ts, &mut svc);
+    } else {
+        serve(line, &mut ts, &mut svc, cmdline_param(line, "cpushare", 0u64));
+    }
     println!("dom0: powering off");
     pv_guest::shutdown(SHUTDOWN_POWEROFF)
 }
@@ -95,6 +107,20 @@ fn serve(line: &str, ts: &mut Toolstack, svc: &mut Services, cpushare_s: u64) {
             // the toolstack's look), without waiting for an event.
             continue;
         }
+        // Wake for events, and every 20 ms for serial input.
+        let _ = guest::set_timer_op(time::now_ns() + 20_000_000);
+        events::wait();
+    }
+}
+
+/// Serves the domUs with the shell on the serial line, until `poweroff` is typed.
+fn run_shell(ts: &mut Toolstack, svc: &mut Services) {
+    let mut shell = dom0::shell::Shell::new();
+    shell.start();
+    while !shell.is_done {
+        ts.update(svc);
+        svc.round();
+        shell.poll(ts, svc);
         // Wake for events, and every 20 ms for serial input.
         let _ = guest::set_timer_op(time::now_ns() + 20_000_000);
         events::wait();

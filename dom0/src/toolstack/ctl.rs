@@ -252,3 +252,21 @@ pub fn populate_into(dom: DomId, frames: &mut [u64]) -> Result<u64, Errno> {
         hypercall_abi::guest::memory_op(XENMEM_POPULATE_PHYSMAP, &mut r)
     }
 }
+
+/// Reads the hypervisor's log ring into `buf` from position `from` (None: from the oldest
+/// byte kept), clearing it afterwards if `clear`; returns (bytes read, the next position).
+pub fn readconsole(from: Option<u32>, buf: &mut [u8], clear: bool) -> Result<(usize, u32), Errno> {
+    use hypercall_abi::sysctl::{Readconsole, XEN_SYSCTL_READCONSOLE};
+    let mut op = Sysctl::new(XEN_SYSCTL_READCONSOLE);
+    op.set_op(&Readconsole {
+        clear: u8::from(clear),
+        incremental: u8::from(from.is_some()),
+        index: from.unwrap_or(0),
+        buffer: buf.as_mut_ptr() as u64,
+        count: buf.len().min(u32::MAX as usize) as u32,
+        ..Default::default()
+    });
+    sysctl(&mut op)?;
+    let r: Readconsole = op.op();
+    Ok(((r.count as usize).min(buf.len()), r.index))
+}

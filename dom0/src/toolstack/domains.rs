@@ -5,6 +5,16 @@
 //! do: destroy it, build it again from its configuration (its console and XenStore connected
 //! anew), or keep it for inspection. These are the functions the interactive shell calls.
 //!
+//! A guest that keeps crashing is not rebuilt forever: xl itself rebuilds as often as it is
+//! asked, but xend refused to restart a domain that had been restarted less than 60 seconds
+//! before ("restarting too fast"). We keep xend's guard with a little slack: within a
+//! [`RESTART_WINDOW_NS`] window, [`MAX_RESTARTS`] rebuilds are allowed; the next shutdown that
+//! asks for one destroys the domain instead, with a line saying why.
+//!
+//! The balloon (`mem-set`, `mem-max`) goes through XenStore as xl's does: the toolstack writes
+//! `memory/static-max` and `memory/target` (KiB) in the domain's home when it builds it, and
+//! moves `memory/target`; the guest's balloon driver gives frames back or takes them again.
+//!
 //! With `wait_for=<domid>` on dom0's command line, the other domUs (CPU hogs) are destroyed
 //! once that one is gone.
 
@@ -28,6 +38,11 @@ use super::archive::Archive;
 use super::config::{self, Action, DomainConfig, Image};
 use super::{builder, ctl, memory};
 use crate::service::Services;
+
+/// The window within which rebuilds of one domain are counted.
+pub const RESTART_WINDOW_NS: u64 = 60_000_000_000;
+/// Rebuilds allowed within the window.
+pub const MAX_RESTARTS: usize = 5;
 
 /// `VIRQ_DOM_EXC` events seen so far.
 static DOM_EXC: AtomicU64 = AtomicU64::new(0);
@@ -57,6 +72,15 @@ pub fn domain_name(d: &GetDomainInfo) -> String {
         Ok(n) if !n.is_empty() => n.into(),
         _ => format!("d{}", d.domain.0),
     }
+}
+
+/// The least memory target the shell accepts (a domain's boot layout needs more anyway).
+pub const MIN_TARGET_KIB: u64 = 4 << 10;
+
+/// A decimal KiB figure at `path`.
+fn read_kib(svc: &mut Services, path: &str) -> Option<u64> {
+    let v = svc.xs_read(path)?;
+    core::str::from_utf8(&v).ok()?.trim_end_matches('\0').trim().parse().ok()
 }
 
 /// One line of `list`: what xl list shows.
@@ -100,6 +124,8 @@ fn reason_name(reason: u32) -> &'static str {
 /// A domain this toolstack built.
 struct Managed {
     cfg: DomainConfig,
+    /// When it (under this name) was rebuilt by an `on_*=restart`, within the window.
+    restarts: Vec<u64>,
     /// Shut down and kept (on_*=preserve): nothing more is done until it is destroyed.
     preserved: bool,
 }
@@ -161,6 +187,10 @@ impl Toolstack {
             .map_err(|e| format!("{}: {e}", cfg.name))?;
         svc.adopt(c.dom, &cfg.name, &cfg.disks);
         svc.add_vifs(c.dom, &cfg.name, &cfg.vifs);
+        let home = format!("/local/domain/{}", c.dom.0);
+        for (node, kib) in [("static-max", cfg.maxmem_kib), ("target", cfg.memory_kib)] {
+            let _ = svc.xs_write(&format!("{home}/memory/{node}"), format!("{kib}").as_bytes());
+        }
         let _ = ctl::unpause(c.dom);
         println!(
             "dom0: d{} ({}) created: {} MiB, kernel {}{}, entry {:#x}, in {} ms",
@@ -172,7 +202,7 @@ impl Toolstack {
             c.built.entry,
             (time::now_ns() - t0) / 1_000_000
         );
-        self.managed.insert(c.dom.0, Managed { cfg, preserved: false });
+        self.managed.insert(c.dom.0, Managed { cfg, restarts: Vec::new(), preserved: false });
         Ok(c.dom)
     }
 
@@ -226,6 +256,61 @@ impl Toolstack {
     /// `on_*` action follows.
     pub fn shutdown(&self, dom: DomId, reason: u32) -> Result<(), String> {
         ctl::remote_shutdown(dom, reason).map_err(|e| format!("d{}: {e:?}", dom.0))
+    }
+
+    /// Asks `dom` to shut down (`how`: "poweroff" or "reboot") through its
+    /// `control/shutdown` node, as xl does; the guest acknowledges by clearing the node and
+    /// shuts itself down, and its configuration's `on_*` action follows.
+    pub fn request_shutdown(
+        &self,
+        svc: &mut Services,
+        dom: DomId,
+        how: &str,
+    ) -> Result<(), String> {
+        ctl::domain_info(dom).map_err(|_| format!("no domain with id {}", dom.0))?;
+        svc.xs_write(&format!("/local/domain/{}/control/shutdown", dom.0), how.as_bytes())
+    }
+
+    /// Moves `dom`'s balloon target to `kib` (at most its `memory/static-max`).
+    pub fn mem_set(&self, svc: &mut Services, dom: DomId, kib: u64) -> Result<(), String> {
+        let home = format!("/local/domain/{}", dom.0);
+        let max = read_kib(svc, &format!("{home}/memory/static-max")).ok_or_else(|| {
+            format!("d{} has no memory/static-max (not built by this toolstack)", dom.0)
+        })?;
+        if kib > max {
+            return Err(format!(
+                "{} MiB is above d{}'s maximum of {} MiB (mem-max raises it)",
+                kib >> 10,
+                dom.0,
+                max >> 10
+            ));
+        }
+        if kib < MIN_TARGET_KIB {
+            return Err(format!(
+                "{kib} KiB is below the least a domain keeps ({MIN_TARGET_KIB} KiB)"
+            ));
+        }
+        svc.xs_write(&format!("{home}/memory/target"), format!("{kib}").as_bytes())
+    }
+
+    /// Sets `dom`'s memory ceiling to `kib` (not below its current target), in the hypervisor
+    /// and in `memory/static-max`.
+    pub fn mem_max(&mut self, svc: &mut Services, dom: DomId, kib: u64) -> Result<(), String> {
+        let home = format!("/local/domain/{}", dom.0);
+        let target = read_kib(svc, &format!("{home}/memory/target")).unwrap_or(0);
+        if kib < target {
+            return Err(format!(
+                "{} MiB is below d{}'s memory target of {} MiB (mem-set lowers it first)",
+                kib >> 10,
+                dom.0,
+                target >> 10
+            ));
+        }
+        ctl::max_mem(dom, kib).map_err(|e| format!("d{}: max_mem: {e:?}", dom.0))?;
+        if let Some(m) = self.managed.get_mut(&dom.0) {
+            m.cfg.maxmem_kib = kib;
+        }
+        svc.xs_write(&format!("{home}/memory/static-max"), format!("{kib}").as_bytes())
     }
 
     /// (weight, cap) of `dom`.
@@ -311,10 +396,27 @@ impl Toolstack {
                 let _ = self.destroy(svc, dom);
             }
             Action::Restart => {
+                let now = time::now_ns();
+                let mut restarts = core::mem::take(&mut m.restarts);
+                restarts.retain(|&t| now.saturating_sub(t) < RESTART_WINDOW_NS);
                 let cfg = m.cfg.clone();
                 let _ = self.destroy(svc, dom);
+                if restarts.len() >= MAX_RESTARTS {
+                    println!(
+                        "dom0: {name} restarting too fast ({} rebuilds in {} s): destroyed, not rebuilt",
+                        restarts.len(),
+                        RESTART_WINDOW_NS / 1_000_000_000
+                    );
+                    return;
+                }
+                restarts.push(now);
                 match self.create(svc, cfg) {
-                    Ok(new) => println!("dom0: domain {} ({name}) rebuilt after its {how}", new.0),
+                    Ok(new) => {
+                        if let Some(m) = self.managed.get_mut(&new.0) {
+                            m.restarts = restarts;
+                        }
+                        println!("dom0: domain {} ({name}) rebuilt after its {how}", new.0)
+                    }
                     Err(e) => println!("dom0: cannot rebuild {name} after its {how}: {e}"),
                 }
             }

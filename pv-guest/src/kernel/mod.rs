@@ -13,6 +13,8 @@ use pv_guest::println;
 fn main(si: &'static StartInfo) -> ! {
     let line = pv_guest::cmdline(si);
     println!("pv-guest: hello from a PV guest");
+    let up = pv_guest::time::now_ns();
+    println!("pv-guest: up at system time {}.{:06} s", up / 1_000_000_000, up / 1000 % 1_000_000);
     pv_guest::print_start_info("pv-guest", si);
     if let Some(tests) = pv_guest::cmdline_value(line, "test") {
         selftest::run(tests);

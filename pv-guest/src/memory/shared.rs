@@ -211,3 +211,16 @@ pub fn own_page_for(mfn: u64) -> Option<SharedPage> {
     // which stays mapped; it is shared with dom0, so only accessed through SharedPage.
     Some(unsafe { SharedPage::new(crate::arch::VIRT_BASE + pfn * 4096) })
 }
+
+/// Sets entry `pfn` of the P2M list (the balloon: a frame given back or taken again). False if
+/// `pfn` is past the list.
+pub fn set_p2m_entry(si: &StartInfo, pfn: u64, mfn: u64) -> bool {
+    if pfn >= si.nr_pages {
+        return false;
+    }
+    let va = si.mfn_list.0 + pfn * 8;
+    // SAFETY: as in `p2m_entry`: the list lies in the boot mapping, writable, this kernel's own;
+    // only this kernel (its balloon, on its one vCPU) writes it after boot.
+    unsafe { (va as *mut u64).write_volatile(mfn) };
+    true
+}

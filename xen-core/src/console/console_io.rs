@@ -64,7 +64,8 @@ pub fn console_io(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
 
 fn write_out(hc: &Hc<'_>, bytes: &[u8]) {
     if hc.dom.is_privileged {
-        logging::write_raw(bytes);
+        // As Xen (without `console_to_ring`): dom0's own output is not kept in the log ring.
+        logging::write_raw(bytes, false);
         return;
     }
     let mut line = hc.dom.console_line.lock();
@@ -114,7 +115,7 @@ fn emit(hc: &Hc<'_>, body: impl FnOnce(&mut Cursor<'_>)) {
     body(&mut w);
     w.push(b'\n');
     let len = w.len;
-    logging::write_raw(&out[..len]);
+    logging::write_raw(&out[..len], true);
 }
 
 /// A byte buffer on the stack that drops what does not fit.

@@ -9,6 +9,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use log::{LevelFilter, Log, Metadata, Record};
 use spin::Mutex;
 
+use super::ring::{LOG_RING_SIZE, LogRing};
 use crate::arch::{serial, time};
 
 struct SerialLog;
@@ -18,12 +19,29 @@ static LOCK: Mutex<()> = Mutex::new(());
 /// Set once the hypervisor is going down: logging then bypasses the lock, which the failing
 /// context may hold.
 static PANICKING: AtomicBool = AtomicBool::new(false);
+/// What the console printed last (`XEN_SYSCTL_readconsole`). Written under `LOCK`; its own
+/// lock keeps a reader from seeing half a write.
+static RING: Mutex<LogRing<LOG_RING_SIZE>> = Mutex::new(LogRing::new());
+
+/// Writes to the serial line and keeps a copy in the ring (not while panicking: the ring's
+/// lock may be held by the failing context).
+fn out(bytes: &[u8]) {
+    serial::write_bytes(bytes);
+    if !PANICKING.load(Ordering::Relaxed) {
+        RING.lock().write(bytes);
+    }
+}
+
+/// Runs `f` on the log ring (the readconsole sysctl).
+pub fn with_ring<R>(f: impl FnOnce(&mut LogRing<LOG_RING_SIZE>) -> R) -> R {
+    f(&mut RING.lock())
+}
 
 struct Out;
 
 impl Write for Out {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        serial::write_bytes(s.as_bytes());
+        out(s.as_bytes());
         Ok(())
     }
 }
@@ -84,12 +102,17 @@ pub fn enter_panic_mode() {
     PANICKING.store(true, Ordering::Relaxed);
 }
 
-/// Writes raw bytes (guest console output) under the log lock, so lines do not interleave.
-pub fn write_raw(bytes: &[u8]) {
+/// Writes raw bytes (guest console output) under the log lock, so lines do not interleave;
+/// `keep`: a copy goes to the log ring too (a domU's lines, as Xen keeps them; not dom0's).
+pub fn write_raw(bytes: &[u8], keep: bool) {
     if PANICKING.load(Ordering::Relaxed) {
         serial::write_bytes(bytes);
         return;
     }
     let _g = LOCK.lock();
-    serial::write_bytes(bytes);
+    if keep {
+        out(bytes);
+    } else {
+        serial::write_bytes(bytes);
+    }
 }

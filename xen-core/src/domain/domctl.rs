@@ -38,9 +38,11 @@ pub fn domctl(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
             if d.is_paused.load(Ordering::Acquire) {
                 flags |= XEN_DOMINF_PAUSED;
             }
+            // As Xen: blocked if every vCPU is; running if one is on a CPU now, which (one
+            // CPU) is only the caller's. A runnable vCPU waiting for the CPU is neither.
             if d.vcpus.iter().all(|v| v.is_blocked.load(Ordering::Acquire)) {
                 flags |= XEN_DOMINF_BLOCKED;
-            } else {
+            } else if d.id == hc.dom.id {
                 flags |= XEN_DOMINF_RUNNING;
             }
             let info = GetDomainInfo {

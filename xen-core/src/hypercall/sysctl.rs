@@ -4,8 +4,9 @@
 
 use hypercall_abi::Errno;
 use hypercall_abi::sysctl::{
-    BOOT_MODULE_CHUNK, BOOT_MODULE_NONE, BootDomu, BootModule, INTERFACE_VERSION, Physinfo, Sysctl,
-    XEN_SYSCTL_BOOT_DOMU, XEN_SYSCTL_BOOT_MODULE, XEN_SYSCTL_PHYSINFO,
+    BOOT_MODULE_CHUNK, BOOT_MODULE_NONE, BootDomu, BootModule, INTERFACE_VERSION, Physinfo,
+    Readconsole, Sysctl, XEN_SYSCTL_BOOT_DOMU, XEN_SYSCTL_BOOT_MODULE, XEN_SYSCTL_PHYSINFO,
+    XEN_SYSCTL_READCONSOLE,
 };
 
 use super::{Hc, HcResult, copy_in, copy_out};
@@ -34,6 +35,41 @@ pub fn sysctl(_hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
                 ..Default::default()
             };
             op.set_op(&p);
+            copy_out(a[0], &op)?;
+            Ok(Some(0))
+        }
+        XEN_SYSCTL_READCONSOLE => {
+            let mut r: Readconsole = op.op();
+            // Copied out through a bounded bounce buffer, a chunk at a time, so the ring's
+            // lock is never held across a guest copy.
+            let mut chunk = [0u8; 512];
+            let want = r.count as usize;
+            let mut at = (r.incremental != 0).then_some(r.index);
+            let (mut done, mut next) = (0usize, r.index);
+            loop {
+                let len = chunk.len().min(want - done);
+                let (n, after) =
+                    crate::console::logging::with_ring(|ring| ring.read(at, &mut chunk[..len]));
+                if at.is_none() {
+                    next = after.wrapping_sub(n as u32);
+                }
+                if n == 0 {
+                    break;
+                }
+                uaccess::copy_to_guest(r.buffer + done as u64, &chunk[..n])?;
+                done += n;
+                next = after;
+                at = Some(after);
+                if done == want {
+                    break;
+                }
+            }
+            if r.clear != 0 {
+                crate::console::logging::with_ring(|ring| ring.clear());
+            }
+            r.count = done as u32;
+            r.index = next;
+            op.set_op(&r);
             copy_out(a[0], &op)?;
             Ok(Some(0))
         }

@@ -86,7 +86,7 @@ pub fn storm(line: &str) {
     );
 }
 
-/// Echoes console input lines until it has seen `lines` of them.
+/// Echoes console input lines (empty ones skipped) until it has seen `lines` of them.
 pub fn echo(line: &str) {
     let want: u64 = pv_guest::cmdline_param(line, "lines", 1);
     println!("echo: ready");
@@ -97,7 +97,11 @@ pub fn echo(line: &str) {
     while got < want && time::now_ns() < deadline {
         let n = pv_guest::console::read_input(&mut buf);
         for &b in &buf[..n] {
-            if b == b'\n' {
+            // A terminal's Enter is CR (a serial line's LF): either ends a line.
+            if b == b'\n' || b == b'\r' {
+                if cur.is_empty() {
+                    continue;
+                }
                 println!("echo: got '{}'", alloc::string::String::from_utf8_lossy(&cur));
                 cur.clear();
                 got += 1;
