@@ -40,7 +40,6 @@ pub(crate) fn start(si_va: u64) -> ! {
     if !si.is_initdomain() {
         let _ = crate::xenstore::init(si);
         crate::console::use_ring(si);
-        crate::control::init();
     }
     #[allow(unsafe_code)]
     // SAFETY: the kernel defines `pv_kernel_main` through `kernel_main!`, with this signature.

@@ -5,7 +5,8 @@
 //!
 //! A kernel calls [`poll`] when it wakes ([`crate::time::sleep_until`] does): it looks at the
 //! watch events only if the XenStore client is free, so a wake-up inside a XenStore request
-//! never waits for itself.
+//! never waits for itself. The watches are set by the first poll, not at boot: setting them
+//! costs two round trips to xenstored, which would otherwise delay the kernel's first line.
 
 use alloc::string::String;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,17 +28,17 @@ fn seen_target() -> bool {
 const SHUTDOWN_TOKEN: &str = "control-shutdown";
 const TARGET_TOKEN: &str = "memory-target";
 
-/// Watches the control nodes (a domU with a XenStore ring; nothing otherwise).
-pub fn init() {
-    xenstore::with(|xs| {
-        let _ = xs.watch("control/shutdown", SHUTDOWN_TOKEN);
-        let _ = xs.watch("memory/target", TARGET_TOKEN);
-    });
-}
+/// The watches are set.
+static WATCHING: AtomicBool = AtomicBool::new(false);
 
-/// Acts on the control nodes that changed.
+/// Acts on the control nodes that changed (the first call sets the watches; a domain without
+/// a XenStore ring has nothing to do).
 pub fn poll() {
     let Some(Some(action)) = xenstore::try_with(|xs| {
+        if !WATCHING.swap(true, Ordering::Relaxed) {
+            let _ = xs.watch("control/shutdown", SHUTDOWN_TOKEN);
+            let _ = xs.watch("memory/target", TARGET_TOKEN);
+        }
         let mut action = None;
         while let Some((_, token)) = xs.watch_event() {
             if token == SHUTDOWN_TOKEN {
