@@ -82,8 +82,7 @@ fn main() {
         else {
             continue;
         };
-        let ratios: Vec<f64> =
-            d.iter().zip(u).map(|(&d, &u)| u as f64 / d.max(1) as f64).collect();
+        let ratios: Vec<f64> = d.iter().zip(u).map(|(&d, &u)| u as f64 / d.max(1) as f64).collect();
         let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
         println!("  {what} domU / dom0: median {:.2}, per boot {shown:?}", median(&ratios));
     }
