@@ -149,8 +149,11 @@ struct Vif {
 pub struct NetBackend {
     vifs: BTreeMap<(u16, u32), Vif>,
     bridge: Bridge,
-    /// The buffer grant copies go through (dom0 serves one vif at a time).
+    /// The buffer grant copies go through (dom0 serves one vif at a time), made when the
+    /// first vif is.
     buf: Option<IoBuf>,
+    /// Whether a failure to make it was reported (once).
+    no_buf_said: bool,
     has_uplink: bool,
     /// Frames for the NIC while its queue is full (at most [`UPLINK_QUEUE`]), sent first
     /// next round: a burst from a guest is held as a switch port's queue would hold it.
@@ -174,6 +177,7 @@ impl NetBackend {
             vifs: BTreeMap::new(),
             bridge: Bridge::default(),
             buf: None,
+            no_buf_said: false,
             has_uplink: false,
             to_uplink: VecDeque::new(),
         }
@@ -234,13 +238,14 @@ impl NetBackend {
         uplink: Option<&mut Nic>,
         fired: &[EvtchnPort],
     ) -> bool {
-        if self.buf.is_none() {
+        if self.buf.is_none() && !self.vifs.is_empty() {
             self.buf = IoBuf::new(COPY_PAGES);
+            if self.buf.is_none() && !self.no_buf_said {
+                self.no_buf_said = true;
+                println!("dom0: netback: no copy buffer ({COPY_PAGES} pages): vifs not served");
+            }
         }
-        let Some(mut buf) = self.buf.take() else {
-            println!("dom0: netback: no copy buffer ({COPY_PAGES} pages): vifs not served");
-            return false;
-        };
+        let Some(mut buf) = self.buf.take() else { return false };
         let more = self.round_with(lsvc, uplink, fired, &mut buf);
         self.buf = Some(buf);
         more
