@@ -383,7 +383,7 @@ impl Fuzzer {
         if at + len > CRAFT {
             return self.hole2 + self.below(4096) / 8 * 8;
         }
-        self.craft_next = (at + len + 7) / 8 * 8;
+        self.craft_next = (at + len).div_ceil(8) * 8;
         self.scratch + at
     }
 
