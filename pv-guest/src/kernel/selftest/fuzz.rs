@@ -592,10 +592,14 @@ impl Fuzzer {
                 a[2] = if self.below(4) == 0 { self.int() } else { 1 + self.below(8) };
                 // Host addresses (map, unmap, unmap_and_replace: the first fields) name only
                 // addresses the fuzzer may lose.
-                let stride = match a[0] {
-                    5 => 40,
-                    _ => 24,
+                use hypercall_abi::grant_table::{
+                    GnttabCopy, GnttabMapGrantRef, GnttabUnmapGrantRef,
                 };
+                let stride = match a[0] {
+                    0 => core::mem::size_of::<GnttabMapGrantRef>(),
+                    5 => core::mem::size_of::<GnttabCopy>(),
+                    _ => core::mem::size_of::<GnttabUnmapGrantRef>(),
+                } as u64;
                 if self.privileged && !bad_ptr {
                     // Every entry crafted (below): none names another domain.
                     a[2] = a[2].min(if nested { 2 } else { 16 });
