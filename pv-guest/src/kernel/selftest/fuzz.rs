@@ -60,6 +60,8 @@ const HV_FRAME: u64 = 0x200;
 /// The hypervisor's slots of every address space (L4 256-271).
 const HV_VA: u64 = 0xFFFF_8000_0000_0000;
 const DOMID_SELF: u64 = 0x7FF0;
+/// dom0: the first bytes of its scratch where only the structures it crafts go.
+const CRAFT: u64 = 2 * 4096;
 
 /// The kernel's L2 (machine frame, and its address in the boot mapping, where the builder
 /// maps every bootstrap table read-only).
@@ -179,6 +181,8 @@ struct Fuzzer {
     kernel_tables: Vec<u64>,
     reserved_ports: Vec<u32>,
     max_ram: u64,
+    /// dom0: the next free byte of its crafting area ([`Self::craft_at`]).
+    craft_next: u64,
     calls: u64,
     nested: u64,
     ok: u64,
@@ -233,6 +237,7 @@ impl Fuzzer {
             kernel_tables,
             reserved_ports,
             max_ram: guest::maximum_ram_page().unwrap_or(0),
+            craft_next: 0,
             calls: 0,
             nested: 0,
             ok: 0,
@@ -278,10 +283,7 @@ impl Fuzzer {
     /// free ones, the hypervisor's, beyond RAM (not dom0: that is I/O memory to it).
     fn frame(&mut self) -> u64 {
         match self.below(8) {
-            0 | 1 => {
-                let i = self.below(self.scratch_mfns.len() as u64) as usize;
-                self.scratch_mfns[i]
-            }
+            0 | 1 => self.scratch_frame(),
             2 => self.region_l1,
             3 => {
                 let i = self.below(self.kernel_tables.len() as u64) as usize;
@@ -295,6 +297,13 @@ impl Fuzzer {
                 if self.is_own(m) { HV_FRAME } else { m }
             }
         }
+    }
+
+    /// One of its scratch pages' frames (in dom0 not those of its crafting area).
+    fn scratch_frame(&mut self) -> u64 {
+        let first = if self.privileged { (CRAFT / 4096) as usize } else { 0 };
+        let i = first + self.below((self.scratch_mfns.len() - first) as u64) as usize;
+        self.scratch_mfns[i]
     }
 
     /// A page-table entry value naming [`Self::frame`] with random flags.
@@ -338,17 +347,44 @@ impl Fuzzer {
         }
     }
 
+    /// Where a structure the fuzzer did not craft is read from: any [`Self::map_va`] (its
+    /// region may map scratch pages of random words) in a domU; in dom0 only a
+    /// [`Self::foreign_va`], since random words there could name another domain, which dom0
+    /// may act on.
+    fn bad_struct_ptr(&mut self) -> u64 {
+        if self.privileged { self.foreign_va() } else { self.map_va() }
+    }
+
     /// A pointer argument: into its scratch pages (near their end too, running into the
     /// guard), its page tables (mapped read-only), or any [`Self::map_va`]. Not its kernel
     /// image: the builder maps that writable, so the hypervisor may write there.
     fn ptr(&mut self) -> u64 {
         let si = pv_guest::start_info();
         match self.below(7) {
+            0..=2 if self.privileged => self.scratch + CRAFT + self.below(4 * 4096 - CRAFT) / 8 * 8,
             0..=2 => self.scratch + self.below(4 * 4096) / 8 * 8,
             3 => self.hole - 8 * self.below(64),
             4 => si.pt_base.0 + self.below(si.nr_pt_frames * 4096),
+            _ if self.privileged => self.unmappable_va(),
             _ => self.map_va(),
         }
+    }
+
+    /// Where the structure of `len` bytes the fuzzer crafts for a call goes. In a domU
+    /// anywhere in its scratch. In dom0, in the first `CRAFT` bytes of scratch, one after the
+    /// other for the calls of one batch (from [`Self::one`]): no call is given a pointer there
+    /// or its frames, so what it crafted (domain fields naming itself) is what the call reads,
+    /// not words another call wrote. A full area gives a pointer to a guard page instead.
+    fn craft_at(&mut self, len: u64) -> u64 {
+        if !self.privileged {
+            return self.scratch + self.below(4 * 4096 - len.min(4096)) / 8 * 8;
+        }
+        let at = self.craft_next;
+        if at + len > CRAFT {
+            return self.hole2 + self.below(4096) / 8 * 8;
+        }
+        self.craft_next = (at + len).div_ceil(8) * 8;
+        self.scratch + at
     }
 
     /// Any argument: an integer, a frame, a PTE or a pointer.
@@ -397,6 +433,7 @@ impl Fuzzer {
             2 => self.frame(),
             3 => self.pte(),
             4 => self.map_va(),
+            _ if self.privileged => self.scratch + CRAFT + self.below(4 * 4096 - CRAFT),
             _ => self.scratch + self.below(4 * 4096),
         }
     }
@@ -461,7 +498,7 @@ impl Fuzzer {
             } else {
                 let target = match self.below(4) {
                     0 | 1 => self.region_l1,
-                    2 => self.pick(&self.scratch_mfns.clone()),
+                    2 => self.scratch_frame(),
                     _ => {
                         let f = self.frame();
                         if self.kernel_tables.contains(&f) { self.region_l1 } else { f }
@@ -519,7 +556,7 @@ impl Fuzzer {
                         break c;
                     }
                 };
-                let at = self.scratch + self.below(4 * 4096 - 64) / 8 * 8;
+                let at = self.craft_at(48);
                 let body = if n == nr::EVENT_CHANNEL_OP_COMPAT { at + 8 } else { at };
                 if n == nr::EVENT_CHANNEL_OP_COMPAT {
                     self.store(at, cmd);
@@ -545,7 +582,7 @@ impl Fuzzer {
                     self.store16(body + 2, d2);
                 }
                 a[0] = if n == nr::EVENT_CHANNEL_OP { cmd } else { at };
-                a[1] = if bad_ptr { self.map_va() } else { at };
+                a[1] = if bad_ptr { self.bad_struct_ptr() } else { at };
             }
             nr::GRANT_TABLE_OP => {
                 a[0] = match self.below(14) {
@@ -555,15 +592,19 @@ impl Fuzzer {
                 a[2] = if self.below(4) == 0 { self.int() } else { 1 + self.below(8) };
                 // Host addresses (map, unmap, unmap_and_replace: the first fields) name only
                 // addresses the fuzzer may lose.
-                let stride = match a[0] {
-                    5 => 40,
-                    _ => 24,
+                use hypercall_abi::grant_table::{
+                    GnttabCopy, GnttabMapGrantRef, GnttabUnmapGrantRef,
                 };
-                let at = self.scratch + self.below(4 * 4096 / 8 - 16 * 5) * 8;
+                let stride = match a[0] {
+                    0 => core::mem::size_of::<GnttabMapGrantRef>(),
+                    5 => core::mem::size_of::<GnttabCopy>(),
+                    _ => core::mem::size_of::<GnttabUnmapGrantRef>(),
+                } as u64;
                 if self.privileged && !bad_ptr {
                     // Every entry crafted (below): none names another domain.
-                    a[2] = a[2].min(16);
+                    a[2] = a[2].min(if nested { 2 } else { 16 });
                 }
+                let at = self.craft_at(stride * a[2].clamp(1, 16));
                 for i in 0..a[2].min(16) {
                     let e = at + i * stride;
                     let va = self.map_va();
@@ -588,14 +629,14 @@ impl Fuzzer {
                         }
                     }
                 }
-                a[1] = if bad_ptr { self.map_va() } else { at };
+                a[1] = if bad_ptr { self.bad_struct_ptr() } else { at };
             }
             nr::MEMORY_OP if self.privileged => {
                 // dom0 may take other domains' memory: every domain field names itself or no
                 // domain (a reservation's at 24, an exchange's two at 24 and 56, the rest's at 0).
                 let wild = self.int();
                 a[0] = self.pick(&[0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 99, wild]);
-                let at = self.scratch + self.below(4 * 4096 - 64) / 8 * 8;
+                let at = self.craft_at(64);
                 let fields: &[u64] = match a[0] {
                     0..=2 | 11 => &[24, 56],
                     _ => &[0],
@@ -624,7 +665,7 @@ impl Fuzzer {
                 if n == nr::PHYSDEV_OP {
                     a[0] = cmd;
                 } else {
-                    let at = self.scratch + self.below(4 * 4096 - 64) / 8 * 8;
+                    let at = self.craft_at(64);
                     self.store(at, cmd);
                     a[0] = at;
                 }
@@ -679,6 +720,7 @@ impl Fuzzer {
     /// One random hypercall.
     fn one(&mut self) {
         self.stir();
+        self.craft_next = 0;
         let (n, a) = loop {
             let n = self.number(false);
             if let Some(a) = self.fix_args(n, false) {
