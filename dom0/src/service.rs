@@ -23,6 +23,7 @@ use crate::backends::console::Consoles;
 use crate::backends::net::backend::NetBackend;
 use crate::backends::vcons::VconsBackend;
 use crate::drivers::Devices;
+use crate::drivers::iobuf::GrantPath;
 use crate::drivers::serial::Serial;
 use crate::xenstored::server::Xenstored;
 
@@ -39,6 +40,8 @@ pub struct Config {
     pub shell: bool,
     /// Hold guests' console lines until someone attaches (`quiet=1`, the interactive shell).
     pub quiet: bool,
+    /// How blkback moves request data (`blkback_grants=map`; grant copy otherwise).
+    pub blk_grants: GrantPath,
 }
 
 /// dom0's services.
@@ -78,7 +81,7 @@ impl Services {
             xenstored: Xenstored::new(),
             consoles,
             vcons: VconsBackend::new(cfg.vcons_restart_after),
-            blk: BlkBackend::default(),
+            blk: BlkBackend::new(cfg.blk_grants),
             net: NetBackend::new(),
             serial: Serial::default(),
             devices: None,

@@ -2,6 +2,10 @@
 //! writes in place (no bounce), filled from and emptied into other domains' granted pages by
 //! `GNTTABOP_copy`. Copying (rather than mapping the guest's pages) means a request leaves no
 //! mapping behind whatever the frontend does, and a bad grant ref is only a failed copy.
+//! The other path Xen offers, [`GrantPath::Map`], maps each granted page, copies it with the
+//! CPU and unmaps it before the call returns (what Linux's blkback does without persistent
+//! grants); it exists so the two can be measured against each other on a real I/O path
+//! (`blkback_grants=map`, docs/BENCHMARKS.md).
 //!
 //! [`pieces`] cuts a request's segments (each a grant, an offset and a length within a page)
 //! into copy operations that cross no page boundary on either side, as the hypervisor
@@ -56,6 +60,7 @@ mod machine {
         GnttabCopyPtr,
     };
     use hypercall_abi::{DomId, guest};
+    use pv_guest::grant;
 
     use super::{Piece, Segment, pieces};
     use crate::drivers::dma::{self, DmaBuf};
@@ -69,17 +74,39 @@ mod machine {
         ToGuest,
     }
 
+    /// How data moves between a guest's grants and the buffer.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub enum GrantPath {
+        /// One batched `GNTTABOP_copy` per call: the hypervisor copies.
+        #[default]
+        Copy,
+        /// Each segment's page mapped (`GNTTABOP_map_grant_ref`), copied by dom0, unmapped
+        /// again before the call returns.
+        Map,
+    }
+
     /// A machine-contiguous buffer of dom0's own pages.
     pub struct IoBuf {
         buf: DmaBuf,
         pieces: Vec<Piece>,
         ops: Vec<GnttabCopy>,
+        path: GrantPath,
     }
 
     impl IoBuf {
         /// `pages` pages (a power of two), or None when none can be had.
         pub fn new(pages: usize) -> Option<Self> {
-            Some(IoBuf { buf: dma::alloc(pages)?, pieces: Vec::new(), ops: Vec::new() })
+            Some(IoBuf {
+                buf: dma::alloc(pages)?,
+                pieces: Vec::new(),
+                ops: Vec::new(),
+                path: GrantPath::Copy,
+            })
+        }
+
+        /// Chooses how later copies move the data.
+        pub fn set_path(&mut self, path: GrantPath) {
+            self.path = path;
         }
 
         /// Size in bytes.
@@ -132,6 +159,9 @@ mod machine {
             if start.checked_add(total).is_none_or(|end| end > self.len()) {
                 return Err(GNTST_GENERAL_ERROR);
             }
+            if self.path == GrantPath::Map {
+                return self.map_copy_at(dom, segs, dir, start);
+            }
             pieces(segs, start, &mut self.pieces);
             self.ops.clear();
             let base = self.buf.maddr >> 12;
@@ -175,6 +205,38 @@ mod machine {
                 Some(o) => Err(o.status),
                 None => Ok(()),
             }
+        }
+    }
+
+    impl IoBuf {
+        /// [`IoBuf::copy_at`] by mapping: each segment's page is mapped (read-only when only
+        /// read), copied with the CPU and unmapped before the next, so no mapping outlives
+        /// the call whatever the frontend does. The range was checked by the caller.
+        fn map_copy_at(
+            &mut self,
+            dom: DomId,
+            segs: &[Segment],
+            dir: Direction,
+            start: usize,
+        ) -> Result<(), i16> {
+            let mut at = start;
+            for s in segs {
+                let (off, len) = (usize::from(s.offset), usize::from(s.len));
+                if off + len > 4096 {
+                    return Err(GNTST_GENERAL_ERROR);
+                }
+                let m = grant::map(dom, s.gref, dir == Direction::FromGuest)?;
+                let page = m.page();
+                match dir {
+                    Direction::FromGuest => page.read(off, &mut self.bytes_mut(at + len)[at..]),
+                    Direction::ToGuest => page.write(off, &self.bytes(at + len)[at..]),
+                }
+                // A refused unmap leaves the slot taken (pv-guest's `grant::unmap`); the data
+                // moved, so the request itself stands.
+                let _ = grant::unmap(m);
+                at += len;
+            }
+            Ok(())
         }
     }
 

@@ -12,6 +12,7 @@
 
 mod selftest;
 
+use dom0::drivers::iobuf::GrantPath;
 use dom0::service::{Config, Services};
 use dom0::toolstack::{Toolstack, commands, domains};
 use hypercall_abi::guest;
@@ -48,6 +49,10 @@ fn main(si: &'static StartInfo) -> ! {
         serve: cmdline_param(line, "serve", 0u64) != 0,
         shell: cmdline_param(line, "shell", 0u64) != 0,
         quiet: cmdline_param(line, "quiet", 0u64) != 0,
+        blk_grants: match cmdline_value(line, "blkback_grants") {
+            Some("map") => GrantPath::Map,
+            _ => GrantPath::Copy,
+        },
     };
     let shell = cfg.shell;
     let mut svc = Services::new(cfg);

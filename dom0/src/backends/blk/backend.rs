@@ -20,7 +20,7 @@ use super::conn::{Buffers, Conn, Served, Stats, Target};
 use super::request::MAX_INDIRECT_SEGMENTS;
 use super::vbd::{self, Region, VbdSpec};
 use crate::backends::xenbus::{DeviceNodes, Step, step};
-use crate::drivers::iobuf::IoBuf;
+use crate::drivers::iobuf::{GrantPath, IoBuf};
 use crate::drivers::virtio::blk::Disk;
 use crate::xenstored::XenStore;
 use crate::xenstored::local::LocalStore;
@@ -55,9 +55,16 @@ struct Vbd {
 pub struct BlkBackend {
     vbds: BTreeMap<u16, Vec<Vbd>>,
     buffers: Option<Buffers>,
+    /// How requests' data move (`blkback_grants=copy|map`; copy unless asked).
+    path: GrantPath,
 }
 
 impl BlkBackend {
+    /// A back end whose requests move their data by `path`.
+    pub fn new(path: GrantPath) -> Self {
+        BlkBackend { path, ..Default::default() }
+    }
+
     /// Creates `dom`'s vbds from its `disk=` entries on dom0's `disks`: their xenbus nodes,
     /// the back end in InitWait. Each entry that cannot be served is one log line.
     pub fn add(
@@ -99,7 +106,11 @@ impl BlkBackend {
             if self.buffers.is_none() {
                 self.buffers = IoBuf::new(MAX_INDIRECT_SEGMENTS)
                     .zip(IoBuf::new(super::request::MAX_INDIRECT_PAGES))
-                    .map(|(data, indirect)| Buffers { data, indirect, segs: Vec::new() });
+                    .map(|(mut data, mut indirect)| {
+                        data.set_path(self.path);
+                        indirect.set_path(self.path);
+                        Buffers { data, indirect, segs: Vec::new() }
+                    });
             }
             let be_keys = [
                 ("params", format!("virtio{}", spec.disk)),
@@ -124,14 +135,15 @@ impl BlkBackend {
                 [("virtual-device", format!("{}", spec.vdev)), ("device-type", "disk".into())];
             let nodes = DeviceNodes::create(xs, dom, "vbd", spec.vdev, &fe_keys, &be_keys);
             println!(
-                "dom0: d{} ({name}) vbd {} ({}): virtio{} sectors {}+{}, {}",
+                "dom0: d{} ({name}) vbd {} ({}): virtio{} sectors {}+{}, {}, data by grant {}",
                 dom.0,
                 spec.vdev_name,
                 spec.vdev,
                 spec.disk,
                 region.start,
                 region.sectors,
-                if spec.writable { "read-write" } else { "read-only" }
+                if spec.writable { "read-write" } else { "read-only" },
+                if self.path == GrantPath::Map { "map" } else { "copy" }
             );
             let label = format!("d{} ({name}) vbd {}", dom.0, spec.vdev_name);
             self.vbds.entry(dom.0).or_default().push(Vbd {

@@ -318,7 +318,7 @@ impl Conn {
                     pages.iter().map(|&gref| Segment { gref, offset: 0, len: 4096 }).collect();
                 b.indirect
                     .copy(self.dom, &whole, Direction::FromGuest)
-                    .map_err(|st| format!("cannot copy its indirect pages (grant status {st})"))?;
+                    .map_err(|st| format!("cannot reach its indirect pages (grant status {st})"))?;
                 request::indirect_segments(b.indirect.bytes(whole.len() * 4096), *count)
             }
             Segments::None => Vec::new(),
@@ -473,7 +473,7 @@ impl Conn {
 }
 
 fn bad_grant(status: i16) -> String {
-    format!("cannot copy its data pages (grant status {status})")
+    format!("cannot reach its data pages (grant status {status})")
 }
 
 fn hostile(r: Reject) -> String {
