@@ -115,11 +115,13 @@ fn main() {
     println!("| figure | grant copy | grant map | map / copy per pair (median, runs) |");
     println!("|---|---|---|---|");
     for name in names {
-        let get = |who| figures.get(&(name.to_string(), who)).map(|v| median(v));
+        let get = |who| {
+            figures.get(&(name.to_string(), who)).map_or("-".to_string(), |v| median(v).to_string())
+        };
         let runs = map_ratios.get(name).map_or(String::new(), |v| {
             let all = v.iter().map(|r| format!("{r} %")).collect::<Vec<_>>().join(", ");
             format!("**{} %** ({all})", median(v))
         });
-        println!("| {name} | {:?} | {:?} | {runs} |", get("domU"), get("domU-map"));
+        println!("| {name} | {} | {} | {runs} |", get("domU"), get("domU-map"));
     }
 }
