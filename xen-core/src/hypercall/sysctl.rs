@@ -21,7 +21,8 @@ pub fn sysctl(_hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
     }
     match op.cmd {
         XEN_SYSCTL_PHYSINFO => {
-            let (total, free) = with_mm(|mm| (mm.nr_frames(), mm.free_frames()));
+            let (total, free, dirty) =
+                with_mm(|mm| (mm.nr_frames(), mm.free_frames(), mm.dirty_frames()));
             let p = Physinfo {
                 threads_per_core: 1,
                 cores_per_socket: 1,
@@ -31,6 +32,9 @@ pub fn sysctl(_hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
                 cpu_khz: (time::tsc_hz() / 1000) as u32,
                 total_pages: total,
                 free_pages: free,
+                // Of the free frames, those the idle loop has not zeroed yet (Xen 4.17 says 0
+                // here; the field's meaning is this).
+                scrub_pages: dirty,
                 max_mfn: total - 1,
                 ..Default::default()
             };

@@ -7,6 +7,12 @@
 //! - a frame returns to the free list only when its last general reference is dropped, so a
 //!   frame in use (mapped, pinned, typed, granted-and-mapped) is never freed (invariant 4).
 //!
+//! Free frames are on one of two lists: *dirty* (as freed, holding what its last owner
+//! wrote) and *scrubbed* (zeroed while the CPU idled, [`Mm::scrub_one`]). Allocation takes a
+//! scrubbed frame first, so a guest's memory needs no zeroing on its way to the guest when
+//! the idle CPU got there first ([`Mm::domain_alloc_zeroed`]); Xen scrubs freed pages in idle
+//! time likewise.
+//!
 //! Page types and validation are in `types`. The whole structure sits behind one lock in the
 //! hypervisor, which keeps the rules simple; finer locking can come with more CPUs.
 
@@ -66,6 +72,8 @@ pub mod flags {
     pub const PINNED: u8 = 1 << 1;
     /// A hypervisor page shared with its owner (shared_info): mappable, never released.
     pub const XEN_HEAP: u8 = 1 << 2;
+    /// A free frame that is all zeroes (on the scrubbed list).
+    pub const SCRUBBED: u8 = 1 << 3;
 }
 
 /// Per-frame bookkeeping: 24 bytes, so 6 MiB of table per GiB of RAM.
@@ -138,8 +146,14 @@ fn unlink(frames: &mut [FrameInfo], head: &mut u32, i: u32) {
 pub struct Mm<'f> {
     pub(super) frames: &'f mut [FrameInfo],
     pub(super) m2p: &'f mut [u64],
+    /// The dirty free frames.
     free_head: u32,
+    /// The scrubbed free frames.
+    clean_head: u32,
+    /// Free frames on both lists.
     free_count: u64,
+    /// Of them, scrubbed.
+    clean_count: u64,
     pub(super) doms: BTreeMap<DomId, DomMem>,
     /// The CPUs' TLBs: flushed before a frame that may still be in one changes role.
     pub(super) tlb: &'f dyn Tlb,
@@ -172,7 +186,9 @@ impl<'f> Mm<'f> {
             frames,
             m2p,
             free_head: NO_FRAME,
+            clean_head: NO_FRAME,
             free_count: 0,
+            clean_count: 0,
             doms: BTreeMap::new(),
             tlb,
             work: 0,
@@ -199,9 +215,14 @@ impl<'f> Mm<'f> {
         self.frames.len() as u64
     }
 
-    /// Frames on the free list.
+    /// Frames on the free lists.
     pub fn free_frames(&self) -> u64 {
         self.free_count
+    }
+
+    /// Of the free frames, those not yet scrubbed.
+    pub fn dirty_frames(&self) -> u64 {
+        self.free_count - self.clean_count
     }
 
     /// The bookkeeping of `mfn`, if it is RAM the table covers.
@@ -241,29 +262,63 @@ impl<'f> Mm<'f> {
         }
     }
 
+    /// Puts frame `i` on the dirty free list.
     fn push_free(&mut self, i: u32) {
+        self.push_on(i, false);
+    }
+
+    /// Puts frame `i` on the scrubbed (`clean`) or the dirty free list.
+    fn push_on(&mut self, i: u32, clean: bool) {
+        let head = if clean { self.clean_head } else { self.free_head };
         let f = &mut self.frames[i as usize];
         // The stamp stays: a TLB may still translate to the frame while it sits here.
         *f = FrameInfo {
             owner: DomId::INVALID,
-            next: self.free_head,
+            flags: if clean { flags::SCRUBBED } else { 0 },
+            next: head,
             tlb_stamp: f.tlb_stamp,
             ..FrameInfo::RESERVED
         };
         self.m2p[i as usize] = M2P_INVALID;
         // Doubly linked, so a run of free frames can be taken out of the middle (`exchange`).
-        if self.free_head != NO_FRAME {
-            self.frames[self.free_head as usize].prev = i;
+        if head != NO_FRAME {
+            self.frames[head as usize].prev = i;
         }
-        self.free_head = i;
+        if clean {
+            self.clean_head = i;
+            self.clean_count += 1;
+        } else {
+            self.free_head = i;
+        }
         self.free_count += 1;
     }
 
-    /// Takes free frame `i` out of the free list wherever it is.
-    fn unlink_free(&mut self, i: u32) {
-        unlink(self.frames, &mut self.free_head, i);
+    /// Takes free frame `i` out of its free list wherever it is; whether it was scrubbed.
+    fn unlink_free(&mut self, i: u32) -> bool {
+        let clean = self.frames[i as usize].has(flags::SCRUBBED);
+        if clean {
+            unlink(self.frames, &mut self.clean_head, i);
+            self.clean_count -= 1;
+        } else {
+            unlink(self.frames, &mut self.free_head, i);
+        }
         self.free_count -= 1;
         self.tlb.flush_stale(self.frames[i as usize].tlb_stamp);
+        clean
+    }
+
+    /// Zeroes one dirty free frame with `zero` and moves it to the scrubbed list; false when
+    /// none is left. Every TLB that may still translate to the frame from its last life is
+    /// flushed first, so nothing can write to it once it is zero (the TLB rule, see `tlb`).
+    pub fn scrub_one(&mut self, zero: impl FnOnce(Mfn)) -> bool {
+        let i = self.free_head;
+        if i == NO_FRAME {
+            return false;
+        }
+        self.unlink_free(i);
+        zero(Mfn(i.into()));
+        self.push_on(i, true);
+        true
     }
 
     fn is_free(&self, i: usize) -> bool {
@@ -318,20 +373,15 @@ impl<'f> Mm<'f> {
         Ok(Mfn(start as u64))
     }
 
-    /// Takes a frame off the free list for a new owner: first out of every TLB that may still
-    /// translate to it from its previous life (the TLB rule, see `tlb`).
-    fn pop_free(&mut self) -> Option<u32> {
-        let i = self.free_head;
+    /// Takes a frame off the free lists for a new owner, a scrubbed one first: first out of
+    /// every TLB that may still translate to it from its previous life (the TLB rule, see
+    /// `tlb`). Returns the frame and whether it is known to be zero.
+    fn pop_free(&mut self) -> Option<(u32, bool)> {
+        let i = if self.clean_head != NO_FRAME { self.clean_head } else { self.free_head };
         if i == NO_FRAME {
             return None;
         }
-        self.free_head = self.frames[i as usize].next;
-        if self.free_head != NO_FRAME {
-            self.frames[self.free_head as usize].prev = NO_FRAME;
-        }
-        self.free_count -= 1;
-        self.tlb.flush_stale(self.frames[i as usize].tlb_stamp);
-        Some(i)
+        Some((i, self.unlink_free(i)))
     }
 
     /// Records that a mapping of (or the last type reference on) frame `i` just went.
@@ -360,7 +410,7 @@ impl<'f> Mm<'f> {
 
     /// Takes a free frame for the hypervisor itself (owner `DOMID_XEN`).
     pub fn alloc_xen_frame(&mut self) -> Option<Mfn> {
-        let i = self.pop_free()?;
+        let (i, _) = self.pop_free()?;
         let stamp = self.frames[i as usize].tlb_stamp;
         self.frames[i as usize] =
             FrameInfo { ref_count: 1, tlb_stamp: stamp, ..FrameInfo::RESERVED };
@@ -411,13 +461,32 @@ impl<'f> Mm<'f> {
         Ok(())
     }
 
-    /// Allocates one frame to `dom`, within its `max_pages`.
+    /// Allocates one frame to `dom`, within its `max_pages`, as it is (see
+    /// [`Mm::domain_alloc_zeroed`] for memory a guest is given).
     pub fn domain_alloc(&mut self, dom: DomId) -> Result<Mfn, Errno> {
+        self.alloc_to(dom).map(|(mfn, _)| mfn)
+    }
+
+    /// Allocates one frame to `dom` and makes sure it is zero: a scrubbed frame as it is, a
+    /// dirty one through `zero`.
+    pub fn domain_alloc_zeroed(
+        &mut self,
+        dom: DomId,
+        zero: impl FnOnce(Mfn),
+    ) -> Result<Mfn, Errno> {
+        let (mfn, clean) = self.alloc_to(dom)?;
+        if !clean {
+            zero(mfn);
+        }
+        Ok(mfn)
+    }
+
+    fn alloc_to(&mut self, dom: DomId) -> Result<(Mfn, bool), Errno> {
         let d = self.doms.get(&dom).ok_or(Errno::ESRCH)?;
         if d.is_dying || d.tot_pages >= d.max_pages || !self.guest_may_take() {
             return Err(Errno::ENOMEM);
         }
-        let i = self.pop_free().ok_or(Errno::ENOMEM)?;
+        let (i, clean) = self.pop_free().ok_or(Errno::ENOMEM)?;
         self.frames[i as usize] = FrameInfo {
             owner: dom,
             flags: flags::ALLOCATED,
@@ -426,7 +495,7 @@ impl<'f> Mm<'f> {
             ..FrameInfo::RESERVED
         };
         self.list_insert(dom, i);
-        Ok(Mfn(i.into()))
+        Ok((Mfn(i.into()), clean))
     }
 
     /// Turns a hypervisor frame into one shared with `dom` (its shared_info page): the domain

@@ -84,6 +84,11 @@ pub fn with_mm<R>(f: impl FnOnce(&mut Mm<'static>) -> R) -> R {
     f(MM.lock().as_mut().expect("mm initialised at boot"))
 }
 
+/// Scrubs up to `n` dirty free frames (the idle loop's work); how many it did.
+pub fn scrub_some(n: usize) -> usize {
+    with_mm(|mm| (0..n).take_while(|_| mm.scrub_one(zero_frame)).count())
+}
+
 fn frame_ptr(mfn: Mfn) -> *mut u8 {
     phys_to_virt(mfn.0 << 12) as *mut u8
 }

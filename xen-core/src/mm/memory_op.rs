@@ -33,11 +33,8 @@ pub fn memory_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
             while done < end {
                 let slot = r.extent_start.raw() + done * 8;
                 let ok = match cmd {
-                    XENMEM_INCREASE_RESERVATION => match with_mm(|mm| mm.domain_alloc(d.id)) {
-                        Ok(mfn) => {
-                            machine::zero_frame(mfn);
-                            r.extent_start.is_null() || copy_out(slot, &mfn.0).is_ok()
-                        }
+                    XENMEM_INCREASE_RESERVATION => match alloc_zeroed(d.id) {
+                        Ok(mfn) => r.extent_start.is_null() || copy_out(slot, &mfn.0).is_ok(),
                         Err(_) => false,
                     },
                     XENMEM_DECREASE_RESERVATION => match copy_in::<u64>(slot) {
@@ -45,9 +42,8 @@ pub fn memory_op(hc: &mut Hc<'_>, a: [u64; 5]) -> HcResult {
                         Err(_) => false,
                     },
                     _ => match copy_in::<u64>(slot) {
-                        Ok(gpfn) if gpfn < 1 << 40 => match with_mm(|mm| mm.domain_alloc(d.id)) {
+                        Ok(gpfn) if gpfn < 1 << 40 => match alloc_zeroed(d.id) {
                             Ok(mfn) => {
-                                machine::zero_frame(mfn);
                                 with_mm(|mm| mm.set_m2p(mfn, gpfn));
                                 d.note_pfn(gpfn);
                                 copy_out(slot, &mfn.0).is_ok()
@@ -210,4 +206,10 @@ fn exchange(hc: &mut Hc<'_>, arg: u64) -> HcResult {
     }
     copy_out(arg, &x)?;
     Ok(Some(0))
+}
+
+/// A zeroed frame for `dom`: one the idle CPU scrubbed if there is one (no zeroing here),
+/// else a dirty one zeroed now.
+fn alloc_zeroed(dom: DomId) -> Result<Mfn, Errno> {
+    with_mm(|mm| mm.domain_alloc_zeroed(dom, machine::zero_frame))
 }

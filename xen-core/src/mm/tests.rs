@@ -451,3 +451,62 @@ fn exchange_gives_a_contiguous_run_for_scattered_frames() {
     assert_eq!(mm.exchange(D2, &[again[1]], 0), Err(Errno::EINVAL), "not its frame");
     assert_eq!(mm.frame(again[1]).unwrap().owner, D1);
 }
+
+#[test]
+fn idle_scrubbing_zeroes_each_freed_frame_once_and_allocation_prefers_scrubbed_frames() {
+    let (mut mm, tlb) = mm_with_tlb(32);
+    let free = mm.free_frames();
+    assert_eq!(mm.dirty_frames(), free, "boot memory is not known to be zero");
+    // A frame a guest had is freed while a TLB may still map it; scrubbing it flushes first.
+    let p = mm.domain_alloc(D1).unwrap();
+    mm.stamp(p.0 as usize);
+    mm.domain_release(D1, p).unwrap();
+    let flushes = tlb.rule_flushes();
+    let mut zeroed = Vec::new();
+    while mm.scrub_one(|m| zeroed.push(m)) {}
+    assert_eq!(zeroed.len() as u64, free, "every free frame once");
+    assert!(zeroed.contains(&p));
+    assert_eq!(tlb.rule_flushes(), flushes + 1, "the stale TLB went before the zeroing");
+    assert_eq!((mm.free_frames(), mm.dirty_frames()), (free, 0));
+    // A scrubbed frame is handed out without zeroing it again.
+    let mut again = Vec::new();
+    let q = mm.domain_alloc_zeroed(D1, |m| again.push(m)).unwrap();
+    assert!(again.is_empty(), "{q:?} was scrubbed already");
+    assert_eq!(mm.frame(q).unwrap().flags, flags::ALLOCATED, "SCRUBBED goes with the list");
+    // Freed, it is dirty again; once the scrubbed frames run out, a dirty one is zeroed.
+    mm.domain_release(D1, q).unwrap();
+    assert_eq!(mm.dirty_frames(), 1);
+    let mut got = Vec::new();
+    while let Ok(m) = mm.domain_alloc_zeroed(D1, |m| again.push(m)) {
+        got.push(m);
+    }
+    assert_eq!(got.len() as u64, free);
+    assert_eq!(again, [q], "only the dirty frame needed zeroing, and it came last");
+    assert_eq!((mm.free_frames(), mm.dirty_frames()), (0, 0));
+}
+
+#[test]
+fn exchange_takes_runs_from_both_free_lists_scrubbed_and_dirty() {
+    let mut mm = mm(64);
+    let all: Vec<Mfn> = (0..48).map_while(|_| mm.domain_alloc(D1).ok()).collect();
+    // Frames 16..64 are allocated; free 24..28 (dirty) and scrub two of them.
+    for m in all.iter().filter(|m| (24..28).contains(&m.0)) {
+        mm.domain_release(D1, *m).unwrap();
+    }
+    assert!(mm.scrub_one(|_| {}) && mm.scrub_one(|_| {}));
+    assert_eq!((mm.free_frames(), mm.dirty_frames()), (4, 2));
+    let old: Vec<Mfn> = all.iter().filter(|m| m.0 >= 40).take(4).copied().collect();
+    assert_eq!(mm.exchange(D1, &old, 2), Ok(Mfn(24)));
+    // The four given back are dirty; both lists are intact.
+    assert_eq!((mm.free_frames(), mm.dirty_frames()), (4, 4));
+    let mut zeroed = 0;
+    let back: Vec<Mfn> =
+        (0..8).map_while(|_| mm.domain_alloc_zeroed(D1, |_| zeroed += 1).ok()).collect();
+    assert_eq!(back.len(), 4);
+    assert_eq!(zeroed, 4);
+    let mut sorted: Vec<u64> = back.iter().map(|m| m.0).collect();
+    sorted.sort();
+    let mut want: Vec<u64> = old.iter().map(|m| m.0).collect();
+    want.sort();
+    assert_eq!(sorted, want);
+}

@@ -269,6 +269,14 @@ pub fn idle_halt() {
     x86_64::instructions::interrupts::disable();
 }
 
+/// Lets a pending interrupt in (one instruction with interrupts on), then turns them off
+/// again: what the idle loop does between pieces of its own work.
+pub fn let_interrupts_in() {
+    x86_64::instructions::interrupts::enable();
+    x86_64::instructions::nop();
+    x86_64::instructions::interrupts::disable();
+}
+
 /// How many guest entries this CPU's GDT holds now (those past it are zero).
 static GUEST_GDT_ENTS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
