@@ -25,6 +25,7 @@ use crate::backends::vcons::VconsBackend;
 use crate::drivers::Devices;
 use crate::drivers::iobuf::GrantPath;
 use crate::drivers::serial::Serial;
+use crate::drivers::virtio::blk::Disk;
 use crate::xenstored::server::Xenstored;
 
 /// What dom0 was asked to do (its command line).
@@ -101,6 +102,11 @@ impl Services {
     /// Whether `dom` is being served.
     pub fn serves(&self, dom: DomId) -> bool {
         self.guests.contains_key(&dom.0)
+    }
+
+    /// dom0's virtio disks (none without devices).
+    pub fn disks(&mut self) -> &mut [Disk] {
+        self.devices.as_mut().map_or(&mut [][..], |d| &mut d.virtio.disks[..])
     }
 
     /// The consoles (the shell attaches to one).

@@ -212,3 +212,45 @@ fn fifty_guests_created_and_running_at_once() {
     assert!((0..=50 * 8).contains(&(start - cold)), "{done}");
     run.expect_not("RESULT createbench: FAIL");
 }
+
+/// Kernels and configurations on a disk, as a Xen user keeps them in dom0's filesystem: dom0
+/// has no ramdisk archive here, and its second virtio disk is what `scripts/guest-disk` makes
+/// of a folder (the first is a plain scratch disk, passed over). `create=` finds each
+/// configuration and the kernel it names there; what is on no disk is one error line.
+#[test]
+fn guest_images_and_configs_come_from_an_archive_on_a_disk() {
+    let dir = root().join("target/test-archives/toolstack-disk.d");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("kernels")).unwrap();
+    std::fs::write(dir.join("kernels/pv-guest"), pv_guest_file().1).unwrap();
+    std::fs::write(
+        dir.join("fromdisk.cfg"),
+        "name = \"fromdisk\"\nkernel = \"kernels/pv-guest\"\nmemory = 16\nextra = \"scenario=ticker count=3 period_ms=50\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("nokernel.cfg"), "name = \"nokernel\"\nkernel = \"kernels/nope\"\n")
+        .unwrap();
+    let image = root().join("target/disks/toolstack-disk-guests.img");
+    let made = std::process::Command::new(root().join("scripts/guest-disk"))
+        .arg(&dir)
+        .arg(&image)
+        .output()
+        .expect("scripts/guest-disk runs");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert_eq!(std::fs::metadata(&image).unwrap().len() % (1 << 20), 0, "whole MiB");
+    let scratch = scratch_disk("toolstack-disk-scratch", 16);
+    let run = Boot::new("toolstack-disk", "dom0", "create=fromdisk+nokernel+nothere")
+        .disk(&scratch)
+        .disk(&image)
+        .timeout_secs(300)
+        .run();
+    run.expect_status(EXIT_POWEROFF);
+    run.expect("dom0: d1 (fromdisk) created: 16 MiB, kernel kernels/pv-guest");
+    run.expect("[fromdisk] tick 2");
+    run.expect(
+        "dom0: create nokernel: nokernel: kernel: no file kernels/nope in dom0's ramdisk or on its disks",
+    );
+    run.expect("dom0: create nothere: no configuration nothere in dom0's ramdisk or on its disks");
+    run.expect("RESULT create: 1 created, 2 failed, 0 frames kept by the failures");
+    run.expect("domain 1: all frames returned");
+}

@@ -72,7 +72,7 @@ pub enum Command {
 
 /// One line per command for `help`: (usage, what it does).
 pub const HELP: &[(&str, &str)] = &[
-    ("create <cfg>", "build a domain from a configuration in dom0's ramdisk"),
+    ("create <cfg>", "build a domain from a configuration in dom0's ramdisk or on its disks"),
     ("list", "domains: name, id, memory, vCPUs, state, CPU time"),
     ("info", "the host: CPUs, memory, hypervisor version"),
     ("console <dom>", "attach to a domain's console (Ctrl-] detaches)"),

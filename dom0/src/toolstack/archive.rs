@@ -6,7 +6,9 @@
 //!
 //! The whole archive is checked when opened (every header, name and size against the bytes
 //! there are), so a lookup afterwards cannot fail half way. Names are compared without a
-//! leading `./` or `/`. Hardware-free and host-tested.
+//! leading `./` or `/`. The same format on a disk is searched piece by piece instead
+//! ([`find_in`]: only headers and names are read, so a disk of guest images costs dom0 no
+//! memory until a file is loaded). Hardware-free and host-tested.
 
 use core::fmt;
 
@@ -77,15 +79,23 @@ fn field(bytes: &[u8], at: usize, i: usize) -> Result<usize, ArchiveError> {
     usize::from_str_radix(text, 16).map_err(|_| ArchiveError::BadField(start))
 }
 
-/// The entry at `at` and where the next one starts.
-fn entry_at(bytes: &[u8], at: usize) -> Result<(Entry<'_>, usize), ArchiveError> {
+/// Whether `bytes` start with the magic of a newc archive.
+pub fn has_magic(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"070701") || bytes.starts_with(b"070702")
+}
+
+/// The (mode, data size, name size) of the header at `at` of `bytes`.
+fn header_at(bytes: &[u8], at: usize) -> Result<(u32, usize, usize), ArchiveError> {
     let header = bytes.get(at..at + HEADER).ok_or(ArchiveError::Truncated(at))?;
-    if &header[..6] != b"070701" && &header[..6] != b"070702" {
+    if !has_magic(header) {
         return Err(ArchiveError::BadMagic(at));
     }
-    let mode = field(bytes, at, 1)? as u32;
-    let size = field(bytes, at, 6)?;
-    let namesize = field(bytes, at, 11)?;
+    Ok((field(bytes, at, 1)? as u32, field(bytes, at, 6)?, field(bytes, at, 11)?))
+}
+
+/// The entry at `at` and where the next one starts.
+fn entry_at(bytes: &[u8], at: usize) -> Result<(Entry<'_>, usize), ArchiveError> {
+    let (mode, size, namesize) = header_at(bytes, at)?;
     let name_end = (at + HEADER).checked_add(namesize).ok_or(ArchiveError::Truncated(at))?;
     let raw = bytes.get(at + HEADER..name_end).ok_or(ArchiveError::Truncated(at))?;
     let raw = raw.strip_suffix(&[0]).ok_or(ArchiveError::BadName(at))?;
@@ -132,6 +142,71 @@ impl<'a> Archive<'a> {
     pub fn file(&self, name: &str) -> Option<&'a [u8]> {
         let name = name.trim_start_matches("./").trim_start_matches('/');
         self.entries().find(|e| e.is_file() && e.name == name).map(|e| e.data)
+    }
+}
+
+/// Where a file's data lies in an archive read piece by piece.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Located {
+    /// Byte offset of the data from the archive's start.
+    pub offset: u64,
+    /// Bytes of data.
+    pub size: u64,
+}
+
+/// Longest entry name [`find_in`] reads (Linux's PATH_MAX).
+pub const NAME_MAX: usize = 4096;
+
+/// Looks up the regular file `name` in an archive of at most `len` bytes read through
+/// `read(offset, buf)` (which fills `buf` from `offset` or says why not): only headers and
+/// names are read. None when the trailer comes first. Bytes that are not such an archive, or
+/// an entry running past `len`, are an error, as for [`Archive::open`].
+pub fn find_in(
+    len: u64,
+    name: &str,
+    mut read: impl FnMut(u64, &mut [u8]) -> Result<(), alloc::string::String>,
+) -> Result<Option<Located>, alloc::string::String> {
+    use alloc::string::ToString;
+    let want = name.trim_start_matches("./").trim_start_matches('/');
+    let mut at: u64 = 0;
+    let mut header = [0u8; HEADER];
+    let mut raw = alloc::vec::Vec::new();
+    loop {
+        let here = at as usize;
+        if at.checked_add(HEADER as u64).is_none_or(|end| end > len) {
+            return Err(ArchiveError::NoTrailer.to_string());
+        }
+        read(at, &mut header)?;
+        let (mode, size, namesize) = header_at(&header, 0).map_err(|e| {
+            match e {
+                ArchiveError::BadMagic(_) => ArchiveError::BadMagic(here),
+                ArchiveError::BadField(f) => ArchiveError::BadField(here + f),
+                other => other,
+            }
+            .to_string()
+        })?;
+        if namesize == 0 || namesize > NAME_MAX {
+            return Err(ArchiveError::BadName(here).to_string());
+        }
+        let name_at = at + HEADER as u64;
+        let data_at = (name_at + namesize as u64).next_multiple_of(4);
+        let data_end = data_at + size as u64;
+        if data_end > len {
+            return Err(ArchiveError::Truncated(here).to_string());
+        }
+        raw.resize(namesize, 0);
+        read(name_at, &mut raw)?;
+        let text = raw.strip_suffix(&[0]).ok_or(ArchiveError::BadName(here).to_string())?;
+        let entry =
+            core::str::from_utf8(text).map_err(|_| ArchiveError::BadName(here).to_string())?;
+        if entry.as_bytes() == TRAILER {
+            return Ok(None);
+        }
+        let entry = entry.trim_start_matches("./").trim_start_matches('/');
+        if mode & S_IFMT == S_IFREG && entry == want {
+            return Ok(Some(Located { offset: data_at, size: size as u64 }));
+        }
+        at = data_end.next_multiple_of(4);
     }
 }
 
@@ -204,5 +279,59 @@ mod tests {
         let mut a = Vec::new();
         entry(&mut a, "f", 0o100644, b"x");
         assert_eq!(Archive::open(&a).unwrap_err(), ArchiveError::NoTrailer);
+    }
+
+    /// `find_in` over `bytes` (a disk of `len` bytes: zeros past the archive), counting reads.
+    fn find(bytes: &[u8], len: u64, name: &str) -> (Result<Option<Located>, String>, usize) {
+        let mut reads = 0;
+        let r = find_in(len, name, |at, buf| {
+            reads += 1;
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = bytes.get(at as usize + i).copied().unwrap_or(0);
+            }
+            Ok(())
+        });
+        (r, reads)
+    }
+
+    #[test]
+    fn a_file_is_found_piece_by_piece_as_in_memory() {
+        let bytes = sample();
+        let a = Archive::open(&bytes).unwrap();
+        for name in ["kernels/pv-guest", "/ticker.cfg", "./ticker.cfg"] {
+            let (r, reads) = find(&bytes, 1 << 20, name);
+            let at = r.unwrap().unwrap();
+            let data = &bytes[at.offset as usize..(at.offset + at.size) as usize];
+            assert_eq!(Some(data), a.file(name), "{name}");
+            assert!(reads <= 6, "headers and names only: {reads} reads");
+        }
+        assert_eq!(find(&bytes, 1 << 20, "link").0, Ok(None), "a symlink is not a file");
+        assert_eq!(find(&bytes, 1 << 20, "missing").0, Ok(None));
+    }
+
+    #[test]
+    fn a_damaged_archive_on_a_disk_is_an_error_not_a_hang() {
+        let good = sample();
+        // The disk ends inside the archive: an entry past its end.
+        assert!(find(&good, good.len() as u64 - 8, "missing").0.is_err());
+        // A disk of zeros, or of anything but an archive.
+        assert_eq!(find(&[], 4096, "x").0, Err(ArchiveError::BadMagic(0).to_string()));
+        // A name size of zero or past NAME_MAX.
+        let mut bad = good.clone();
+        bad[6 + 11 * 8..6 + 12 * 8].copy_from_slice(b"00100000");
+        assert_eq!(find(&bad, 1 << 20, "x").0, Err(ArchiveError::BadName(0).to_string()));
+        // A size field that is not hex names the byte.
+        let mut bad = good.clone();
+        bad[6 + 6 * 8] = b'Z';
+        assert_eq!(find(&bad, 1 << 20, "x").0, Err(ArchiveError::BadField(54).to_string()));
+        // A read that fails is the error.
+        assert_eq!(
+            find_in(1 << 20, "x", |_, _| Err("disk error".into())),
+            Err("disk error".into())
+        );
+        // No trailer: the walk stops at the end of the disk.
+        let mut a = Vec::new();
+        entry(&mut a, "f", 0o100644, b"x");
+        assert!(find(&a, a.len() as u64, "missing").0.is_err());
     }
 }

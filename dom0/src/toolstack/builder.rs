@@ -34,6 +34,8 @@ use super::archive::Archive;
 use super::config::{DomainConfig, Image};
 use super::ctl;
 use super::memory::{self, Region};
+use super::on_disk;
+use crate::drivers::virtio::blk::Disk;
 
 /// Flat selectors a PV kernel starts with (Xen's FLAT_KERNEL_CS64 / SS64).
 const KERNEL_CS: u16 = hypercall_abi::arch::FLAT_KERNEL_CS64;
@@ -54,13 +56,26 @@ impl Bytes {
     }
 }
 
-/// Reads an image from where its configuration says.
-fn load(archive: Option<&Archive<'static>>, image: &Image) -> Result<Bytes, String> {
+/// Reads an image from where its configuration says: a file of dom0's ramdisk, else of an
+/// archive on one of its disks (`on_disk`), or a boot module.
+fn load(
+    archive: Option<&Archive<'static>>,
+    disks: &mut [Disk],
+    image: &Image,
+) -> Result<Bytes, String> {
     match image {
-        Image::Archive(path) => archive
-            .and_then(|a| a.file(path))
-            .map(Bytes::Archived)
-            .ok_or_else(|| format!("no file {path} in dom0's ramdisk")),
+        Image::Archive(path) => {
+            if let Some(b) = archive.and_then(|a| a.file(path)) {
+                return Ok(Bytes::Archived(b));
+            }
+            match on_disk::find(disks, path)? {
+                Some((disk, at)) => {
+                    let (region, size) = on_disk::load(disks, disk, at)?;
+                    Ok(Bytes::Copied(region, size))
+                }
+                None => Err(format!("no file {path} in dom0's ramdisk or on its disks")),
+            }
+        }
         Image::BootModule(index) => {
             let (size, _) =
                 ctl::boot_module_info(*index).map_err(|e| format!("boot module {index}: {e:?}"))?;
@@ -202,10 +217,14 @@ impl Drop for DomainGuard {
 }
 
 /// Builds `cfg` into a new paused domain. Errors are one line: "<what>: <why>".
-pub fn build(archive: Option<&Archive<'static>>, cfg: &DomainConfig) -> Result<Created, String> {
-    let kernel = load(archive, &cfg.kernel).map_err(|e| format!("kernel: {e}"))?;
+pub fn build(
+    archive: Option<&Archive<'static>>,
+    disks: &mut [Disk],
+    cfg: &DomainConfig,
+) -> Result<Created, String> {
+    let kernel = load(archive, disks, &cfg.kernel).map_err(|e| format!("kernel: {e}"))?;
     let ramdisk = match &cfg.ramdisk {
-        Some(r) => Some(load(archive, r).map_err(|e| format!("ramdisk: {e}"))?),
+        Some(r) => Some(load(archive, disks, r).map_err(|e| format!("ramdisk: {e}"))?),
         None => None,
     };
     let rd: &[u8] = ramdisk.as_ref().map_or(&[], Bytes::get);

@@ -143,7 +143,7 @@ pub fn create_bench(ts: &mut Toolstack, svc: &mut Services, arg: &str) {
         println!("RESULT createbench: FAIL bad argument {arg:?} (want <cfg>:<count>)");
         return;
     };
-    let base = match ts.config(file) {
+    let base = match ts.config(svc, file) {
         Ok(c) => c,
         Err(e) => {
             println!("RESULT createbench: FAIL {e}");

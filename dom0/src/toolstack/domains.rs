@@ -36,7 +36,7 @@ use pv_guest::{events, println, time};
 
 use super::archive::Archive;
 use super::config::{self, Action, DomainConfig, Image};
-use super::{builder, ctl, memory};
+use super::{builder, ctl, memory, on_disk};
 use crate::service::Services;
 
 /// The window within which rebuilds of one domain are counted.
@@ -164,13 +164,30 @@ impl Toolstack {
         Toolstack { archive, managed: BTreeMap::new(), seen_exc: u64::MAX, wait_for }
     }
 
-    /// The configuration file `file` (or `file.cfg`) of the archive, parsed.
-    pub fn config(&self, file: &str) -> Result<DomainConfig, String> {
-        let a = self.archive.as_ref().ok_or("dom0 has no guest archive as its ramdisk")?;
-        let text = a
-            .file(file)
-            .or_else(|| a.file(&format!("{file}.cfg")))
-            .ok_or_else(|| format!("no configuration {file} in dom0's ramdisk"))?;
+    /// The configuration file `file` (or `file.cfg`) of dom0's ramdisk, else of an archive on
+    /// one of its disks, parsed.
+    pub fn config(&self, svc: &mut Services, file: &str) -> Result<DomainConfig, String> {
+        let names = [String::from(file), format!("{file}.cfg")];
+        let in_ramdisk = self.archive.as_ref().and_then(|a| names.iter().find_map(|n| a.file(n)));
+        let from_disk;
+        let text = match in_ramdisk {
+            Some(t) => t,
+            None => {
+                let disks = svc.disks();
+                let mut found = None;
+                for n in &names {
+                    if let Some(hit) = on_disk::find(disks, n)? {
+                        found = Some(hit);
+                        break;
+                    }
+                }
+                let (disk, at) = found.ok_or_else(|| {
+                    format!("no configuration {file} in dom0's ramdisk or on its disks")
+                })?;
+                from_disk = on_disk::read_config(disks, disk, at)?;
+                &from_disk[..]
+            }
+        };
         let text = core::str::from_utf8(text).map_err(|_| format!("{file} is not text"))?;
         config::parse(text).map_err(|e| e.to_string())
     }
@@ -183,7 +200,7 @@ impl Toolstack {
             return Err(format!("a domain named {} exists already", cfg.name));
         }
         let t0 = time::now_ns();
-        let c = builder::build(self.archive.as_ref(), &cfg)
+        let c = builder::build(self.archive.as_ref(), svc.disks(), &cfg)
             .map_err(|e| format!("{}: {e}", cfg.name))?;
         svc.adopt(c.dom, &cfg.name, &cfg.disks);
         svc.add_vifs(c.dom, &cfg.name, &cfg.vifs);
@@ -208,7 +225,7 @@ impl Toolstack {
 
     /// [`config`](Self::config) then [`create`](Self::create).
     pub fn create_file(&mut self, svc: &mut Services, file: &str) -> Result<DomId, String> {
-        let cfg = self.config(file)?;
+        let cfg = self.config(svc, file)?;
         self.create(svc, cfg)
     }
 

@@ -4,6 +4,7 @@
 //! - `config` (host-tested): the `xl.cfg` subset a domain is described with;
 //! - `vif` (host-tested): a `vif` entry (xl's `mac=...,bridge=...` subset) and made-up MACs;
 //! - `archive` (host-tested): dom0's ramdisk, a newc cpio archive of kernels and configs;
+//! - `on_disk`: the same archive format on one of dom0's disks, searched after the ramdisk;
 //! - `ctl`: the `domctl`, `sysctl` and on-behalf-of hypercalls, thin wrappers;
 //! - `memory`: dom0's window for mapping its spare frames and a new domain's frames;
 //! - `builder`: one domU from a configuration, through domctl and the shared builder
@@ -28,6 +29,8 @@ pub mod ctl;
 pub mod domains;
 #[cfg(target_os = "none")]
 pub mod memory;
+#[cfg(target_os = "none")]
+pub mod on_disk;
 
 #[cfg(target_os = "none")]
 pub use domains::Toolstack;
